@@ -1,0 +1,3 @@
+from auditlog.cli.main import main
+
+raise SystemExit(main())

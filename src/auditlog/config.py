@@ -1,0 +1,207 @@
+"""Settings: built once at the edge (defaults < config file < environment < flags), then passed down.
+
+``SETTINGS`` is the one table of every setting: its name, type, default and help. The
+environment variable of a setting is ``AUDITLOG_`` + its name in upper case; the command-line
+flag is ``--`` + its name with ``-`` for ``_``. This module is the only reader of ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from auditlog.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return "AUDITLOG_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "Address to listen on."),
+    Setting("port", int, 8000, "TCP port to listen on.", minimum=0),
+    Setting(
+        "data",
+        str,
+        "./data",
+        "Directory of the embedded SQLite database (used when store is empty).",
+    ),
+    Setting(
+        "store",
+        str,
+        "",
+        "Storage URL: sqlite:///path/to/file.db, or memory: (nothing kept). Empty means "
+        "sqlite in the data directory.",
+    ),
+    Setting(
+        "sqlite_synchronous",
+        str,
+        "FULL",
+        "SQLite synchronous mode. FULL survives power loss; NORMAL survives a crash of the "
+        "process but may lose the last commits on power loss.",
+        choices=("FULL", "NORMAL"),
+    ),
+    Setting("sqlite_cache_mb", int, 64, "SQLite page cache per connection, in MiB.", minimum=1),
+    Setting(
+        "read_threads",
+        int,
+        4,
+        "Threads (each with its own connection) that run queries.",
+        minimum=1,
+    ),
+    Setting(
+        "max_event_bytes", int, 65536, "Largest stored event, serialised, in bytes.", minimum=1024
+    ),
+    Setting("max_batch_events", int, 10000, "Most events in one batch request.", minimum=1),
+    Setting(
+        "max_body_bytes", int, 16 * 1024 * 1024, "Largest request body, in bytes.", minimum=1024
+    ),
+    Setting("max_data_depth", int, 32, "Deepest nesting of an event's data.", minimum=1),
+    Setting(
+        "queue_max_events",
+        int,
+        100000,
+        "Events waiting for commit beyond which writes are refused with 503.",
+        minimum=1,
+    ),
+    Setting(
+        "commit_max_events",
+        int,
+        10000,
+        "Most events committed in one transaction (a larger single batch still commits whole).",
+        minimum=1,
+    ),
+    Setting(
+        "retry_after", int, 1, "Seconds a client is told to wait (Retry-After) on 503.", minimum=1
+    ),
+    Setting(
+        "query_timeout_ms",
+        int,
+        10000,
+        "A query running longer than this is stopped and answered with 503.",
+        minimum=1,
+    ),
+    Setting(
+        "shutdown_timeout", int, 30, "Seconds to finish in-flight requests on SIGTERM.", minimum=1
+    ),
+    Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    Setting("access_log", bool, False, "Log every request (costs throughput)."),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting's value. Build with ``load``; see ``SETTINGS`` for meanings."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data: str = "./data"
+    store: str = ""
+    sqlite_synchronous: str = "FULL"
+    sqlite_cache_mb: int = 64
+    read_threads: int = 4
+    max_event_bytes: int = 65536
+    max_batch_events: int = 10000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_data_depth: int = 32
+    queue_max_events: int = 100000
+    commit_max_events: int = 10000
+    retry_after: int = 1
+    query_timeout_ms: int = 10000
+    shutdown_timeout: int = 30
+    log_level: str = "info"
+    access_log: bool = False
+
+    @property
+    def store_url(self) -> str:
+        """The storage URL, with the default (SQLite in the data directory) filled in."""
+        if self.store:
+            return self.store
+        return "sqlite:///" + str(Path(self.data) / "auditlog.db")
+
+
+def _convert(setting: Setting, value: Any, where: str) -> Any:
+    try:
+        if setting.type is bool:
+            if isinstance(value, bool):
+                out: Any = value
+            elif str(value).lower() in ("1", "true", "yes", "on"):
+                out = True
+            elif str(value).lower() in ("0", "false", "no", "off"):
+                out = False
+            else:
+                raise ValueError(value)
+        elif setting.type is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            out = int(value)
+        else:
+            out = str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid {setting.type.__name__} for {setting.name}"
+        ) from None
+    if setting.choices:
+        out = out.upper() if setting.choices[0].isupper() else out.lower()
+        if out not in setting.choices:
+            raise ConfigError(
+                f"{where}: {value!r} is not one of {', '.join(setting.choices)} for {setting.name}"
+            )
+    if setting.minimum is not None and out < setting.minimum:
+        raise ConfigError(f"{where}: {setting.name} must be at least {setting.minimum:g}")
+    return out
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Settings from defaults, then a TOML file, then ``AUDITLOG_*`` variables, then flags.
+
+    ``env`` defaults to ``os.environ``; the file is ``config_file`` or ``AUDITLOG_CONFIG``.
+    Flags whose value is ``None`` were not given.
+    """
+    environ = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or environ.get("AUDITLOG_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        for key, value in table.items():
+            if key not in _BY_NAME:
+                raise ConfigError(f"config file {path}: unknown setting {key!r}")
+            values[key] = _convert(_BY_NAME[key], value, f"config file {path}")
+    for setting in SETTINGS:
+        if setting.env in environ:
+            values[setting.name] = _convert(setting, environ[setting.env], setting.env)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            setting = _BY_NAME[key]
+            values[key] = _convert(setting, value, setting.flag)
+    return Settings(**values)
+
+
+assert {f.name for f in fields(Settings)} == set(_BY_NAME), "SETTINGS and Settings disagree"

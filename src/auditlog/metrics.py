@@ -1,0 +1,62 @@
+"""Prometheus metrics of one service instance, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+class Metrics:
+    """The counters, gauges and histograms auditlog exports at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "auditlog_http_requests",
+            "HTTP requests answered, by route pattern, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "auditlog_http_request_duration_seconds",
+            "Time from the start of a request to the end of its answer, by route pattern.",
+            ("route",),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.events_ingested = Counter(
+            "auditlog_events_ingested",
+            "Events newly committed (replays of an existing id are not counted).",
+            registry=self.registry,
+        )
+        self.commit_events = Histogram(
+            "auditlog_commit_batch_events",
+            "Events per group commit (one transaction).",
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "auditlog_commit_duration_seconds",
+            "Time one group commit took, including the flush to disk.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_events = Gauge(
+            "auditlog_ingest_queue_events",
+            "Events accepted by the HTTP layer and waiting for their commit.",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "auditlog_ingest_rejected",
+            "Write requests refused before storage, by reason.",
+            ("reason",),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

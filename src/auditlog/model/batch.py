@@ -1,0 +1,67 @@
+"""Request bodies of ``POST /v1/events``: one event, a JSON array, or NDJSON, to JSON values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from auditlog.errors import BadRequest, FieldError, InvalidEvent, PayloadTooLarge
+from auditlog.model.event import EventInvalid, Limits, NewEvent, Principal, validate_event
+
+MAX_REPORTED_ERRORS = 100
+
+
+def _loads(data: bytes | str, where: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{where} is not valid JSON: {exc}") from None
+
+
+def parse_body(body: bytes, ndjson: bool) -> tuple[list[Any], bool]:
+    """The events a body carries and whether it is a batch (array or NDJSON)."""
+    if ndjson:
+        values: list[Any] = []
+        for number, line in enumerate(body.split(b"\n"), start=1):
+            if line.strip():
+                values.append(_loads(line, f"line {number} of the NDJSON body"))
+        return values, True
+    value = _loads(body, "the request body")
+    if isinstance(value, list):
+        return value, True
+    return [value], False
+
+
+def validate_batch(
+    values: list[Any], batch: bool, principal: Principal, limits: Limits, now_us: int
+) -> tuple[NewEvent, ...]:
+    """Validate every event; ``InvalidEvent`` (422) or ``PayloadTooLarge`` (413) lists each problem.
+
+    Errors carry the event's index within a batch.
+    """
+    if batch and not 1 <= len(values) <= limits.max_batch_events:
+        raise InvalidEvent(
+            f"a batch holds 1-{limits.max_batch_events} events, this one has {len(values)}"
+        )
+    events: list[NewEvent] = []
+    errors: list[FieldError] = []
+    too_large = False
+    for index, value in enumerate(values):
+        try:
+            events.append(validate_event(value, principal, limits, now_us))
+        except EventInvalid as exc:
+            too_large = too_large or exc.too_large
+            for err in exc.errors:
+                if len(errors) < MAX_REPORTED_ERRORS:
+                    errors.append(FieldError(err.field, err.message, index if batch else None))
+    if errors:
+        first = errors[0]
+        where = f"event {first.index}: " if first.index is not None else ""
+        detail = f"{where}{first.field}: {first.message}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more problems)"
+        if too_large and all("limit" in e.message for e in errors):
+            raise PayloadTooLarge(detail, tuple(errors))
+        raise InvalidEvent(detail, tuple(errors))
+    return tuple(events)

@@ -1,0 +1,56 @@
+"""Credentials as values: scopes and API key records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENTS_WRITE = "events:write"
+EVENTS_READ = "events:read"
+LOG_READ = "log:read"
+ADMIN = "admin"
+SCOPES = (EVENTS_WRITE, EVENTS_READ, LOG_READ, ADMIN)
+
+
+def parse_scopes(text: str) -> tuple[str, ...]:
+    """``events:write,events:read`` to a tuple; ``ValueError`` naming an unknown scope."""
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not scopes:
+        raise ValueError(f"no scopes given; expected some of {', '.join(SCOPES)}")
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; expected some of {', '.join(SCOPES)}")
+    return scopes
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the secret, only its SHA-256."""
+
+    key_id: str
+    tenant: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: bytes
+    created_us: int
+    revoked_us: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_us is None
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """An authenticated caller: what every request is authorised against."""
+
+    principal: str
+    tenant: str
+    name: str
+    scopes: frozenset[str]
+    kind: str  # "api_key" or "jwt"
+    credential_id: str
+    expires_us: int | None = None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the credential carries ``scope``; ``admin`` carries every scope."""
+        return scope in self.scopes or ADMIN in self.scopes

@@ -1,0 +1,247 @@
+"""The audit event of API.md §1: validation of what producers send, and the stored form.
+
+A producer sends an envelope (``id``, ``type``, ``time``, ``actor``, ``subject``, ``source``,
+``outcome``) plus free-form ``data``. Validation turns that JSON value into a ``NewEvent``: the
+normalised content that storage gives a ``seq`` and commits, after which the stored event is
+``content`` plus ``tenant``, ``seq`` and ``received_at``, serialised by ``canonical_bytes``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditlog.errors import FieldError
+from auditlog.model import ids, times
+from auditlog.model.canonical import canonical_bytes
+
+#: Fields a producer may send, in the order the API lists them.
+ENVELOPE_FIELDS = ("id", "type", "time", "actor", "subject", "source", "outcome", "data")
+#: Fields only the server sets.
+SERVER_FIELDS = ("tenant", "seq", "received_at")
+OUTCOMES = ("success", "failure", "unknown")
+PARTY_FIELDS = ("id", "type", "name")
+MAX_TEXT = 200
+MAX_DATA_DEPTH = 32
+#: Room the server-set fields take in the stored event, beyond the producer's content.
+_SERVER_FIELD_ALLOWANCE = 160
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on what producers send (see docs/configuration.md)."""
+
+    max_event_bytes: int = 64 * 1024
+    max_batch_events: int = 10_000
+    max_data_depth: int = MAX_DATA_DEPTH
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is writing: the defaults for ``actor`` and ``source`` come from here."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A validated event, ready to be given a ``seq``.
+
+    ``content`` holds every envelope field and ``data``, normalised (times in the canonical
+    string form, ``actor``/``subject`` as objects, defaults filled in). ``given`` names the
+    fields the producer sent, which is what an idempotent retry is compared on.
+    """
+
+    id: str
+    type: str
+    time_us: int
+    content: dict[str, Any]
+    given: frozenset[str]
+    floats: bool
+    size: int
+
+
+class EventInvalid(ValueError):
+    """The value is not a valid event; ``errors`` says every reason found."""
+
+    def __init__(self, errors: Sequence[FieldError], too_large: bool = False) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = tuple(errors)
+        self.too_large = too_large
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def _check_text(value: Any, field: str, errors: list[FieldError], max_len: int = MAX_TEXT) -> None:
+    if not isinstance(value, str):
+        errors.append(FieldError(field, f"expected a string of 1-{max_len} characters"))
+    elif not 1 <= len(value) <= max_len:
+        errors.append(
+            FieldError(field, f"length {len(value)} is out of range 1-{max_len} characters")
+        )
+    elif _has_control(value):
+        errors.append(FieldError(field, "must not contain control characters"))
+
+
+def _party(value: Any, field: str, errors: list[FieldError]) -> dict[str, str] | None:
+    """``actor`` or ``subject``: an object with a string id, or a string short for one."""
+    if isinstance(value, str):
+        value = {"id": value}
+    if not isinstance(value, dict):
+        errors.append(
+            FieldError(field, 'expected an object {"id", "type"?, "name"?} or a string id')
+        )
+        return None
+    before = len(errors)
+    for key in value:
+        if key not in PARTY_FIELDS:
+            errors.append(FieldError(f"{field}.{key}", "unknown field; expected id, type, name"))
+    if "id" not in value:
+        errors.append(FieldError(f"{field}.id", "is required"))
+    for key in PARTY_FIELDS:
+        if key in value:
+            _check_text(value[key], f"{field}.{key}", errors)
+    return value if len(errors) == before else None
+
+
+def _depth_and_floats(value: Any, limit: int) -> tuple[bool, bool]:
+    """(whether nesting stays within ``limit`` containers, whether a float occurs)."""
+    floats = False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False, floats
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+            floats = floats or any(isinstance(v, float) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+            floats = floats or any(isinstance(v, float) for v in item)
+    return True, floats
+
+
+def validate_event(raw: Any, principal: Principal, limits: Limits, now_us: int) -> NewEvent:
+    """Validate one event as sent by a producer; raise ``EventInvalid`` naming every problem."""
+    if not isinstance(raw, dict):
+        raise EventInvalid([FieldError("(event)", "expected a JSON object")])
+    errors: list[FieldError] = []
+    for key in raw:
+        if key in SERVER_FIELDS:
+            errors.append(FieldError(key, "is set by the server and must not be sent"))
+        elif key not in ENVELOPE_FIELDS:
+            errors.append(FieldError(key, "unknown field; put event-specific fields in data"))
+
+    content: dict[str, Any] = {}
+    event_id = raw.get("id")
+    if "id" not in raw:
+        event_id = ids.ulid(now_us // 1000)
+    elif not isinstance(event_id, str) or not ids.is_event_id(event_id):
+        errors.append(FieldError("id", f"expected {ids.EVENT_ID_EXPECTED}"))
+    content["id"] = event_id
+
+    if "type" not in raw:
+        errors.append(FieldError("type", "is required"))
+    else:
+        _check_text(raw["type"], "type", errors)
+    content["type"] = raw.get("type")
+
+    time_us = now_us
+    if "time" in raw:
+        try:
+            time_us = times.parse_time_value(raw["time"])
+        except times.TimeFormatError as exc:
+            errors.append(FieldError("time", str(exc)))
+    content["time"] = times.format_us(time_us)
+
+    if "actor" in raw:
+        content["actor"] = _party(raw["actor"], "actor", errors)
+    else:
+        content["actor"] = {"id": principal.id, "type": "credential"}
+    if "subject" in raw:
+        content["subject"] = _party(raw["subject"], "subject", errors)
+
+    if "source" in raw:
+        _check_text(raw["source"], "source", errors)
+        content["source"] = raw["source"]
+    else:
+        content["source"] = principal.name
+
+    if "outcome" in raw:
+        if raw["outcome"] not in OUTCOMES:
+            errors.append(FieldError("outcome", "expected one of success, failure, unknown"))
+        content["outcome"] = raw["outcome"]
+
+    floats = False
+    data = raw.get("data", {})
+    if not isinstance(data, dict):
+        errors.append(FieldError("data", "expected a JSON object"))
+    else:
+        shallow, floats = _depth_and_floats(data, limits.max_data_depth)
+        if not shallow:
+            errors.append(
+                FieldError("data", f"nesting is deeper than {limits.max_data_depth} levels")
+            )
+    content["data"] = data
+
+    if errors:
+        raise EventInvalid(errors)
+    size = len(canonical_bytes(content, floats=floats)) + _SERVER_FIELD_ALLOWANCE
+    if size > limits.max_event_bytes:
+        raise EventInvalid(
+            [
+                FieldError(
+                    "(event)",
+                    f"the stored event would be about {size} bytes, more than the limit of "
+                    f"{limits.max_event_bytes}",
+                )
+            ],
+            too_large=True,
+        )
+    given = frozenset(k for k in raw if k in ENVELOPE_FIELDS)
+    assert isinstance(event_id, str)
+    return NewEvent(
+        id=event_id,
+        type=content["type"],
+        time_us=time_us,
+        content=content,
+        given=given,
+        floats=floats,
+        size=size,
+    )
+
+
+def stored_bytes(event: NewEvent, tenant: str, seq: int, received_us: int) -> bytes:
+    """The stored event's canonical bytes: the content plus the server-set fields."""
+    stored = dict(event.content)
+    stored["tenant"] = tenant
+    stored["seq"] = seq
+    stored["received_at"] = times.format_us(received_us)
+    return canonical_bytes(stored, floats=event.floats)
+
+
+_DEFAULTED = frozenset({"id", "time", "actor", "source"})
+
+
+def same_content(event: NewEvent, stored: dict[str, Any]) -> bool:
+    """Whether a retry carries the content of the event already stored under its id.
+
+    Fields the retry sends are compared with the stored ones as JSON values (by their canonical
+    bytes, so ``1`` and ``true`` differ). Fields the server fills in when absent (``time``,
+    ``actor``, ``source``) are not compared when the retry omits them; ``subject`` and
+    ``outcome`` omitted must be absent from the stored event too, and ``data`` omitted is ``{}``.
+    """
+    for field in ENVELOPE_FIELDS:
+        if field in event.given or field == "data":
+            if field not in stored:
+                return False
+            if canonical_bytes(stored[field]) != canonical_bytes(event.content[field]):
+                return False
+        elif field not in _DEFAULTED and field in stored:
+            return False
+    return True

@@ -1,0 +1,112 @@
+"""Times: RFC 3339 strings in UTC with microseconds, or Unix seconds, to integer microseconds.
+
+Internally a time is an ``int`` of microseconds since the Unix epoch (UTC). Externally it is
+always written as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Years 0001-9999, the range every RFC 3339 string and Python datetime can hold.
+MIN_US = int((datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
+MAX_US = (
+    int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
+    + 999_999
+)
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?", re.ASCII)
+
+EXPECTED = "an RFC 3339 time such as 2026-11-27T02:27:53.123456Z, or Unix seconds"
+
+
+class TimeFormatError(ValueError):
+    """The value is not a time we accept; the message says what was expected."""
+
+
+def format_us(us: int) -> str:
+    """Microseconds since the epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    dt = _EPOCH + timedelta(microseconds=us)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+        f"{dt.second:02d}.{dt.microsecond:06d}Z"
+    )
+
+
+def parse_rfc3339(text: str) -> int:
+    """An RFC 3339 date-time with a ``Z`` or numeric offset, to microseconds.
+
+    Fractions finer than a microsecond are truncated.
+    """
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise TimeFormatError(f"{text!r} is not {EXPECTED}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    frac = m.group(7) or ""
+    micro = int((frac + "000000")[:6])
+    if second == 60:  # a leap second is held at the last representable instant of its minute
+        second, micro = 59, 999_999
+    try:
+        dt = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    except ValueError:
+        raise TimeFormatError(f"{text!r} is not a valid calendar time") from None
+    offset = m.group(8)
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        oh, om = int(offset[1:3]), int(offset[4:6])
+        if oh > 23 or om > 59:
+            raise TimeFormatError(f"{text!r} has an invalid UTC offset")
+        dt -= sign * timedelta(hours=oh, minutes=om)
+    us = (dt - _EPOCH) // timedelta(microseconds=1)
+    if not MIN_US <= us <= MAX_US:
+        raise TimeFormatError(f"{text!r} is outside the years 0001-9999")
+    return us
+
+
+def from_unix_seconds(seconds: float | int) -> int:
+    """Unix seconds (integer or fraction) to microseconds."""
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise TimeFormatError(f"{seconds!r} is not {EXPECTED}")
+    us = round(seconds * 1_000_000) if isinstance(seconds, float) else seconds * 1_000_000
+    if not MIN_US <= us <= MAX_US:
+        raise TimeFormatError(f"{seconds!r} is outside the years 0001-9999")
+    return int(us)
+
+
+def parse_time_value(value: object) -> int:
+    """A time from a JSON value: an RFC 3339 string or a number of Unix seconds."""
+    if isinstance(value, bool):
+        raise TimeFormatError(f"{value!r} is not {EXPECTED}")
+    if isinstance(value, int | float):
+        return from_unix_seconds(value)
+    if isinstance(value, str):
+        return parse_rfc3339(value)
+    raise TimeFormatError(f"a {type(value).__name__} is not {EXPECTED}")
+
+
+def parse_time_param(text: str) -> int:
+    """A time from a query parameter: RFC 3339, or Unix seconds written as a number."""
+    if _NUMBER.fullmatch(text):
+        whole, _, frac = text.partition(".")
+        if frac:
+            # Exact decimal arithmetic: no float rounding for a parameter.
+            sign = -1 if whole.startswith("-") else 1
+            us = int(whole) * 1_000_000 + sign * int((frac + "000000")[:6])
+        else:
+            us = int(whole) * 1_000_000
+        if not MIN_US <= us <= MAX_US:
+            raise TimeFormatError(f"{text!r} is outside the years 0001-9999")
+        return us
+    return parse_rfc3339(text)
+
+
+def now_us() -> int:
+    """The current time in microseconds since the epoch."""
+    return (datetime.now(UTC) - _EPOCH) // timedelta(microseconds=1)

@@ -1,0 +1,94 @@
+"""Authentication of API keys: issuing, checking and revoking them.
+
+A key is ``alk_<key id>_<secret>``: the id (16 base32 characters) finds the record, the secret
+(32 random bytes, base64url) proves possession. Only SHA-256 of the secret is stored; a secret
+of 256 random bits needs no slow hash, since nobody can guess it offline from its digest. The
+comparison is constant-time, and an unknown key id is checked against a dummy digest so that
+the answer takes the same time either way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from auditlog.errors import Forbidden, Unauthorized
+from auditlog.model import times
+from auditlog.model.credentials import ApiKey, Credential
+from auditlog.storage.base import Store
+
+KEY_PREFIX = "alk"
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_DUMMY_DIGEST = hashlib.sha256(b"auditlog: no such key").digest()
+
+
+def _new_key_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization`` header: ``Bearer <t>`` (or the old ``Bearer: <t>``)."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header; expected 'Bearer <token>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() not in ("bearer", "bearer:") or not token.strip():
+        raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
+    return token.strip()
+
+
+class ApiKeys:
+    """Issue, check, list and revoke API keys kept in a ``Store``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def create(
+        self, tenant: str, scopes: tuple[str, ...], name: str | None
+    ) -> tuple[ApiKey, str]:
+        """A new key for ``tenant``: the stored record and the token, which is shown once."""
+        key_id = _new_key_id()
+        secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        key = ApiKey(
+            key_id=key_id,
+            tenant=tenant,
+            name=name or f"key-{key_id}",
+            scopes=scopes,
+            secret_hash=_digest(secret),
+            created_us=times.now_us(),
+        )
+        await self._store.create_api_key(key)
+        return key, f"{KEY_PREFIX}_{key_id}_{secret}"
+
+    async def authenticate(self, token: str) -> Credential:
+        """The credential a token stands for; ``Unauthorized`` for anything else."""
+        prefix, _, rest = token.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != KEY_PREFIX or len(key_id) != 16 or not secret:
+            raise Unauthorized("the token is not a valid credential")
+        key = await self._store.get_api_key(key_id)
+        expected = key.secret_hash if key is not None else _DUMMY_DIGEST
+        valid = hmac.compare_digest(_digest(secret), expected)
+        if key is None or not valid:
+            raise Unauthorized("the token is not a valid credential")
+        if not key.active:
+            raise Unauthorized("the API key has been revoked")
+        return Credential(
+            principal=f"key:{key.key_id}",
+            tenant=key.tenant,
+            name=key.name,
+            scopes=frozenset(key.scopes),
+            kind="api_key",
+            credential_id=key.key_id,
+        )
+
+
+def require(credential: Credential, scope: str) -> None:
+    """``Forbidden`` unless the credential carries ``scope``."""
+    if not credential.allows(scope):
+        raise Forbidden(f"this credential lacks the scope {scope!r}")

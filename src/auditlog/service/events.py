@@ -1,0 +1,85 @@
+"""Writing and reading events (API.md §2, §3) on behalf of an authenticated credential."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from auditlog.errors import Conflict, FieldError, NotFound
+from auditlog.model import cursor, times
+from auditlog.model.batch import parse_body, validate_batch
+from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
+from auditlog.model.event import Limits, Principal
+from auditlog.model.query import parse_query
+from auditlog.service.auth import require
+from auditlog.service.ingest import Ingestor
+from auditlog.storage.base import AppendRequest, IdConflict, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a use case answers: a status and a JSON body, already serialised."""
+
+    status: int
+    body: bytes
+
+
+class Events:
+    """The event use cases: write (through the group-commit queue), get and query."""
+
+    def __init__(self, store: Store, ingestor: Ingestor, limits: Limits) -> None:
+        self._store = store
+        self._ingestor = ingestor
+        self._limits = limits
+
+    async def write(self, credential: Credential, body: bytes, ndjson: bool) -> Answer:
+        """Validate, commit and answer ``POST /v1/events``; the answer follows the commit."""
+        require(credential, EVENTS_WRITE)
+        values, batch = parse_body(body, ndjson)
+        principal = Principal(credential.principal, credential.name)
+        events = validate_batch(values, batch, principal, self._limits, times.now_us())
+        outcome = await self._ingestor.submit(AppendRequest(credential.tenant, events))
+        if isinstance(outcome, IdConflict):
+            where = f"event {outcome.index}: " if batch else ""
+            raise Conflict(
+                f"{where}id {outcome.id!r} is already stored with different content",
+                (
+                    FieldError(
+                        "id",
+                        "already stored with different content",
+                        outcome.index if batch else None,
+                    ),
+                ),
+            )
+        created = any(a.created for a in outcome)
+        status = 201 if created else 200
+        if not batch:
+            return Answer(status, outcome[0].body)
+        items = [{"id": a.id, "seq": a.seq} for a in outcome]
+        return Answer(status, orjson.dumps({"events": items}))
+
+    async def get(self, credential: Credential, event_id: str) -> Answer:
+        """``GET /v1/events/{id}``: the stored event of the caller's tenant, or 404."""
+        require(credential, EVENTS_READ)
+        body = await self._store.get_event(credential.tenant, event_id)
+        if body is None:
+            raise NotFound(f"no event with id {event_id!r}")
+        return Answer(200, body)
+
+    async def query(self, credential: Credential, params: Sequence[tuple[str, str]]) -> Answer:
+        """``GET /v1/events``: one page and the cursor of the next."""
+        require(credential, EVENTS_READ)
+        query, cursor_text = parse_query(params)
+        if cursor_text is not None:
+            query = cursor.apply(query, cursor_text)
+        page = await self._store.query(credential.tenant, query)
+        next_cursor = (
+            orjson.dumps(cursor.encode(query, page.last_seq))
+            if page.more and page.last_seq is not None
+            else b"null"
+        )
+        return Answer(
+            200, b'{"events":[' + b",".join(page.bodies) + b'],"next_cursor":' + next_cursor + b"}"
+        )

@@ -1,0 +1,149 @@
+"""The write path: one group-commit writer between the HTTP handlers and the store.
+
+Handlers validate events and ``submit`` them; the writer task takes whatever has queued (up to
+``commit_max_events``, but never splitting a request) and hands it to ``Store.append`` as one
+transaction. Each handler's future resolves only after that transaction is durable, so the
+answer to a request always follows its commit. While one commit runs the next group gathers, so
+the more load arrives the bigger each commit gets and the fewer flushes each event costs.
+
+The queue is bounded by events: past ``queue_max_events`` a submit fails at once with
+``Overloaded`` (503 + Retry-After) rather than holding memory. ``close`` drains: it stops taking
+new work, commits everything queued, resolves every waiter, then returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from auditlog.errors import Overloaded, StorageError, Unavailable
+from auditlog.metrics import Metrics
+from auditlog.storage.base import AppendOutcome, AppendRequest, Store
+
+log = logging.getLogger("auditlog.ingest")
+
+
+class Ingestor:
+    """The group-commit queue and its single writer task."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        queue_max_events: int,
+        commit_max_events: int,
+        retry_after: int,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._queue_max = queue_max_events
+        self._commit_max = commit_max_events
+        self._retry_after = retry_after
+        self._queue: deque[tuple[AppendRequest, asyncio.Future[AppendOutcome]]] = deque()
+        self._queued_events = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queued_events(self) -> int:
+        """Events waiting for (or in) a commit."""
+        return self._queued_events
+
+    def start(self) -> None:
+        """Start the writer task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="auditlog-writer")
+
+    async def submit(self, request: AppendRequest) -> AppendOutcome:
+        """Queue one request and wait until it is committed (or refused).
+
+        Raises ``Overloaded`` at once when the queue is full, ``Unavailable`` while shutting
+        down, and ``StorageError`` when the commit failed (then nothing of it was stored).
+        """
+        if self._closing:
+            self._metrics.rejected.labels("shutting_down").inc()
+            raise Unavailable("the service is shutting down", self._retry_after)
+        size = len(request.events)
+        if self._queued_events and self._queued_events + size > self._queue_max:
+            self._metrics.rejected.labels("queue_full").inc()
+            raise Overloaded(
+                f"the ingest queue holds {self._queued_events} events; retry shortly",
+                self._retry_after,
+            )
+        future: asyncio.Future[AppendOutcome] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._queue.append((request, future))
+        self._queued_events += size
+        self._metrics.queue_events.set(self._queued_events)
+        self._wake.set()
+        # A client that goes away must not cancel the commit of what it sent: shield it.
+        return await asyncio.shield(future)
+
+    def _take_group(self) -> list[tuple[AppendRequest, asyncio.Future[AppendOutcome]]]:
+        group = [self._queue.popleft()]
+        count = len(group[0][0].events)
+        while self._queue and count + len(self._queue[0][0].events) <= self._commit_max:
+            item = self._queue.popleft()
+            count += len(item[0].events)
+            group.append(item)
+        return group
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                await self._commit(self._take_group())
+            if self._closing:
+                return
+
+    async def _commit(
+        self, group: list[tuple[AppendRequest, asyncio.Future[AppendOutcome]]]
+    ) -> None:
+        requests = [request for request, _ in group]
+        count = sum(len(r.events) for r in requests)
+        started = time.perf_counter()
+        try:
+            outcomes = await self._store.append(requests)
+        except Unavailable as exc:
+            log.warning("group commit of %d events failed: %s", count, exc.detail)
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+        except Exception as exc:  # a bug, not a client's doing: fail the group, keep serving
+            log.exception("group commit of %d events failed unexpectedly", count)
+            error = StorageError(f"storage failed: {type(exc).__name__}", self._retry_after)
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(error)
+        else:
+            self._metrics.commit_seconds.observe(time.perf_counter() - started)
+            self._metrics.commit_events.observe(count)
+            created = 0
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, tuple):
+                    created += sum(1 for a in outcome if a.created)
+                if not future.done():
+                    future.set_result(outcome)
+            self._metrics.events_ingested.inc(created)
+        finally:
+            self._queued_events -= count
+            self._metrics.queue_events.set(self._queued_events)
+
+    async def close(self) -> None:
+        """Refuse new work, commit everything queued, and stop the writer."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+
+def _consume(future: asyncio.Future[AppendOutcome]) -> None:
+    """Mark a waiter's failure as seen even when its client left before hearing it."""
+    if not future.cancelled():
+        future.exception()

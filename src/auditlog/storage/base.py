@@ -1,0 +1,204 @@
+"""The storage contract: what every backend offers the services, and nothing more.
+
+A ``Store`` offers domain operations only. No cursor, transaction or lock leaks out of it, and
+every driver error becomes a ``StorageError`` inside the backend. Each backend must pass the
+contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
+
+* ``append`` commits every request of a group it accepts in ONE transaction, assigns each new
+  event the next ``seq`` of its tenant (0-based, gap-free, in commit order), and returns only
+  after that transaction is durable. A request is atomic: all its events are stored, or none.
+* An event whose ``id`` the tenant already holds is a replay (same content: the stored event is
+  returned, nothing is written) or a conflict (the whole request is refused, the others of the
+  group go ahead).
+* ``query`` pages by ``seq`` and sees only committed events of its tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from auditlog.model.credentials import ApiKey
+from auditlog.model.event import NewEvent, same_content, stored_bytes
+from auditlog.model.query import Query
+
+
+@dataclass(frozen=True, slots=True)
+class AppendRequest:
+    """One client request's events, all for one tenant, to be stored atomically."""
+
+    tenant: str
+    events: tuple[NewEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """One event of an accepted request: its stored bytes, and whether this call created it."""
+
+    id: str
+    seq: int
+    body: bytes
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IdConflict:
+    """A request refused because an ``id`` is already held (or repeated) with other content."""
+
+    index: int
+    id: str
+
+
+AppendOutcome = tuple[Appended, ...] | IdConflict
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query: stored event bodies in order, and whether more may follow."""
+
+    bodies: tuple[bytes, ...]
+    last_seq: int | None
+    more: bool
+
+
+class Store(Protocol):
+    """What the services need from storage. See the module docstring for the guarantees."""
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections; pending appends must have finished."""
+
+    async def ping(self) -> None:
+        """Return if storage answers, else raise ``StorageError``."""
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        """Commit a group of requests in one transaction; one outcome per request, in order."""
+
+    async def get_event(self, tenant: str, event_id: str) -> bytes | None:
+        """The stored bytes of the tenant's event with this id, or ``None``."""
+
+    async def query(self, tenant: str, query: Query) -> Page:
+        """One page of the tenant's events matching ``query``, ordered by ``seq``."""
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        """Store a new API key record."""
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not, or ``None``."""
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Every key (of one tenant, if given), oldest first."""
+
+    async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
+        """Revoke a key; ``False`` if there is no such key. Revoking twice keeps the first time."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: NewEvent
+    tenant: str
+    owner: int
+    seq: int = -1
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    id: str
+    seq: int
+    body: bytes
+
+
+class GroupPlan:
+    """Idempotency for one group commit, shared by every backend.
+
+    The backend looks up which ids of the group its tenants already hold (``wanted``), feeds
+    the stored bodies to ``plan``, stores the ``new`` events with the seqs it assigns through
+    ``assign``, and turns the plan into outcomes with ``outcomes`` once the commit is durable.
+    """
+
+    def __init__(self, requests: Sequence[AppendRequest]) -> None:
+        self.requests = requests
+        self._steps: list[list[_Pending | _Replay] | IdConflict] = []
+        self.new: list[_Pending] = []
+
+    def wanted(self) -> dict[str, set[str]]:
+        """The ids to look up, by tenant."""
+        out: dict[str, set[str]] = {}
+        for request in self.requests:
+            out.setdefault(request.tenant, set()).update(e.id for e in request.events)
+        return out
+
+    def plan(self, existing: dict[tuple[str, str], bytes]) -> None:
+        """Decide, for each event, whether it is new, a replay or a conflict.
+
+        ``existing`` maps (tenant, id) to the stored body of ids already committed.
+        """
+        group_new: dict[tuple[str, str], _Pending] = {}
+        parsed: dict[tuple[str, str], dict[str, object]] = {}
+        for number, request in enumerate(self.requests):
+            steps: list[_Pending | _Replay] = []
+            local: dict[tuple[str, str], _Pending] = {}
+            conflict: IdConflict | None = None
+            for index, event in enumerate(request.events):
+                key = (request.tenant, event.id)
+                if key in existing:
+                    stored = parsed.get(key)
+                    if stored is None:
+                        stored = parsed[key] = orjson.loads(existing[key])
+                    if not same_content(event, stored):
+                        conflict = IdConflict(index, event.id)
+                        break
+                    seq = stored["seq"]
+                    assert isinstance(seq, int)
+                    steps.append(_Replay(event.id, seq, existing[key]))
+                    continue
+                earlier = local.get(key) or group_new.get(key)
+                if earlier is not None:
+                    if not same_content(event, earlier.event.content):
+                        conflict = IdConflict(index, event.id)
+                        break
+                    steps.append(earlier)
+                    continue
+                pending = _Pending(event, request.tenant, number)
+                local[key] = pending
+                steps.append(pending)
+            if conflict is not None:
+                self._steps.append(conflict)
+                continue
+            for key, pending in local.items():
+                group_new[key] = pending
+                self.new.append(pending)
+            self._steps.append(steps)
+
+    def assign(self, next_seq: dict[str, int], received_us: int) -> None:
+        """Give each new event its seq, in request order, from ``next_seq`` (updated in place)."""
+        for pending in self.new:
+            seq = next_seq[pending.tenant]
+            next_seq[pending.tenant] = seq + 1
+            pending.seq = seq
+            pending.body = stored_bytes(pending.event, pending.tenant, seq, received_us)
+
+    def outcomes(self) -> list[AppendOutcome]:
+        """Each request's outcome, once the new events are durably stored."""
+        out: list[AppendOutcome] = []
+        for number, steps in enumerate(self._steps):
+            if isinstance(steps, IdConflict):
+                out.append(steps)
+                continue
+            seen: set[int] = set()
+            results = []
+            for step in steps:
+                if isinstance(step, _Replay):
+                    results.append(Appended(step.id, step.seq, step.body, False))
+                else:
+                    created = step.owner == number and id(step) not in seen
+                    seen.add(id(step))
+                    results.append(Appended(step.event.id, step.seq, step.body, created))
+            out.append(tuple(results))
+        return out

@@ -1,0 +1,109 @@
+"""The in-memory store: the reference implementation of ``Store`` and the test oracle.
+
+It keeps everything in Python structures, so it is plainly correct rather than fast, and it
+keeps nothing across restarts. Every other backend must behave exactly like it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from auditlog.model import times
+from auditlog.model.credentials import ApiKey
+from auditlog.model.matching import event_matches
+from auditlog.model.query import Query
+from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    body: bytes
+    event: dict[str, Any]
+    time_us: int
+
+
+class MemoryStore:
+    """``Store`` in memory. Safe for one event loop; not shared between processes."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, list[_Row]] = {}
+        self._ids: dict[tuple[str, str], int] = {}
+        self._keys: dict[str, ApiKey] = {}
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        async with self._lock:
+            plan = GroupPlan(requests)
+            existing: dict[tuple[str, str], bytes] = {}
+            for tenant, wanted in plan.wanted().items():
+                log = self._logs.get(tenant, [])
+                for event_id in wanted:
+                    seq = self._ids.get((tenant, event_id))
+                    if seq is not None:
+                        existing[(tenant, event_id)] = log[seq].body
+            plan.plan(existing)
+            next_seq = {p.tenant: len(self._logs.get(p.tenant, [])) for p in plan.new}
+            plan.assign(next_seq, times.now_us())
+            for pending in plan.new:
+                log = self._logs.setdefault(pending.tenant, [])
+                assert len(log) == pending.seq
+                log.append(_Row(pending.body, orjson.loads(pending.body), pending.event.time_us))
+                self._ids[(pending.tenant, pending.event.id)] = pending.seq
+            return plan.outcomes()
+
+    async def get_event(self, tenant: str, event_id: str) -> bytes | None:
+        seq = self._ids.get((tenant, event_id))
+        return None if seq is None else self._logs[tenant][seq].body
+
+    async def query(self, tenant: str, query: Query) -> Page:
+        log = self._logs.get(tenant, [])
+        if query.order == "desc":
+            start = (
+                len(log) - 1 if query.after_seq is None else min(query.after_seq - 1, len(log) - 1)
+            )
+            seqs = range(start, -1, -1)
+        else:
+            start = 0 if query.after_seq is None else query.after_seq + 1
+            seqs = range(start, len(log))
+        found: list[tuple[int, bytes]] = []
+        for seq in seqs:
+            row = log[seq]
+            if event_matches(row.event, row.time_us, query):
+                found.append((seq, row.body))
+                if len(found) > query.limit:
+                    break
+        more = len(found) > query.limit
+        page = found[: query.limit]
+        return Page(tuple(b for _, b in page), page[-1][0] if page else None, more)
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        self._keys[key.key_id] = key
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return self._keys.get(key_id)
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        keys = sorted(self._keys.values(), key=lambda k: (k.created_us, k.key_id))
+        return [k for k in keys if tenant is None or k.tenant == tenant]
+
+    async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
+        key = self._keys.get(key_id)
+        if key is None:
+            return False
+        if key.revoked_us is None:
+            self._keys[key_id] = replace(key, revoked_us=revoked_us)
+        return True
