@@ -24,6 +24,7 @@ class Answer:
 
     status: int
     body: bytes
+    location: str | None = None
 
 
 class Events:
@@ -56,7 +57,7 @@ class Events:
         created = any(a.created for a in outcome)
         status = 201 if created else 200
         if not batch:
-            return Answer(status, outcome[0].body)
+            return Answer(status, outcome[0].body, "/v1/events/" + outcome[0].id)
         items = [{"id": a.id, "seq": a.seq} for a in outcome]
         return Answer(status, orjson.dumps({"events": items}))
 

@@ -1,0 +1,1 @@
+"""The HTTP layer: our own thin ASGI application on uvicorn."""

@@ -1,0 +1,158 @@
+"""The whole application assembled in one function: ``build_app``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from auditlog.config import Settings
+from auditlog.metrics import Metrics
+from auditlog.model.credentials import Credential
+from auditlog.model.event import Limits
+from auditlog.server import problems
+from auditlog.server.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
+from auditlog.server.handlers import auth as auth_handlers
+from auditlog.server.handlers import events as event_handlers
+from auditlog.server.handlers import health as health_handlers
+from auditlog.server.middleware import ROUTE_KEY, MetricsMiddleware
+from auditlog.server.openapi import openapi_document
+from auditlog.server.routing import Router
+from auditlog.service.auth import ApiKeys, bearer_token, require
+from auditlog.service.events import Events
+from auditlog.service.ingest import Ingestor
+from auditlog.storage.base import Store
+
+log = logging.getLogger("auditlog.server")
+
+
+@dataclass
+class Services:
+    """What the handlers run on; exposed for tests and the command line."""
+
+    store: Store
+    ingestor: Ingestor
+    api_keys: ApiKeys
+    events: Events
+    metrics: Metrics
+
+
+class AuditlogApp:
+    """The ASGI application: lifespan, routing, authentication, and errors to problems."""
+
+    def __init__(self, settings: Settings, services: Services) -> None:
+        self.settings = settings
+        self.services = services
+        routes = [
+            *event_handlers.routes(services.events, settings.max_body_bytes),
+            *auth_handlers.routes(),
+            *health_handlers.routes(services.store, services.metrics, self._openapi),
+        ]
+        self.router = Router(routes)
+        self._openapi_bytes: bytes | None = None
+
+    def _openapi(self) -> bytes:
+        if self._openapi_bytes is None:
+            self._openapi_bytes = openapi_document(self.router.routes)
+        return self._openapi_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets are not spoken here
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        method = request.method
+        try:
+            route, params = self.router.match(method, request.path)
+            scope[ROUTE_KEY] = route.pattern
+            request.path_params = params
+            credential: Credential | None = None
+            if route.scope is not None:
+                token = bearer_token(request.headers.get("authorization"))
+                credential = await self.services.api_keys.authenticate(token)
+                if route.scope:
+                    require(credential, route.scope)
+            response = await route.handler(request, credential)
+        except ClientDisconnected:
+            return
+        except Exception as exc:
+            response = problems.from_exception(exc)
+        await response.send(send, head_only=method == "HEAD")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:
+                    log.exception("shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Open storage and start the writer."""
+        await self.services.store.open()
+        self.services.ingestor.start()
+        log.info("auditlog ready")
+
+    async def shutdown(self) -> None:
+        """Commit everything queued, answer its waiters, then close storage."""
+        await self.services.ingestor.close()
+        await self.services.store.close()
+        log.info("auditlog stopped")
+
+
+def build_services(settings: Settings, store: Store) -> Services:
+    """The services for one instance, on ``store``."""
+    metrics = Metrics()
+    ingestor = Ingestor(
+        store,
+        metrics,
+        queue_max_events=settings.queue_max_events,
+        commit_max_events=settings.commit_max_events,
+        retry_after=settings.retry_after,
+    )
+    limits = Limits(
+        max_event_bytes=settings.max_event_bytes,
+        max_batch_events=settings.max_batch_events,
+        max_data_depth=settings.max_data_depth,
+    )
+    return Services(
+        store=store,
+        ingestor=ingestor,
+        api_keys=ApiKeys(store),
+        events=Events(store, ingestor, limits),
+        metrics=metrics,
+    )
+
+
+def build_app(settings: Settings, store: Store) -> MetricsMiddleware:
+    """The complete ASGI application for ``settings`` on ``store`` (not yet opened)."""
+    app = AuditlogApp(settings, build_services(settings, store))
+    return MetricsMiddleware(app, app.services.metrics)
+
+
+def unwrap(app: MetricsMiddleware) -> AuditlogApp:
+    """The application inside the middleware (for tests and the command line)."""
+    inner = app.app
+    assert isinstance(inner, AuditlogApp)
+    return inner
+
+
+__all__ = ["AuditlogApp", "Response", "Services", "build_app", "build_services", "unwrap"]

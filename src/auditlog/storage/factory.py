@@ -1,0 +1,25 @@
+"""Storage URLs to stores: the one place that knows which backends exist."""
+
+from __future__ import annotations
+
+from auditlog.config import Settings
+from auditlog.errors import ConfigError
+from auditlog.storage.base import Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The (not yet opened) store that ``settings.store_url`` names."""
+    url = settings.store_url
+    if url == "memory:":
+        from auditlog.storage.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith("sqlite:"):
+        from auditlog.storage.sqlite.store import SQLiteStore
+
+        # As in SQLAlchemy: sqlite:///relative/file.db, sqlite:////absolute/file.db
+        path = url.removeprefix("sqlite:///")
+        if path == url or not path:
+            raise ConfigError(f"store {url!r}: expected sqlite:///path/to/file.db")
+        return SQLiteStore(path, settings)
+    raise ConfigError(f"store {url!r}: expected sqlite:///path, or memory:")
