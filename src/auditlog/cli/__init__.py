@@ -1,0 +1,1 @@
+"""The ``auditlog`` command line."""

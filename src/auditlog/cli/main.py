@@ -1,0 +1,137 @@
+"""``auditlog``: serve, and administer keys, on the store that ``--store``/``--data`` name.
+
+Every option of ``serve`` is a setting (see ``auditlog.config``): it may also come from an
+``AUDITLOG_*`` environment variable or a TOML file named by ``--config``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from auditlog import __version__, config
+from auditlog.errors import AuditlogError, ConfigError
+from auditlog.model import times
+from auditlog.model.credentials import SCOPES, parse_scopes
+from auditlog.service.auth import ApiKeys
+from auditlog.storage.base import Store
+from auditlog.storage.factory import open_store
+
+_STORE_SETTINGS = ("store", "data")
+
+
+def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    by_name = {s.name: s for s in config.SETTINGS}
+    for name in names:
+        setting = by_name[name]
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": None,
+            "help": f"{setting.help} [{setting.env}]",
+        }
+        if setting.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = name.upper()
+        parser.add_argument(setting.flag, **kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditlog", description="A durable, tamper-evident audit log service."
+    )
+    parser.add_argument("--version", action="version", version=f"auditlog {__version__}")
+    parser.add_argument("--config", help="TOML file of settings [AUDITLOG_CONFIG]")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    _add_settings(serve, [s.name for s in config.SETTINGS])
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser(
+        "create", help="make an API key; prints the key alone on the last line"
+    )
+    create.add_argument("--tenant", required=True, help="the tenant whose log the key acts on")
+    create.add_argument("--scopes", required=True, help=f"comma-separated, of: {', '.join(SCOPES)}")
+    create.add_argument("--name", help="a name for the key (the default source of its events)")
+    _add_settings(create, _STORE_SETTINGS)
+    listing = key_commands.add_parser(
+        "list", help="one line per key: id, name, tenant, scopes, state"
+    )
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    _add_settings(listing, _STORE_SETTINGS)
+    revoke = key_commands.add_parser(
+        "revoke", help="revoke a key; refused from the next request on"
+    )
+    revoke.add_argument("key_id", metavar="ID")
+    _add_settings(revoke, _STORE_SETTINGS)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    flags = {s.name: getattr(args, s.name) for s in config.SETTINGS if hasattr(args, s.name)}
+    return config.load(flags, config_file=args.config)
+
+
+async def _with_store(settings: config.Settings, args: argparse.Namespace) -> int:
+    store: Store = open_store(settings)
+    await store.open()
+    try:
+        return await _keys(store, args)
+    finally:
+        await store.close()
+
+
+async def _keys(store: Store, args: argparse.Namespace) -> int:
+    api_keys = ApiKeys(store)
+    if args.keys_command == "create":
+        try:
+            scopes = parse_scopes(args.scopes)
+        except ValueError as exc:
+            print(f"auditlog: --scopes: {exc}", file=sys.stderr)
+            return 2
+        if not args.tenant.strip():
+            print("auditlog: --tenant must not be empty", file=sys.stderr)
+            return 2
+        key, token = await api_keys.create(args.tenant, scopes, args.name)
+        print(
+            f"created API key {key.key_id} ({key.name}) for tenant {key.tenant} with scopes {','.join(key.scopes)}"
+        )
+        print("the key is shown only this once:")
+        print(token)
+        return 0
+    if args.keys_command == "list":
+        for key in await store.list_api_keys(args.tenant):
+            state = "active" if key.active else "revoked " + times.format_us(key.revoked_us or 0)
+            print(f"{key.key_id}\t{key.name}\t{key.tenant}\t{','.join(key.scopes)}\t{state}")
+        return 0
+    if args.keys_command == "revoke":
+        if not await store.revoke_api_key(args.key_id, times.now_us()):
+            print(f"auditlog: no API key with id {args.key_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked API key {args.key_id}")
+        return 0
+    raise AssertionError(args.keys_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            from auditlog.cli.serve import serve
+
+            return serve(settings)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return asyncio.run(_with_store(settings, args))
+    except ConfigError as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 2
+    except AuditlogError as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 1

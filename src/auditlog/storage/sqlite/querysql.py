@@ -1,0 +1,168 @@
+"""A query syntax tree to SQLite SQL, with every value bound as a parameter.
+
+The compiler splits a ``Query`` into three parts:
+
+* token conditions: equality, ``in`` and ``exists=true`` on any indexed path, and the words of
+  ``q``. They become one FTS5 MATCH expression over ``events_terms`` (see ``terms``), built
+  only from hex tokens and quoted words, so no client text is ever parsed as FTS syntax.
+* column conditions: ``type``, ``id`` and the time range, answered from columns and indexes.
+* residual conditions: everything else (``ne``, ranges, ``prefix``, ``exists=false``, and
+  any condition on ``time``, ``received_at``, ``seq``, ``tenant``). They are checked per
+  candidate row by ``al_match``, a SQL function that applies ``model.fields`` itself, so no
+  backend can disagree with the reference semantics.
+
+and picks who drives the scan, newest-first or oldest-first by key (= by seq within a tenant):
+
+* the FTS table, when there is a token condition other than ``type``: FTS5 walks its doclists
+  by rowid in the requested order and stops at the page size;
+* the ``(tenant, type, key, time)`` index, one scan per listed type, merged by the store;
+* the primary key otherwise.
+
+Field paths never reach SQL text: they were validated by ``model.query`` and are only hashed
+into tokens or passed to ``al_match`` as a bound JSON parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from auditlog.model.fields import Path
+from auditlog.model.query import Condition, Query
+from auditlog.storage.sqlite import terms
+
+SEQ_BITS = 40
+SEQ_MASK = (1 << SEQ_BITS) - 1
+
+
+def key_of(tenant_id: int, seq: int) -> int:
+    """The primary key of a tenant's event: tenant id in the high bits, seq in the low 40."""
+    return (tenant_id << SEQ_BITS) | seq
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    """One or more SQL statements whose rows, merged by key in order, answer the query."""
+
+    statements: tuple[tuple[str, tuple[object, ...]], ...]
+    descending: bool
+    limit: int
+
+
+def _indexed(cond: Condition) -> bool:
+    root = cond.path[0]
+    if root in terms.UNINDEXED_ROOTS:
+        return False
+    return cond.op in ("eq", "in") or (cond.op == "exists" and cond.values[0].raw == "true")
+
+
+def _fts_group(tenant: str, cond: Condition) -> str:
+    if cond.op == "exists":
+        tokens = [terms.exists_token(tenant, cond.path)]
+    else:
+        tokens = [t for v in cond.values for t in terms.value_tokens(tenant, cond.path, v)]
+    return "(" + " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens)) + ")"
+
+
+def _residual_spec(conds: list[Condition]) -> str:
+    return orjson.dumps(
+        [[list(c.path), c.op, [[v.raw, v.number] for v in c.values]] for c in conds]
+    ).decode()
+
+
+def compile_query(tenant: str, tenant_id: int, query: Query) -> CompiledQuery:
+    """SQL for one page (``limit + 1`` rows, to tell whether more follow) of ``query``."""
+    descending = query.order == "desc"
+    lo, hi = key_of(tenant_id, 0), key_of(tenant_id, SEQ_MASK)
+    if query.after_seq is not None:
+        if descending:
+            hi = key_of(tenant_id, query.after_seq) - 1
+        else:
+            lo = key_of(tenant_id, query.after_seq) + 1
+    fetch = query.limit + 1
+
+    fts: list[str] = []
+    types: list[str] | None = None
+    ids: list[str] | None = None
+    residual: list[Condition] = []
+    for cond in query.conditions:
+        if cond.path == ("type",) and cond.op in ("eq", "in"):
+            types = _intersect(types, [v.raw for v in cond.values])
+            fts.append(_fts_group(tenant, cond))
+        elif cond.path == ("id",) and cond.op in ("eq", "in"):
+            ids = _intersect(ids, [v.raw for v in cond.values])
+        elif _indexed(cond):
+            fts.append(_fts_group(tenant, cond))
+        else:
+            residual.append(cond)
+    for term in query.text:
+        word = '"' + terms.word_token(term.word) + '"'
+        fts.append(word + "*" if term.prefix else word)
+
+    where: list[str] = []
+    params: list[object] = []
+    if ids is not None:
+        where.append(f"e.id IN ({','.join('?' * len(ids))})")
+        params += ids
+    if query.since_us is not None:
+        where.append("e.time_us >= ?")
+        params.append(query.since_us)
+    if query.until_us is not None:
+        where.append("e.time_us < ?")
+        params.append(query.until_us)
+    if residual:
+        where.append("al_match(e.body, ?)")
+        params.append(_residual_spec(residual))
+    direction = "DESC" if descending else "ASC"
+
+    if types == [] or ids == []:
+        return CompiledQuery((), descending, query.limit)  # contradictory equalities
+    only_type = types is not None and len(fts) == 1
+    if fts and not only_type:
+        extra = "".join(f" AND {w}" for w in where)
+        sql = (
+            "SELECT e.key, e.body FROM events_terms AS f CROSS JOIN events AS e ON e.key = f.rowid"
+            f" WHERE events_terms MATCH ? AND f.rowid BETWEEN ? AND ?{extra}"
+            f" ORDER BY f.rowid {direction} LIMIT ?"
+        )
+        statement = (sql, (" AND ".join(fts), lo, hi, *params, fetch))
+        return CompiledQuery((statement,), descending, query.limit)
+    if types is not None:
+        extra = "".join(f" AND {w}" for w in where)
+        sql = (
+            "SELECT e.key, e.body FROM events AS e INDEXED BY events_type"
+            f" WHERE e.tenant_id = ? AND e.type = ? AND e.key BETWEEN ? AND ?{extra}"
+            f" ORDER BY e.key {direction} LIMIT ?"
+        )
+        statements = tuple((sql, (tenant_id, t, lo, hi, *params, fetch)) for t in types)
+        return CompiledQuery(statements, descending, query.limit)
+    if ids is not None:
+        extra = "".join(f" AND {w}" for w in where)
+        sql = (
+            "SELECT e.key, e.body FROM events AS e INDEXED BY events_id"
+            f" WHERE e.tenant_id = ? AND e.key BETWEEN ? AND ?{extra}"
+            f" ORDER BY e.key {direction} LIMIT ?"
+        )
+        return CompiledQuery(((sql, (tenant_id, lo, hi, *params, fetch)),), descending, query.limit)
+    extra = "".join(f" AND {w}" for w in where)
+    sql = (
+        f"SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ?{extra}"
+        f" ORDER BY e.key {direction} LIMIT ?"
+    )
+    return CompiledQuery(((sql, (lo, hi, *params, fetch)),), descending, query.limit)
+
+
+def _intersect(current: list[str] | None, new: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(new))
+    if current is None:
+        return unique
+    return [v for v in current if v in unique]
+
+
+def parse_residual_spec(spec: str) -> list[tuple[Path, str, list[tuple[str, int | float | None]]]]:
+    """The conditions ``_residual_spec`` encoded, for ``al_match``."""
+    out = []
+    for path, op, values in orjson.loads(spec):
+        out.append((tuple(path), op, [(raw, number) for raw, number in values]))
+    return out

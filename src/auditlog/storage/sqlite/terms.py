@@ -1,0 +1,82 @@
+"""The tokens an event is indexed under in the SQLite full-text table, and the tokens a query asks for.
+
+Two kinds of token share one FTS5 table (tokenizer ``ascii``, so each token below is kept
+exactly as written):
+
+* ``k`` + 20 hex digits: a hash of (tenant, field path, typed value) for every scalar value at
+  every path (arrays stepped through, as ``fields.leaf_paths`` walks them), and of (tenant,
+  path, "exists") for every path present. Equality on any path, of the envelope or of ``data``,
+  is then one token lookup, with no index per path. The value's type is part of the hash
+  (``s`` string, ``n`` number, ``l`` literal), which gives numbers-compare-as-numbers for free:
+  ``1e2``, ``100`` and ``100.0`` all hash as ``n100``. 80-bit hashes make a false match
+  vanishingly unlikely (about 1 in 10^12 even with a billion distinct values).
+* ``w`` + word: each word of the event's searchable text (``model.text``), for ``q``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from auditlog.model.fields import Path, Value, leaf_paths
+from auditlog.model.text import event_words
+
+#: Fields not indexed as tokens: their own columns and indexes answer them.
+UNINDEXED_ROOTS = frozenset({"id", "time", "tenant", "seq", "received_at"})
+
+
+def _token(tenant: str, path: Path, tagged: str) -> str:
+    material = "\x1f".join((tenant, ".".join(path), tagged)).encode()
+    return "k" + hashlib.blake2b(material, digest_size=10).hexdigest()
+
+
+def number_text(n: int | float) -> str:
+    """One spelling per numeric value: integral floats as integers."""
+    if isinstance(n, float) and n.is_integer():
+        return str(int(n))
+    return repr(n)
+
+
+def _tagged(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "ltrue" if value else "lfalse"
+    if value is None:
+        return "lnull"
+    if isinstance(value, str):
+        return "s" + value
+    if isinstance(value, int | float):
+        return "n" + number_text(value)
+    return None
+
+
+def event_terms(tenant: str, content: dict[str, Any]) -> str:
+    """The FTS document of one event: its field tokens and words, space-separated."""
+    tokens: set[str] = set()
+    for path, node in leaf_paths(content):
+        if path[0] in UNINDEXED_ROOTS:
+            continue
+        tokens.add(_token(tenant, path, "e"))
+        tagged = _tagged(node)
+        if tagged is not None:
+            tokens.add(_token(tenant, path, tagged))
+    tokens.update("w" + w for w in event_words(content))
+    return " ".join(tokens)
+
+
+def value_tokens(tenant: str, path: Path, value: Value) -> list[str]:
+    """The tokens any of which an event holds iff ``path`` equals ``value`` (per ``fields``)."""
+    out = [_token(tenant, path, "s" + value.raw)]
+    if value.number is not None:
+        out.append(_token(tenant, path, "n" + number_text(value.number)))
+    if value.raw in ("true", "false", "null"):
+        out.append(_token(tenant, path, "l" + value.raw))
+    return out
+
+
+def exists_token(tenant: str, path: Path) -> str:
+    """The token every event holding ``path`` carries."""
+    return _token(tenant, path, "e")
+
+
+def word_token(word: str) -> str:
+    return "w" + word
