@@ -47,11 +47,13 @@ def validate_batch(
     events: list[NewEvent] = []
     errors: list[FieldError] = []
     too_large = False
+    other_problems = False
     for index, value in enumerate(values):
         try:
             events.append(validate_event(value, principal, limits, now_us))
         except EventInvalid as exc:
             too_large = too_large or exc.too_large
+            other_problems = other_problems or not exc.too_large
             for err in exc.errors:
                 if len(errors) < MAX_REPORTED_ERRORS:
                     errors.append(FieldError(err.field, err.message, index if batch else None))
@@ -61,7 +63,7 @@ def validate_batch(
         detail = f"{where}{first.field}: {first.message}"
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more problems)"
-        if too_large and all("limit" in e.message for e in errors):
+        if too_large and not other_problems:
             raise PayloadTooLarge(detail, tuple(errors))
         raise InvalidEvent(detail, tuple(errors))
     return tuple(events)

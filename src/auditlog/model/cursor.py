@@ -34,7 +34,12 @@ def apply(query: Query, cursor: str) -> Query:
         version, seq, fingerprint = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise BadRequest("parameter 'cursor': not a cursor this service issued") from None
-    if version != _VERSION or type(seq) is not int or seq < 0 or not isinstance(fingerprint, str):
+    if (
+        version != _VERSION
+        or type(seq) is not int
+        or not 0 <= seq < 2**63  # a seq is a signed 64-bit integer in every backend
+        or not isinstance(fingerprint, str)
+    ):
         raise BadRequest("parameter 'cursor': not a cursor this service issued")
     if fingerprint != query.fingerprint():
         raise BadRequest("parameter 'cursor': belongs to a different query")

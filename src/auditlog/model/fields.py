@@ -11,6 +11,7 @@ store calls it for the conditions its indexes cannot answer exactly, so every ba
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from typing import Any, Literal
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "prefix", "exists"]
 OPS: tuple[Op, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "prefix", "exists")
 Path = tuple[str, ...]
+
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,9 @@ class Value:
 
 def read_number(raw: str) -> int | float | None:
     """The number ``raw`` reads as, if it reads as a finite JSON number."""
-    if not raw or raw[0] not in "-0123456789":
+    # Only JSON's spelling (leading zeros allowed): Python's int() and float() also take
+    # "1_000", " 5 " and non-ASCII digits, which are strings here.
+    if _NUMBER.fullmatch(raw) is None:
         return None
     try:
         if raw.lstrip("-").isdigit():

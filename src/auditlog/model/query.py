@@ -183,9 +183,12 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> tuple[Query, str | None]:
     if raw_limit is not None:
         if not raw_limit.isascii() or not raw_limit.isdigit():
             raise BadRequest(f"parameter 'limit': {raw_limit!r} is not an integer in 1-{MAX_LIMIT}")
-        limit = int(raw_limit)
-        if not 1 <= limit <= MAX_LIMIT:
-            raise BadRequest(f"parameter 'limit': {limit} is out of range 1-{MAX_LIMIT}")
+        digits = raw_limit.lstrip("0") or "0"
+        # Length first: int() refuses digit strings past sys.get_int_max_str_digits().
+        if len(digits) > len(str(MAX_LIMIT)) or not 1 <= int(digits) <= MAX_LIMIT:
+            shown = digits if len(digits) <= 20 else digits[:20] + "..."
+            raise BadRequest(f"parameter 'limit': {shown} is out of range 1-{MAX_LIMIT}")
+        limit = int(digits)
 
     order: Order = "desc"
     raw_order = _single(grouped, "order")

@@ -63,7 +63,10 @@ def parse_rfc3339(text: str) -> int:
         oh, om = int(offset[1:3]), int(offset[4:6])
         if oh > 23 or om > 59:
             raise TimeFormatError(f"{text!r} has an invalid UTC offset")
-        dt -= sign * timedelta(hours=oh, minutes=om)
+        try:
+            dt -= sign * timedelta(hours=oh, minutes=om)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in the year 0
+            raise TimeFormatError(f"{text!r} is outside the years 0001-9999") from None
     us = (dt - _EPOCH) // timedelta(microseconds=1)
     if not MIN_US <= us <= MAX_US:
         raise TimeFormatError(f"{text!r} is outside the years 0001-9999")
@@ -95,6 +98,8 @@ def parse_time_param(text: str) -> int:
     """A time from a query parameter: RFC 3339, or Unix seconds written as a number."""
     if _NUMBER.fullmatch(text):
         whole, _, frac = text.partition(".")
+        if len(whole.lstrip("-").lstrip("0")) > 18:  # and int() refuses very long digit strings
+            raise TimeFormatError(f"{text[:40]!r}... is outside the years 0001-9999")
         if frac:
             # Exact decimal arithmetic: no float rounding for a parameter.
             sign = -1 if whole.startswith("-") else 1

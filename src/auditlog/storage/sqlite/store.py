@@ -82,6 +82,9 @@ def _al_match(body: bytes, spec: str) -> int:
     return int(all(condition_matches(event, p, op, vs) for p, op, vs in conditions))  # type: ignore[arg-type]
 
 
+_SELECT_KEYS = (
+    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
+)
 _spec_cache: dict[str, list[tuple[Any, str, tuple[Value, ...]]]] = {}
 
 
@@ -95,6 +98,7 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._write_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._thread_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -136,6 +140,7 @@ class SQLiteStore:
         self._pool = ThreadPoolExecutor(
             self._settings.read_threads, thread_name_prefix="auditlog-read"
         )
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="auditlog-write")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -154,9 +159,10 @@ class SQLiteStore:
             raise
 
     async def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._write_pool, self._pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._write_pool = None
         with self._conns_lock:
             for conn in self._thread_conns:
                 conn.close()
@@ -195,6 +201,12 @@ class SQLiteStore:
     # -- writing -----------------------------------------------------------------------
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        if self._write_pool is None:
+            raise StorageError("the store is not open", self._retry)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, self._append_sync, requests)
+
+    def _append_sync(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         conn = self._w()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -362,24 +374,15 @@ class SQLiteStore:
             revoked_us=row[6],
         )
 
-    _KEY_COLUMNS = "key_id, tenant, name, scopes, secret_hash, created_us, revoked_us"
-
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         try:
-            row = (
-                self._r()
-                .execute(
-                    f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE key_id = ?",
-                    (key_id,),
-                )
-                .fetchone()
-            )
+            row = self._r().execute(_SELECT_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
         except sqlite3.Error as exc:
             raise _translate(exc, self._retry, "reading an API key") from exc
         return None if row is None else self._key(row)
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
-        sql = f"SELECT {self._KEY_COLUMNS} FROM api_keys"  # noqa: S608
+        sql = _SELECT_KEYS
         params: tuple[str, ...] = ()
         if tenant is not None:
             sql += " WHERE tenant = ?"
