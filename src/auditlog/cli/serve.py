@@ -23,7 +23,7 @@ def serve(settings: Settings) -> int:
     # A shorter switch interval lets the event loop take the GIL back from reader threads
     # quickly, which keeps write latency low while queries run.
     sys.setswitchinterval(0.001)
-    app = build_app(settings, open_store(settings))
+    app = build_app(settings, open_store(settings, serving=True))
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
     uvicorn.run(
         app,

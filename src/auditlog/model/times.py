@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -31,13 +32,24 @@ class TimeFormatError(ValueError):
     """The value is not a time we accept; the message says what was expected."""
 
 
+# Memo of the last whole second formatted: most times of a burst share their second. A tuple
+# swapped in one assignment, so a reader in another thread always sees a matching pair.
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def format_us(us: int) -> str:
     """Microseconds since the epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    dt = _EPOCH + timedelta(microseconds=us)
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
-        f"{dt.second:02d}.{dt.microsecond:06d}Z"
-    )
+    global _last_second
+    second, micro = divmod(us, 1_000_000)
+    memo_second, prefix = _last_second
+    if memo_second != second:
+        dt = _EPOCH + timedelta(seconds=second)
+        prefix = (
+            f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+            f"{dt.second:02d}"
+        )
+        _last_second = (second, prefix)
+    return f"{prefix}.{micro:06d}Z"
 
 
 def parse_rfc3339(text: str) -> int:
@@ -114,4 +126,4 @@ def parse_time_param(text: str) -> int:
 
 def now_us() -> int:
     """The current time in microseconds since the epoch."""
-    return (datetime.now(UTC) - _EPOCH) // timedelta(microseconds=1)
+    return time.time_ns() // 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from auditlog.config import Settings
@@ -14,7 +15,6 @@ from auditlog.server.asgi import ClientDisconnected, Receive, Request, Response,
 from auditlog.server.handlers import auth as auth_handlers
 from auditlog.server.handlers import events as event_handlers
 from auditlog.server.handlers import health as health_handlers
-from auditlog.server.middleware import ROUTE_KEY, MetricsMiddleware
 from auditlog.server.openapi import openapi_document
 from auditlog.server.routing import Router
 from auditlog.service.auth import ApiKeys, bearer_token, require
@@ -65,11 +65,15 @@ class AuditlogApp:
             await send({"type": "websocket.close", "code": 1000})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         request = Request(scope, receive)
         method = request.method
+        # Metrics are labelled by route pattern, so /v1/events/{id} is one series whatever
+        # the id; paths that match no route share the series "unmatched".
+        pattern = "unmatched"
         try:
             route, params = self.router.match(method, request.path)
-            scope[ROUTE_KEY] = route.pattern
+            pattern = route.pattern
             request.path_params = params
             credential: Credential | None = None
             if route.scope is not None:
@@ -83,6 +87,9 @@ class AuditlogApp:
         except Exception as exc:
             response = problems.from_exception(exc)
         await response.send(send, head_only=method == "HEAD")
+        metrics = self.services.metrics
+        metrics.requests.labels(pattern, method, str(response.status)).inc()
+        metrics.latency.labels(pattern).observe(time.perf_counter() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -142,17 +149,9 @@ def build_services(settings: Settings, store: Store) -> Services:
     )
 
 
-def build_app(settings: Settings, store: Store) -> MetricsMiddleware:
+def build_app(settings: Settings, store: Store) -> AuditlogApp:
     """The complete ASGI application for ``settings`` on ``store`` (not yet opened)."""
-    app = AuditlogApp(settings, build_services(settings, store))
-    return MetricsMiddleware(app, app.services.metrics)
+    return AuditlogApp(settings, build_services(settings, store))
 
 
-def unwrap(app: MetricsMiddleware) -> AuditlogApp:
-    """The application inside the middleware (for tests and the command line)."""
-    inner = app.app
-    assert isinstance(inner, AuditlogApp)
-    return inner
-
-
-__all__ = ["AuditlogApp", "Response", "Services", "build_app", "build_services", "unwrap"]
+__all__ = ["AuditlogApp", "Response", "Services", "build_app", "build_services"]

@@ -80,8 +80,9 @@ class Ingestor:
         self._queued_events += size
         self._metrics.queue_events.set(self._queued_events)
         self._wake.set()
-        # A client that goes away must not cancel the commit of what it sent: shield it.
-        return await asyncio.shield(future)
+        # If the client goes away, this await is cancelled and so is the future, but the
+        # request stays queued and is committed all the same; the writer skips done futures.
+        return await future
 
     def _take_group(self) -> list[tuple[AppendRequest, asyncio.Future[AppendOutcome]]]:
         group = [self._queue.popleft()]

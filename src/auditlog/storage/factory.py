@@ -7,8 +7,12 @@ from auditlog.errors import ConfigError
 from auditlog.storage.base import Store
 
 
-def open_store(settings: Settings) -> Store:
-    """The (not yet opened) store that ``settings.store_url`` names."""
+def open_store(settings: Settings, serving: bool = False) -> Store:
+    """The (not yet opened) store that ``settings.store_url`` names.
+
+    ``serving``: the store backs a running service, so it also runs its background work (the
+    SQLite search indexer); commands that only administer keys pass ``False``.
+    """
     url = settings.store_url
     if url == "memory:":
         from auditlog.storage.memory import MemoryStore
@@ -21,5 +25,5 @@ def open_store(settings: Settings) -> Store:
         path = url.removeprefix("sqlite:///")
         if path == url or not path:
             raise ConfigError(f"store {url!r}: expected sqlite:///path/to/file.db")
-        return SQLiteStore(path, settings)
+        return SQLiteStore(path, settings, indexer="process" if serving else "off")
     raise ConfigError(f"store {url!r}: expected sqlite:///path, or memory:")

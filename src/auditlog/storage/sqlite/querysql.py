@@ -3,7 +3,7 @@
 The compiler splits a ``Query`` into three parts:
 
 * token conditions: equality, ``in`` and ``exists=true`` on any indexed path, and the words of
-  ``q``. They become one FTS5 MATCH expression over ``events_terms`` (see ``terms``), built
+  ``q``. They become one FTS5 MATCH expression over the search index (see ``terms``), built
   only from hex tokens and quoted words, so no client text is ever parsed as FTS syntax.
 * column conditions: ``type``, ``id`` and the time range, answered from columns and indexes.
 * residual conditions: everything else (``ne``, ranges, ``prefix``, ``exists=false``, and
@@ -13,13 +13,16 @@ The compiler splits a ``Query`` into three parts:
 
 and picks who drives the scan, newest-first or oldest-first by key (= by seq within a tenant):
 
-* the FTS table, when there is a token condition other than ``type``: FTS5 walks its doclists
-  by rowid in the requested order and stops at the page size;
+* the search index, when there is a token condition other than ``type``: FTS5 walks its
+  doclists by rowid in the requested order and stops at the page size. The index lags the
+  commit (``indexer``), so the events above the tenant's indexing progress, the tail, are
+  scanned by key and checked with every condition by ``al_match``; the tail comes first in a
+  newest-first page and last in an oldest-first one;
 * the ``(tenant, type, key, time)`` index, one scan per listed type, merged by the store;
 * the primary key otherwise.
 
 Field paths never reach SQL text: they were validated by ``model.query`` and are only hashed
-into tokens or passed to ``al_match`` as a bound JSON parameter.
+into tokens or passed to ``al_match`` inside a bound JSON parameter.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from auditlog.model.fields import Path
-from auditlog.model.query import Condition, Query
+from auditlog.model.fields import OPS, Op, Path, Value
+from auditlog.model.query import Condition, Query, TextTerm
 from auditlog.storage.sqlite import terms
 
 SEQ_BITS = 40
@@ -43,11 +46,18 @@ def key_of(tenant_id: int, seq: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class CompiledQuery:
-    """One or more SQL statements whose rows, merged by key in order, answer the query."""
+    """Statements whose rows, in key order, answer the query; the last parameter of each is
+    its LIMIT.
+
+    ``merge``: every statement covers the same key range (one per listed type) and their rows
+    are merged. Otherwise the statements cover consecutive key ranges in the page's order and
+    run one after another until the page is full.
+    """
 
     statements: tuple[tuple[str, tuple[object, ...]], ...]
     descending: bool
     limit: int
+    merge: bool = False
 
 
 def _indexed(cond: Condition) -> bool:
@@ -65,14 +75,35 @@ def _fts_group(tenant: str, cond: Condition) -> str:
     return "(" + " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens)) + ")"
 
 
-def _residual_spec(conds: list[Condition]) -> str:
+def residual_spec(conds: list[Condition], text: tuple[TextTerm, ...] = ()) -> str:
+    """The conditions (and words) ``al_match`` checks, as a JSON parameter."""
     return orjson.dumps(
-        [[list(c.path), c.op, [[v.raw, v.number] for v in c.values]] for c in conds]
+        {
+            "c": [[list(c.path), c.op, [[v.raw, v.number] for v in c.values]] for c in conds],
+            "q": [[t.word, t.prefix] for t in text],
+        }
     ).decode()
 
 
-def compile_query(tenant: str, tenant_id: int, query: Query) -> CompiledQuery:
-    """SQL for one page (``limit + 1`` rows, to tell whether more follow) of ``query``."""
+def parse_residual_spec(
+    spec: str,
+) -> tuple[list[tuple[Path, Op, tuple[Value, ...]]], tuple[TextTerm, ...]]:
+    """What ``residual_spec`` encoded, for ``al_match``."""
+    doc = orjson.loads(spec)
+    conds: list[tuple[Path, Op, tuple[Value, ...]]] = []
+    for path, op, values in doc["c"]:
+        if op not in OPS:
+            raise ValueError(f"unknown operator {op!r}")
+        conds.append((tuple(path), op, tuple(Value(raw, number) for raw, number in values)))
+    return conds, tuple(TextTerm(word, prefix) for word, prefix in doc["q"])
+
+
+def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) -> CompiledQuery:
+    """SQL for one page (``limit + 1`` rows, to tell whether more follow) of ``query``.
+
+    ``indexed_upto`` is the tenant's indexing progress: events with a smaller seq are in the
+    search index, newer ones (the tail) are checked row by row.
+    """
     descending = query.order == "desc"
     lo, hi = key_of(tenant_id, 0), key_of(tenant_id, SEQ_MASK)
     if query.after_seq is not None:
@@ -86,6 +117,7 @@ def compile_query(tenant: str, tenant_id: int, query: Query) -> CompiledQuery:
     types: list[str] | None = None
     ids: list[str] | None = None
     residual: list[Condition] = []
+    tail_checks: list[Condition] = []  # what the index answers, checked directly on the tail
     for cond in query.conditions:
         if cond.path == ("type",) and cond.op in ("eq", "in"):
             types = _intersect(types, [v.raw for v in cond.values])
@@ -94,6 +126,7 @@ def compile_query(tenant: str, tenant_id: int, query: Query) -> CompiledQuery:
             ids = _intersect(ids, [v.raw for v in cond.values])
         elif _indexed(cond):
             fts.append(_fts_group(tenant, cond))
+            tail_checks.append(cond)
         else:
             residual.append(cond)
     for term in query.text:
@@ -111,41 +144,57 @@ def compile_query(tenant: str, tenant_id: int, query: Query) -> CompiledQuery:
     if query.until_us is not None:
         where.append("e.time_us < ?")
         params.append(query.until_us)
-    if residual:
-        where.append("al_match(e.body, ?)")
-        params.append(_residual_spec(residual))
     direction = "DESC" if descending else "ASC"
 
     if types == [] or ids == []:
         return CompiledQuery((), descending, query.limit)  # contradictory equalities
     only_type = types is not None and len(fts) == 1
     if fts and not only_type:
-        extra = "".join(f" AND {w}" for w in where)
-        sql = (
-            "SELECT e.key, e.body FROM events_terms AS f CROSS JOIN events AS e ON e.key = f.rowid"
-            f" WHERE events_terms MATCH ? AND f.rowid BETWEEN ? AND ?{extra}"
-            f" ORDER BY f.rowid {direction} LIMIT ?"
+        # The search index answers events below the progress mark; the tail above it is
+        # scanned by key and checked with every condition, the indexed ones included.
+        split = max(lo, min(hi + 1, key_of(tenant_id, indexed_upto)))
+        index_where = where + (["al_match(e.body, ?)"] if residual else [])
+        index_params = params + ([residual_spec(residual)] if residual else [])
+        index_sql = (
+            "SELECT e.key, e.body FROM t.events_terms AS f CROSS JOIN events AS e"
+            " ON e.key = f.rowid WHERE events_terms MATCH ? AND f.rowid BETWEEN ? AND ?"
+            + "".join(f" AND {w}" for w in index_where)
+            + f" ORDER BY f.rowid {direction} LIMIT ?"
         )
-        statement = (sql, (" AND ".join(fts), lo, hi, *params, fetch))
-        return CompiledQuery((statement,), descending, query.limit)
+        indexed = (index_sql, (" AND ".join(fts), lo, split - 1, *index_params, fetch))
+        if types is not None:
+            tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
+        tail_where = [*where, "al_match(e.body, ?)"]
+        tail_params = [*params, residual_spec(residual + tail_checks, query.text)]
+        tail_sql = (
+            "SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ?"
+            + "".join(f" AND {w}" for w in tail_where)
+            + f" ORDER BY e.key {direction} LIMIT ?"
+        )
+        tail = (tail_sql, (split, hi, *tail_params, fetch))
+        parts = (tail, indexed) if descending else (indexed, tail)
+        return CompiledQuery(parts, descending, query.limit)
+
+    if residual:
+        where.append("al_match(e.body, ?)")
+        params.append(residual_spec(residual))
+    extra = "".join(f" AND {w}" for w in where)
     if types is not None:
-        extra = "".join(f" AND {w}" for w in where)
         sql = (
             "SELECT e.key, e.body FROM events AS e INDEXED BY events_type"
             f" WHERE e.tenant_id = ? AND e.type = ? AND e.key BETWEEN ? AND ?{extra}"
             f" ORDER BY e.key {direction} LIMIT ?"
         )
         statements = tuple((sql, (tenant_id, t, lo, hi, *params, fetch)) for t in types)
-        return CompiledQuery(statements, descending, query.limit)
+        return CompiledQuery(statements, descending, query.limit, merge=len(statements) > 1)
     if ids is not None:
-        extra = "".join(f" AND {w}" for w in where)
         sql = (
             "SELECT e.key, e.body FROM events AS e INDEXED BY events_id"
             f" WHERE e.tenant_id = ? AND e.key BETWEEN ? AND ?{extra}"
             f" ORDER BY e.key {direction} LIMIT ?"
         )
-        return CompiledQuery(((sql, (tenant_id, lo, hi, *params, fetch)),), descending, query.limit)
-    extra = "".join(f" AND {w}" for w in where)
+        statement = (sql, (tenant_id, lo, hi, *params, fetch))
+        return CompiledQuery((statement,), descending, query.limit)
     sql = (
         f"SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ?{extra}"
         f" ORDER BY e.key {direction} LIMIT ?"
@@ -158,11 +207,3 @@ def _intersect(current: list[str] | None, new: list[str]) -> list[str]:
     if current is None:
         return unique
     return [v for v in current if v in unique]
-
-
-def parse_residual_spec(spec: str) -> list[tuple[Path, str, list[tuple[str, int | float | None]]]]:
-    """The conditions ``_residual_spec`` encoded, for ``al_match``."""
-    out = []
-    for path, op, values in orjson.loads(spec):
-        out.append((tuple(path), op, [(raw, number) for raw, number in values]))
-    return out

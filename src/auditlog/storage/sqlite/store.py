@@ -1,20 +1,22 @@
-"""The SQLite store: WAL, one writer, reader threads.
+"""The SQLite store: WAL, one writer thread, reader threads, and a search indexer process.
 
 Concurrency model (the one place it is written down for this backend):
 
-* One write connection, used only from the event loop's thread by the group-commit writer.
-  ``append`` runs its transaction inline on the loop rather than in a thread: a group commit
-  takes a millisecond or two, and measured on our 2-core machine, blocking the loop for it
-  beat handing the work to a thread (8.1k against 6.3k durable requests/s at 64 connections),
-  because a thread hand-off waits for the busy loop to release the GIL.
+* One write connection, used only by one dedicated writer thread, to which the group-commit
+  writer hands each group. The thread spends most of a commit in SQLite's C code and in the
+  flush to disk with the GIL released, so the event loop keeps parsing and validating the next
+  group meanwhile. Rows go in as multi-row INSERTs: every SQLite call gives up the GIL and has
+  to win it back from the busy loop, so the writer makes few calls per group.
 * Queries run on a pool of reader threads, each with its own connection; in WAL mode readers
   see the last committed state and never block the writer nor each other.
-* Point lookups that the request path needs (an event by id, an API key) use one more read
-  connection on the loop's thread: each is a single B-tree probe of a few microseconds.
+* Point lookups the request path needs (an event by id, an API key on a cache miss) use one
+  more read connection on the loop's thread: each is a single B-tree probe.
 * ``BEGIN IMMEDIATE`` takes the database write lock at the start of each transaction, so a
-  second process (``auditlog keys create`` while the server runs) is serialised by SQLite, and
+  second process (``auditlog keys revoke`` while the server runs) is serialised by SQLite, and
   ``seq`` is read from and written to the ``tenants`` row inside that same transaction, so it
   stays gap-free whoever writes.
+* The search index is built by a separate process (``indexer``) in a database file of its own
+  (``<path>-terms``), attached to every reader connection as ``t``.
 """
 
 from __future__ import annotations
@@ -23,78 +25,93 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import mmap
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from auditlog.config import Settings
-from auditlog.errors import StorageError, StorageFull, Unavailable
+from auditlog.errors import StorageError
 from auditlog.model import times
 from auditlog.model.credentials import ApiKey
-from auditlog.model.fields import Value, condition_matches
+from auditlog.model.fields import condition_matches
+from auditlog.model.matching import text_matches
 from auditlog.model.query import Query
+from auditlog.model.text import event_words
 from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
-from auditlog.storage.sqlite import querysql, terms
+from auditlog.storage.sqlite import database, querysql
+from auditlog.storage.sqlite.indexer import Indexer
 
 log = logging.getLogger("auditlog.storage.sqlite")
 
-_FULL_CODES = {sqlite3.SQLITE_FULL, getattr(sqlite3, "SQLITE_IOERR_WRITE", -1)}
 _ID_CHUNK = 500
-
-
-def _translate(exc: sqlite3.Error, retry_after: int, what: str) -> Unavailable:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code in _FULL_CODES or "full" in str(exc):
-        return StorageFull(f"{what}: the database or its disk is full", retry_after)
-    if isinstance(exc, sqlite3.OperationalError) and "interrupted" in str(exc):
-        return Unavailable(f"{what}: the query took too long and was stopped", retry_after)
-    return StorageError(f"{what}: {exc}", retry_after)
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("auditlog.storage.sqlite").joinpath("schema")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:3].isdigit():
-            found.append((int(name[:3]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _al_match(body: bytes, spec: str) -> int:
-    conditions = _spec_cache.get(spec)
-    if conditions is None:
-        conditions = [
-            (path, op, tuple(Value(raw, number) for raw, number in values))
-            for path, op, values in querysql.parse_residual_spec(spec)
-        ]
-        if len(_spec_cache) > 256:
-            _spec_cache.clear()
-        _spec_cache[spec] = conditions
-    event = orjson.loads(body)
-    return int(all(condition_matches(event, p, op, vs) for p, op, vs in conditions))  # type: ignore[arg-type]
-
-
+_GENERATION_BYTES = 16
+_KEY_CACHE_LIMIT = 10_000
+_ROWS_PER_STATEMENT = (256, 64, 16, 4, 1)
 _SELECT_KEYS = (
     "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
 )
-_spec_cache: dict[str, list[tuple[Any, str, tuple[Value, ...]]]] = {}
+_spec_cache: dict[str, Any] = {}
+
+
+def _al_match(body: bytes, spec: str) -> int:
+    """SQL function: whether a stored event satisfies the encoded conditions and words."""
+    parsed = _spec_cache.get(spec)
+    if parsed is None:
+        parsed = querysql.parse_residual_spec(spec)
+        if len(_spec_cache) > 256:
+            _spec_cache.clear()
+        _spec_cache[spec] = parsed
+    conditions, text = parsed
+    event = orjson.loads(body)
+    for path, op, values in conditions:
+        if not condition_matches(event, path, op, values):
+            return 0
+    return int(not text or text_matches(event_words(event), text))
+
+
+def _insert_rows(conn: sqlite3.Connection, target: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT many rows with few statements: one multi-row VALUES per chunk.
+
+    ``executemany`` steps once per row, and each step lets go of the GIL and must win it back
+    from the busy event loop; one statement per chunk of up to 256 rows costs one hand-off.
+    Chunk sizes are fixed so that the statement cache holds every shape.
+    """
+    width = len(rows[0])
+    tuple_marks = "(" + ",".join("?" * width) + ")"
+    start = 0
+    while start < len(rows):
+        size = next(n for n in _ROWS_PER_STATEMENT if n <= len(rows) - start)
+        chunk = rows[start : start + size]
+        values = ",".join([tuple_marks] * size)
+        sql = f"INSERT INTO {target} VALUES {values}"  # noqa: S608 (constant fragments only)
+        conn.execute(sql, [v for row in chunk for v in row])
+        start += size
 
 
 class SQLiteStore:
-    """``Store`` on one SQLite database file."""
+    """``Store`` on one SQLite database file (and its search index beside it).
 
-    def __init__(self, path: str, settings: Settings | None = None) -> None:
+    ``indexer``: ``"process"`` runs the search indexer as a child process (what ``serve``
+    does); ``"off"`` leaves indexing to whoever calls ``index_pending`` (commands and tests).
+    Queries are complete either way: unindexed events are checked directly.
+    """
+
+    def __init__(self, path: str, settings: Settings | None = None, indexer: str = "off") -> None:
         self.path = path
+        self.terms_path = database.terms_path(path)
         self._settings = settings or Settings()
         self._retry = self._settings.retry_after
+        self._indexer_mode = indexer
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -103,22 +120,30 @@ class SQLiteStore:
         self._thread_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._tenant_ids: dict[str, int] = {}
+        self._indexer: _IndexerProcess | None = None
+        # API keys are read on every request; they are cached, and the cache is dropped when
+        # the "keys generation" changes. Every revocation, from this process or another one
+        # (``auditlog keys revoke`` while the server runs), writes new random bytes to that
+        # small file after its commit; the server sees them through a memory map, without a
+        # system call, so a revoked key is refused from the next request on.
+        self._generation_path = self.path + "-keys"
+        self._generation: mmap.mmap | None = None
+        self._cached_generation = b""
+        self._key_cache: dict[str, ApiKey] = {}
 
     # -- connections -------------------------------------------------------------------
 
     def _connect(self, readonly: bool = False) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+        s = self._settings
+        conn = database.connect(
+            self.path,
+            synchronous=s.sqlite_synchronous,
+            cache_mb=s.sqlite_cache_mb,
+            readonly=readonly,
         )
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute(f"PRAGMA cache_size = -{self._settings.sqlite_cache_mb * 1024}")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        if readonly:
-            conn.execute("PRAGMA query_only = 1")
-            conn.execute("PRAGMA mmap_size = 268435456")
-        else:
-            conn.execute(f"PRAGMA synchronous = {self._settings.sqlite_synchronous}")
         conn.create_function("al_match", 2, _al_match, deterministic=True)
+        if readonly:
+            conn.execute("ATTACH DATABASE ? AS t", (self.terms_path,))
         return conn
 
     async def open(self) -> None:
@@ -127,38 +152,41 @@ class SQLiteStore:
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             writer = self._connect()
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StorageError(f"SQLite at {self.path} refused WAL mode ({mode})")
-            self._migrate(writer)
+            database.use_wal(writer, self.path)
+            database.migrate(writer, "events", self.path)
+            index = database.connect(self.terms_path, synchronous="NORMAL")
+            try:
+                database.use_wal(index, self.terms_path)
+                database.migrate(index, "terms", self.terms_path)
+            finally:
+                index.close()
             self._writer = writer
             self._reader = self._connect(readonly=True)
+            self._generation = self._map_generation()
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, f"opening {self.path}") from exc
+            raise database.translate(exc, self._retry, f"opening {self.path}") from exc
         except OSError as exc:
             raise StorageError(f"opening {self.path}: {exc}", self._retry) from exc
-        self._pool = ThreadPoolExecutor(
-            self._settings.read_threads, thread_name_prefix="auditlog-read"
-        )
-        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="auditlog-write")
+        self._pool = ThreadPoolExecutor(self._settings.read_threads, thread_name_prefix="al-read")
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="al-write")
+        if self._indexer_mode == "process":
+            self._indexer = _IndexerProcess(self.path)
+            self._indexer.start()
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, sql in _migrations():
-                if number > version:
-                    for statement in sql.split(";\n"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {number}")
-                    log.info("applied schema migration %03d to %s", number, self.path)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _map_generation(self) -> mmap.mmap:
+        with contextlib.suppress(FileExistsError), open(self._generation_path, "xb") as fh:
+            fh.write(os.urandom(_GENERATION_BYTES))
+        with open(self._generation_path, "rb") as fh:
+            return mmap.mmap(fh.fileno(), _GENERATION_BYTES, access=mmap.ACCESS_READ)
+
+    def _bump_generation(self) -> None:
+        with open(self._generation_path, "r+b") as fh:
+            fh.write(os.urandom(_GENERATION_BYTES))
 
     async def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.stop()
+            self._indexer = None
         for pool in (self._write_pool, self._pool):
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -171,6 +199,10 @@ class SQLiteStore:
             if own is not None:
                 own.close()
         self._reader = self._writer = None
+        if self._generation is not None:
+            self._generation.close()
+            self._generation = None
+        self._key_cache.clear()
         self._tenant_ids.clear()
 
     def _w(self) -> sqlite3.Connection:
@@ -196,7 +228,15 @@ class SQLiteStore:
         try:
             self._r().execute("SELECT 1 FROM tenants LIMIT 1").fetchall()
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "ping") from exc
+            raise database.translate(exc, self._retry, "ping") from exc
+
+    def index_pending(self) -> int:
+        """Index every committed event not yet in the search index (in this process)."""
+        indexer = Indexer(self.path)
+        try:
+            return indexer.catch_up()
+        finally:
+            indexer.close()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -219,16 +259,14 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "commit") from exc
+            raise database.translate(exc, self._retry, "commit") from exc
         return outcomes
 
-    def _tenant_id(self, conn: sqlite3.Connection, tenant: str, create: bool) -> int | None:
+    def _tenant_id(self, conn: sqlite3.Connection, tenant: str) -> int:
         tenant_id = self._tenant_ids.get(tenant)
         if tenant_id is None:
             row = conn.execute("SELECT tenant_id FROM tenants WHERE name = ?", (tenant,)).fetchone()
             if row is None:
-                if not create:
-                    return None
                 row = conn.execute(
                     "INSERT INTO tenants (name, size) VALUES (?, 0) RETURNING tenant_id", (tenant,)
                 ).fetchone()
@@ -243,60 +281,51 @@ class SQLiteStore:
         existing: dict[tuple[str, str], bytes] = {}
         tenant_ids: dict[str, int] = {}
         for tenant, wanted in plan.wanted().items():
-            tenant_id = self._tenant_id(conn, tenant, create=True)
-            assert tenant_id is not None
-            tenant_ids[tenant] = tenant_id
+            tenant_id = tenant_ids[tenant] = self._tenant_id(conn, tenant)
             id_list = list(wanted)
             for start in range(0, len(id_list), _ID_CHUNK):
                 chunk = id_list[start : start + _ID_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for event_id, body in conn.execute(
-                    f"SELECT id, body FROM events WHERE tenant_id = ? AND id IN ({marks})",  # noqa: S608
-                    (tenant_id, *chunk),
-                ):
+                sql = f"SELECT id, body FROM events WHERE tenant_id = ? AND id IN ({marks})"  # noqa: S608
+                for event_id, body in conn.execute(sql, (tenant_id, *chunk)):
                     existing[(tenant, event_id)] = body
         plan.plan(existing)
         if not plan.new:
             return plan.outcomes()
         sizes: dict[str, int] = {}
-        for pending in plan.new:
-            if pending.tenant not in sizes:
-                row = conn.execute(
-                    "SELECT size FROM tenants WHERE tenant_id = ?", (tenant_ids[pending.tenant],)
-                ).fetchone()
-                sizes[pending.tenant] = int(row[0])
+        for tenant in {p.tenant for p in plan.new}:
+            row = conn.execute(
+                "SELECT size FROM tenants WHERE tenant_id = ?", (tenant_ids[tenant],)
+            ).fetchone()
+            sizes[tenant] = int(row[0])
         plan.assign(sizes, times.now_us())
         rows = []
-        docs = []
         for p in plan.new:
-            key = querysql.key_of(tenant_ids[p.tenant], p.seq)
-            rows.append(
-                (key, tenant_ids[p.tenant], p.event.id, p.event.type, p.event.time_us, p.body)
+            tenant_id = tenant_ids[p.tenant]
+            key = querysql.key_of(tenant_id, p.seq)
+            rows.append((key, tenant_id, p.event.id, p.event.type, p.event.time_us, p.body))
+        _insert_rows(conn, "events (key, tenant_id, id, type, time_us, body)", rows)
+        for tenant, size in sizes.items():
+            conn.execute(
+                "UPDATE tenants SET size = ? WHERE tenant_id = ?", (size, tenant_ids[tenant])
             )
-            docs.append((key, terms.event_terms(p.tenant, p.event.content)))
-        conn.executemany(
-            "INSERT INTO events (key, tenant_id, id, type, time_us, body) VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        conn.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
-        conn.executemany(
-            "UPDATE tenants SET size = ? WHERE tenant_id = ?",
-            [(size, tenant_ids[tenant]) for tenant, size in sizes.items()],
-        )
         return plan.outcomes()
 
     # -- reading -----------------------------------------------------------------------
 
     async def get_event(self, tenant: str, event_id: str) -> bytes | None:
-        conn = self._r()
         try:
-            row = conn.execute(
-                "SELECT e.body FROM events AS e JOIN tenants AS t ON e.tenant_id = t.tenant_id"
-                " WHERE t.name = ? AND e.id = ?",
-                (tenant, event_id),
-            ).fetchone()
+            row = (
+                self._r()
+                .execute(
+                    "SELECT e.body FROM events AS e JOIN tenants AS n ON e.tenant_id = n.tenant_id"
+                    " WHERE n.name = ? AND e.id = ?",
+                    (tenant, event_id),
+                )
+                .fetchone()
+            )
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "reading an event") from exc
+            raise database.translate(exc, self._retry, "reading an event") from exc
         return None if row is None else bytes(row[0])
 
     async def query(self, tenant: str, query: Query) -> Page:
@@ -308,14 +337,22 @@ class SQLiteStore:
     def _query(self, tenant: str, query: Query) -> Page:
         conn = self._thread_conn()
         try:
-            row = conn.execute("SELECT tenant_id FROM tenants WHERE name = ?", (tenant,)).fetchone()
-            if row is None:
-                return Page((), None, False)
-            compiled = querysql.compile_query(tenant, int(row[0]), query)
-            with self._deadline(conn):
-                rows = self._run(conn, compiled)
+            conn.execute("BEGIN")  # one snapshot of both files for the whole page
+            try:
+                row = conn.execute(
+                    "SELECT n.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS n"
+                    " LEFT JOIN t.progress AS p ON p.tenant_id = n.tenant_id WHERE n.name = ?",
+                    (tenant,),
+                ).fetchone()
+                if row is None:
+                    return Page((), None, False)
+                compiled = querysql.compile_query(tenant, int(row[0]), query, int(row[1]))
+                with self._deadline(conn):
+                    rows = self._run(conn, compiled)
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "query") from exc
+            raise database.translate(exc, self._retry, "query") from exc
         more = len(rows) > compiled.limit
         rows = rows[: compiled.limit]
         last = rows[-1][0] & querysql.SEQ_MASK if rows else None
@@ -323,11 +360,18 @@ class SQLiteStore:
 
     @staticmethod
     def _run(conn: sqlite3.Connection, compiled: querysql.CompiledQuery) -> list[tuple[int, bytes]]:
-        results = [conn.execute(sql, params).fetchall() for sql, params in compiled.statements]
-        if len(results) == 1:
-            return results[0]
-        merged = heapq.merge(*results, key=lambda r: r[0], reverse=compiled.descending)
-        return list(merged)[: compiled.limit + 1]
+        fetch = compiled.limit + 1
+        if compiled.merge:
+            results = [conn.execute(sql, params).fetchall() for sql, params in compiled.statements]
+            merged = heapq.merge(*results, key=lambda r: r[0], reverse=compiled.descending)
+            return list(merged)[:fetch]
+        rows: list[tuple[int, bytes]] = []
+        for sql, params in compiled.statements:
+            wanted = fetch - len(rows)
+            if wanted <= 0:
+                break
+            rows += conn.execute(sql, (*params[:-1], wanted)).fetchall()
+        return rows
 
     @contextlib.contextmanager
     def _deadline(self, conn: sqlite3.Connection) -> Iterator[None]:
@@ -345,9 +389,8 @@ class SQLiteStore:
     # -- API keys ----------------------------------------------------------------------
 
     async def create_api_key(self, key: ApiKey) -> None:
-        conn = self._w()
         try:
-            conn.execute(
+            self._w().execute(
                 "INSERT INTO api_keys (key_id, tenant, name, scopes, secret_hash, created_us)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -360,7 +403,7 @@ class SQLiteStore:
                 ),
             )
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "creating an API key") from exc
+            raise database.translate(exc, self._retry, "creating an API key") from exc
 
     @staticmethod
     def _key(row: tuple[Any, ...]) -> ApiKey:
@@ -375,11 +418,26 @@ class SQLiteStore:
         )
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
+        if self._generation is None:
+            raise StorageError("the store is not open", self._retry)
+        generation = self._generation[:_GENERATION_BYTES]  # read before the database
+        if generation != self._cached_generation:
+            self._key_cache.clear()
+            self._cached_generation = generation
+        cached = self._key_cache.get(key_id)
+        if cached is not None:
+            return cached
         try:
             row = self._r().execute(_SELECT_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "reading an API key") from exc
-        return None if row is None else self._key(row)
+            raise database.translate(exc, self._retry, "reading an API key") from exc
+        if row is None:
+            return None
+        key = self._key(row)
+        if len(self._key_cache) >= _KEY_CACHE_LIMIT:
+            self._key_cache.clear()
+        self._key_cache[key_id] = key
+        return key
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
         sql = _SELECT_KEYS
@@ -390,7 +448,7 @@ class SQLiteStore:
         try:
             rows = self._r().execute(sql + " ORDER BY created_us, key_id", params).fetchall()
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "listing API keys") from exc
+            raise database.translate(exc, self._retry, "listing API keys") from exc
         return [self._key(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
@@ -400,5 +458,54 @@ class SQLiteStore:
                 (revoked_us, key_id),
             )
         except sqlite3.Error as exc:
-            raise _translate(exc, self._retry, "revoking an API key") from exc
+            raise database.translate(exc, self._retry, "revoking an API key") from exc
+        self._bump_generation()
         return cur.rowcount > 0
+
+
+class _IndexerProcess:
+    """The indexer child process, restarted by a watchdog thread if it ever dies."""
+
+    RESTART_DELAY = 1.0
+
+    def __init__(self, events_path: str) -> None:
+        self._events_path = events_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="al-indexer-watch", daemon=True)
+
+    def _spawn(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "auditlog.storage.sqlite.indexer",
+                self._events_path,
+                "--parent",
+                str(os.getpid()),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        self._spawn()
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.RESTART_DELAY):
+            process = self._process
+            if process is not None and process.poll() is not None and not self._stopping.is_set():
+                log.error("search indexer exited with %s; restarting it", process.returncode)
+                self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._watchdog.join(timeout=5)

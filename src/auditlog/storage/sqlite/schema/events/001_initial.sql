@@ -20,12 +20,6 @@ CREATE UNIQUE INDEX events_id ON events (tenant_id, id);
 CREATE INDEX events_type ON events (tenant_id, type, key, time_us);
 CREATE INDEX events_time ON events (tenant_id, time_us);
 
--- Every equality-searchable (path, value) of an event as a hashed token "k...", and every word
--- of its text as "w<word>". Contentless and without positions: it only maps tokens to keys.
-CREATE VIRTUAL TABLE events_terms USING fts5 (
-    terms, content = '', detail = none, tokenize = 'ascii'
-);
-
 CREATE TABLE api_keys (
     key_id      TEXT PRIMARY KEY,
     tenant      TEXT NOT NULL,

@@ -1,0 +1,90 @@
+"""Opening SQLite connections the way every part of this backend needs them, and migrations.
+
+The backend keeps two database files: the events (``path``), which hold everything that must
+never be lost, and the search index (``path`` + ``-terms``), which can be rebuilt from the
+events at any time. Each has numbered migrations in ``schema/<name>/NNN_*.sql``, applied in
+order under the write lock and recorded in ``PRAGMA user_version``, so several processes that
+open the same files at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from importlib import resources
+
+from auditlog.errors import StorageError, StorageFull, Unavailable
+
+log = logging.getLogger("auditlog.storage.sqlite")
+
+_FULL_CODES = {sqlite3.SQLITE_FULL, getattr(sqlite3, "SQLITE_IOERR_WRITE", -1)}
+
+
+def terms_path(events_path: str) -> str:
+    """The search index's file, beside the events database."""
+    return events_path + "-terms"
+
+
+def connect(
+    path: str,
+    *,
+    synchronous: str = "FULL",
+    cache_mb: int = 64,
+    readonly: bool = False,
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with our pragmas."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("PRAGMA mmap_size = 268435456")
+    else:
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def use_wal(conn: sqlite3.Connection, path: str) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StorageError(f"SQLite at {path} refused WAL mode ({mode})")
+
+
+def migrations(schema: str) -> list[tuple[int, str]]:
+    """The numbered migrations of one schema (``events`` or ``terms``), in order."""
+    folder = resources.files("auditlog.storage.sqlite").joinpath("schema", schema)
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            found.append((int(name[:3]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(conn: sqlite3.Connection, schema: str, path: str) -> None:
+    """Apply the migrations of ``schema`` that ``conn``'s database lacks."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, sql in migrations(schema):
+            if number > version:
+                for statement in sql.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                log.info("applied %s migration %03d to %s", schema, number, path)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def translate(exc: sqlite3.Error, retry_after: int, what: str) -> Unavailable:
+    """A driver error as the storage error the services understand."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code in _FULL_CODES or "full" in str(exc):
+        return StorageFull(f"{what}: the database or its disk is full", retry_after)
+    if isinstance(exc, sqlite3.OperationalError) and "interrupted" in str(exc):
+        return Unavailable(f"{what}: the query took too long and was stopped", retry_after)
+    return StorageError(f"{what}: {exc}", retry_after)
