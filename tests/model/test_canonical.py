@@ -24,7 +24,9 @@ SCALARS = (
 )
 JSON = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(TEXT | CONTROL_TEXT, inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(TEXT | CONTROL_TEXT, inner, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -73,7 +75,7 @@ def test_non_ascii_is_not_escaped() -> None:
 
 
 def test_control_characters_and_quotes_are_escaped() -> None:
-    assert canonical_bytes(["\x00\x1f\n\t\"\\", "\x7f"]) == b'["\\u0000\\u001f\\n\\t\\"\\\\","\x7f"]'
+    assert canonical_bytes(['\x00\x1f\n\t"\\', "\x7f"]) == b'["\\u0000\\u001f\\n\\t\\"\\\\","\x7f"]'
 
 
 @pytest.mark.parametrize(

@@ -68,10 +68,10 @@ def test_values_that_read_as_numbers(raw: str, number: float) -> None:
         " 5",
         "5 ",
         "5\n",
-        "١٢",  # Arabic-Indic digits
-        "-١",
-        "1٣",
-        "１",  # full-width 1
+        "\u0661\u0662",  # Arabic-Indic digits
+        "-\u0661",
+        "1\u0663",
+        "\uff11",  # full-width 1
         "nan",
         "NaN",
         "inf",
@@ -130,7 +130,11 @@ EVENT: dict[str, Any] = {
         ("type", ["order.placed"], ["order.placed"]),
         ("actor.id", ["alice"], ["alice"]),
         ("data.amount", [100], [100]),
-        ("data.location", [{"city": "Seattle", "zip": "98101"}], [{"city": "Seattle", "zip": "98101"}]),
+        (
+            "data.location",
+            [{"city": "Seattle", "zip": "98101"}],
+            [{"city": "Seattle", "zip": "98101"}],
+        ),
         ("data.location.city", ["Seattle"], ["Seattle"]),
         ("data.items.sku", ["A-1", "B-2", "C-3"], ["A-1", "B-2", "C-3"]),
         ("data.items.qty", [2, 1], [2, 1]),

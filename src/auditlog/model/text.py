@@ -83,4 +83,7 @@ def searchable_text(event: dict[str, Any]) -> Iterable[str]:
 
 def event_words(event: dict[str, Any]) -> set[str]:
     """The distinct words of an event's searchable text."""
-    return set(words(" ".join(searchable_text(event))))
+    text = " ".join(searchable_text(event))
+    if text.isascii():  # the fast path of ``words``, for a whole event at once
+        return {word[:MAX_WORD] for word in _WORD.findall(text.lower())}
+    return set(words(text))

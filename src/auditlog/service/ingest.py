@@ -6,6 +6,11 @@ transaction. Each handler's future resolves only after that transaction is durab
 answer to a request always follows its commit. While one commit runs the next group gathers, so
 the more load arrives the bigger each commit gets and the fewer flushes each event costs.
 
+Up to ``PIPELINE`` groups are handed to the store at once: while one commits, the next is
+already waiting at the store, so the store never sits idle between a commit and the moment
+the event loop gets round to collecting its result. Stores commit groups in the order they
+were handed over, so seqs still follow the order of the groups.
+
 The queue is bounded by events: past ``queue_max_events`` a submit fails at once with
 ``Overloaded`` (503 + Retry-After) rather than holding memory. ``close`` drains: it stops taking
 new work, commits everything queued, resolves every waiter, then returns.
@@ -23,6 +28,8 @@ from auditlog.metrics import Metrics
 from auditlog.storage.base import AppendOutcome, AppendRequest, Store
 
 log = logging.getLogger("auditlog.ingest")
+
+PIPELINE = 2
 
 
 class Ingestor:
@@ -47,6 +54,7 @@ class Ingestor:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
 
     @property
     def queued_events(self) -> int:
@@ -94,13 +102,20 @@ class Ingestor:
         return group
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                await self._commit(self._take_group())
-            if self._closing:
+            while self._queue and len(self._inflight) < PIPELINE:
+                task = loop.create_task(self._commit(self._take_group()))
+                self._inflight.add(task)
+                task.add_done_callback(self._finished)
+            if self._closing and not self._queue and not self._inflight:
                 return
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
 
     async def _commit(
         self, group: list[tuple[AppendRequest, asyncio.Future[AppendOutcome]]]

@@ -27,15 +27,16 @@ import heapq
 import logging
 import mmap
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -61,6 +62,7 @@ _SELECT_KEYS = (
     "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
 )
 _spec_cache: dict[str, Any] = {}
+_T = TypeVar("_T")
 
 
 def _al_match(body: bytes, spec: str) -> int:
@@ -115,7 +117,7 @@ class SQLiteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._write_pool: ThreadPoolExecutor | None = None
+        self._write_thread: _WriteThread | None = None
         self._local = threading.local()
         self._thread_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -168,7 +170,7 @@ class SQLiteStore:
         except OSError as exc:
             raise StorageError(f"opening {self.path}: {exc}", self._retry) from exc
         self._pool = ThreadPoolExecutor(self._settings.read_threads, thread_name_prefix="al-read")
-        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="al-write")
+        self._write_thread = _WriteThread()
         if self._indexer_mode == "process":
             self._indexer = _IndexerProcess(self.path)
             self._indexer.start()
@@ -187,10 +189,12 @@ class SQLiteStore:
         if self._indexer is not None:
             self._indexer.stop()
             self._indexer = None
-        for pool in (self._write_pool, self._pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self._pool = self._write_pool = None
+        if self._write_thread is not None:
+            self._write_thread.stop()
+            self._write_thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         with self._conns_lock:
             for conn in self._thread_conns:
                 conn.close()
@@ -241,10 +245,12 @@ class SQLiteStore:
     # -- writing -----------------------------------------------------------------------
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        if self._write_pool is None:
+        return await self._write(self._append_sync, requests)
+
+    async def _write(self, work: Callable[..., _T], *args: Any) -> _T:
+        if self._write_thread is None:
             raise StorageError("the store is not open", self._retry)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._write_pool, self._append_sync, requests)
+        return await self._write_thread.submit(work, *args)
 
     def _append_sync(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         conn = self._w()
@@ -452,6 +458,9 @@ class SQLiteStore:
         return [self._key(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
+        return await self._write(self._revoke_api_key, key_id, revoked_us)
+
+    def _revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         try:
             cur = self._w().execute(
                 "UPDATE api_keys SET revoked_us = coalesce(revoked_us, ?) WHERE key_id = ?",
@@ -461,6 +470,44 @@ class SQLiteStore:
             raise database.translate(exc, self._retry, "revoking an API key") from exc
         self._bump_generation()
         return cur.rowcount > 0
+
+
+class _WriteThread:
+    """The one thread that uses the write connection, running work in submission order."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="al-write", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put((work, args, loop, future))
+        return future
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            work, args, loop, future = item
+            try:
+                result = work(*args)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():  # its caller went away; the work itself was done all the same
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 class _IndexerProcess:

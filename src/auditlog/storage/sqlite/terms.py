@@ -66,31 +66,40 @@ def _tagged(value: Any) -> str | None:
 
 
 def _walk(obj: dict[str, Any], prefix: str, out: set[str]) -> None:
-    # The same traversal as fields.leaf_paths, written for speed: ``prefix`` is the hashed
-    # material up to and including this object's path and a trailing separator.
+    # The same traversal as fields.leaf_paths, written for speed (this is most of the
+    # indexer's work): ``prefix`` is the hashed material up to and including this object's
+    # path and a trailing separator.
+    add = out.add
     for key, value in obj.items():
         here = prefix + key
-        out.add(_hashed(here + "\x1fe"))
-        if isinstance(value, dict):
+        add(_hashed(here + "\x1fe"))
+        kind = type(value)
+        if kind is str:
+            add(_hashed(here + "\x1fs" + value))
+        elif kind is dict:
             _walk(value, here + _SEP, out)
-        elif isinstance(value, list):
+        elif kind is list:
             _walk_list(value, here, out)
         else:
             tagged = _tagged(value)
             if tagged is not None:
-                out.add(_hashed(f"{here}\x1f{tagged}"))
+                add(_hashed(here + "\x1f" + tagged))
 
 
 def _walk_list(items: list[Any], here: str, out: set[str]) -> None:
+    add = out.add
     for item in items:
-        if isinstance(item, dict):
+        kind = type(item)
+        if kind is str:
+            add(_hashed(here + "\x1fs" + item))
+        elif kind is dict:
             _walk(item, here + _SEP, out)
-        elif isinstance(item, list):
+        elif kind is list:
             _walk_list(item, here, out)
         else:
             tagged = _tagged(item)
             if tagged is not None:
-                out.add(_hashed(f"{here}\x1f{tagged}"))
+                add(_hashed(here + "\x1f" + tagged))
 
 
 def event_terms(tenant: str, content: dict[str, Any]) -> str:
