@@ -27,9 +27,10 @@ def _is_word_char(ch: str) -> bool:
 
 
 def _fold(word: str) -> str:
-    # Decompose before folding too: some compatibility forms decompose to capitals (𝐀, ㎒, ϒ).
+    # Decompose before folding too: some compatibility forms decompose to capitals.
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", word).casefold())
-    # Decomposition can also yield separators (e.g. "½" gives "1⁄2"): keep word characters.
+    # Decomposition can also yield separators (a vulgar fraction has a fraction slash):
+    # keep word characters only.
     kept = "".join(ch for ch in decomposed if _is_word_char(ch) and not unicodedata.combining(ch))
     return unicodedata.normalize("NFC", kept)
 
