@@ -478,3 +478,33 @@ def test_parse_query_raises_nothing_but_bad_request(pairs: list[tuple[str, str]]
         query.fingerprint()
         return
     assert message
+
+
+def test_prefix_on_a_time_path_is_refused_with_the_alternative() -> None:
+    message = refused(("time[prefix]", "2026-11"))
+    assert "time[prefix]" in message
+    assert "since/until" in message
+
+
+@pytest.mark.parametrize("name", ["actor.foo", "subject.email", "actor.id.x"])
+def test_actor_and_subject_have_only_id_type_and_name(name: str) -> None:
+    assert name in refused((name, "x"))
+
+
+def test_repeated_equalities_are_capped_like_in() -> None:
+    pairs = [("type", f"t{i}") for i in range(MAX_IN_VALUES + 1)]
+    assert "type" in refused(*pairs)
+    assert len(parse(*pairs[:MAX_IN_VALUES]).conditions[0].values) == MAX_IN_VALUES
+
+
+def test_the_word_limit_applies_to_all_q_parameters_together() -> None:
+    half = " ".join(f"w{i}" for i in range(MAX_TEXT_WORDS // 2 + 1))
+    other = " ".join(f"x{i}" for i in range(MAX_TEXT_WORDS // 2 + 1))
+    assert "'q'" in refused(("q", half), ("q", other))
+
+
+def test_the_fingerprint_ignores_the_order_of_repeated_values_and_parameters() -> None:
+    a = parse(("type", "a"), ("type", "b"), ("q", "x y"), ("data.n[gt]", "1"))
+    b = parse(("data.n[gt]", "1"), ("q", "y x"), ("type", "b"), ("type", "a"))
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != parse(("type", "a")).fingerprint()

@@ -84,9 +84,13 @@ class Query:
     def fingerprint(self) -> str:
         """What a cursor is bound to: everything but ``limit`` and the position."""
         parts = [self.order, str(self.since_us), str(self.until_us)]
-        parts += [f"{t.word}{'*' if t.prefix else ''}" for t in self.text]
-        for c in sorted(self.conditions, key=lambda c: (c.path, c.op, [v.raw for v in c.values])):
-            parts.append(f"{'.'.join(c.path)}[{c.op}]=" + "\x1f".join(v.raw for v in c.values))
+        parts += sorted(f"{t.word}{'*' if t.prefix else ''}" for t in self.text)
+        # Order-independent: type=a&type=b and type=b&type=a are the same query.
+        conditions = sorted(
+            f"{'.'.join(c.path)}[{c.op}]=" + "\x1f".join(sorted(v.raw for v in c.values))
+            for c in self.conditions
+        )
+        parts += conditions
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
 
 
@@ -106,7 +110,9 @@ def parse_path(name: str, param: str) -> Path:
             f"unknown parameter {param!r}: a field path starts with one of "
             + ", ".join(sorted(ROOTS))
         )
-    if segments[0] in ("actor", "subject") and len(segments) > 2:
+    if segments[0] in ("actor", "subject") and (
+        len(segments) > 2 or (len(segments) == 2 and segments[1] not in ("id", "type", "name"))
+    ):
         raise BadRequest(f"parameter {param!r}: {segments[0]} has only id, type and name")
     if segments[0] not in ("actor", "subject", "data") and len(segments) > 1:
         raise BadRequest(f"parameter {param!r}: {segments[0]} has no fields inside it")
@@ -125,6 +131,10 @@ def _value(raw: str, path: Path, param: str) -> Value:
 
 
 def _condition(path: Path, op: Op, raw: str, param: str) -> Condition:
+    if path in TIME_PATHS and op == "prefix":
+        raise BadRequest(
+            f"parameter {param!r}: prefix does not apply to times; use gte and lt, or since/until"
+        )
     if op == "exists":
         if raw not in ("true", "false"):
             raise BadRequest(f"parameter {param!r}: exists takes true or false, not {raw!r}")
@@ -206,6 +216,8 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> tuple[Query, str | None]:
     for raw_q in grouped.get("q", []):
         text += parse_text(raw_q)
     text = tuple(dict.fromkeys(text))
+    if len(text) > MAX_TEXT_WORDS:
+        raise BadRequest(f"parameter 'q': more than {MAX_TEXT_WORDS} words")
 
     equalities: dict[Path, list[Value]] = {}
     conditions: list[Condition] = []
@@ -233,6 +245,10 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> tuple[Query, str | None]:
                 conditions.append(cond)
     for path, vals in equalities.items():
         unique = tuple(dict.fromkeys(vals))
+        if len(unique) > MAX_IN_VALUES:
+            raise BadRequest(
+                f"parameter {'.'.join(path)!r}: more than {MAX_IN_VALUES} values to match"
+            )
         conditions.append(Condition(path, "eq" if len(unique) == 1 else "in", unique))
     if len(conditions) > MAX_CONDITIONS:
         raise BadRequest(f"more than {MAX_CONDITIONS} conditions in one query")
