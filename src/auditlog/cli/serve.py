@@ -22,7 +22,7 @@ def serve(settings: Settings) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A shorter switch interval lets the event loop take the GIL back from reader threads
     # quickly, which keeps write latency low while queries run.
-    sys.setswitchinterval(0.00005)
+    sys.setswitchinterval(0.001)
     app = build_app(settings, open_store(settings, serving=True))
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
     uvicorn.run(

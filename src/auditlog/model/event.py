@@ -83,6 +83,8 @@ def _has_control(text: str) -> bool:
 
 
 def _check_text(value: Any, field: str, errors: list[FieldError], max_len: int = MAX_TEXT) -> None:
+    if type(value) is str and 0 < len(value) <= max_len and _CONTROL.search(value) is None:
+        return  # the common case, decided in one line
     if not isinstance(value, str):
         errors.append(FieldError(field, f"expected a string of 1-{max_len} characters"))
     elif not 1 <= len(value) <= max_len:
@@ -114,21 +116,31 @@ def _party(value: Any, field: str, errors: list[FieldError]) -> dict[str, str] |
     return value if len(errors) == before else None
 
 
-def _depth_and_floats(value: Any, limit: int) -> tuple[bool, bool]:
-    """(whether nesting stays within ``limit`` containers, whether a float occurs)."""
+class _TooDeep(Exception):
+    pass
+
+
+def _scan(container: dict[str, Any] | list[Any], room: int) -> bool:
+    """Whether a float occurs inside; ``_TooDeep`` past ``room`` more levels of nesting."""
     floats = False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False, floats
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
-            floats = floats or any(isinstance(v, float) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
-            floats = floats or any(isinstance(v, float) for v in item)
-    return True, floats
+    for item in container.values() if isinstance(container, dict) else container:
+        kind = type(item)
+        if kind is float:
+            floats = True
+        elif kind is dict or kind is list:
+            if room <= 1:
+                raise _TooDeep
+            if _scan(item, room - 1):
+                floats = True
+    return floats
+
+
+def _depth_and_floats(value: dict[str, Any], limit: int) -> tuple[bool, bool]:
+    """(whether nesting stays within ``limit`` containers, whether a float occurs)."""
+    try:
+        return True, _scan(value, limit)
+    except _TooDeep:
+        return False, False
 
 
 def validate_event(raw: Any, principal: Principal, limits: Limits, now_us: int) -> NewEvent:

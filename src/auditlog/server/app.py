@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from auditlog.config import Settings
 from auditlog.metrics import Metrics
@@ -49,6 +50,7 @@ class AuditlogApp:
         ]
         self.router = Router(routes)
         self._openapi_bytes: bytes | None = None
+        self._metric_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _openapi(self) -> bytes:
         if self._openapi_bytes is None:
@@ -87,9 +89,20 @@ class AuditlogApp:
         except Exception as exc:
             response = problems.from_exception(exc)
         await response.send(send, head_only=method == "HEAD")
-        metrics = self.services.metrics
-        metrics.requests.labels(pattern, method, str(response.status)).inc()
-        metrics.latency.labels(pattern).observe(time.perf_counter() - started)
+        self._observe(pattern, method, response.status, time.perf_counter() - started)
+
+    def _observe(self, pattern: str, method: str, status: int, seconds: float) -> None:
+        # labels() looks its child up by a tuple of strings; keep the children at hand.
+        children = self._metric_children.get((pattern, method, status))
+        if children is None:
+            metrics = self.services.metrics
+            children = (
+                metrics.requests.labels(pattern, method, str(status)),
+                metrics.latency.labels(pattern),
+            )
+            self._metric_children[(pattern, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
