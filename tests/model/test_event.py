@@ -46,7 +46,7 @@ def nested(depth: int, container: str = "object") -> Any:
 
 
 def stored(event: NewEvent, seq: int = 0) -> dict[str, Any]:
-    result: dict[str, Any] = orjson.loads(stored_bytes(event, "acme", seq, LATER))
+    result: dict[str, Any] = orjson.loads(stored_bytes(event, "acme", seq, format_us(LATER)))
     return result
 
 
@@ -342,7 +342,9 @@ def test_size_counts_utf8_bytes() -> None:
 
 def test_size_covers_the_stored_form() -> None:
     event = valid({"type": "x", "data": {"note": "n" * 1000, "f": 0.5}})
-    assert len(stored_bytes(event, "tenant-with-a-longish-name", 10**12, NOW)) <= event.size
+    assert (
+        len(stored_bytes(event, "tenant-with-a-longish-name", 10**12, format_us(NOW))) <= event.size
+    )
 
 
 def test_invalid_event_is_not_reported_as_too_large() -> None:
@@ -356,7 +358,7 @@ def test_invalid_event_is_not_reported_as_too_large() -> None:
 
 def test_stored_bytes_are_canonical_content_plus_server_fields() -> None:
     event = valid({"id": "e1", "type": "x", "subject": "s", "data": {"b": 1.5, "a": "ü"}})
-    raw = stored_bytes(event, "acme", 7, LATER)
+    raw = stored_bytes(event, "acme", 7, format_us(LATER))
     value = orjson.loads(raw)
     assert value == {
         **event.content,

@@ -7,6 +7,7 @@ the lifespan shutdown, which commits anything still queued before the store clos
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -24,6 +25,12 @@ def serve(settings: Settings) -> int:
     # quickly, which keeps write latency low while queries run.
     sys.setswitchinterval(0.001)
     app = build_app(settings, open_store(settings, serving=True))
+    # Requests allocate many short-lived objects that reference counting frees; the cycle
+    # collector mostly rescans long-lived ones. Freezing what start-up made and collecting
+    # less often gave a 1,000-event batch about a quarter more throughput (bench/).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
     uvicorn.run(
         app,

@@ -234,12 +234,15 @@ def validate_event(raw: Any, principal: Principal, limits: Limits, now_us: int) 
     )
 
 
-def stored_bytes(event: NewEvent, tenant: str, seq: int, received_us: int) -> bytes:
-    """The stored event's canonical bytes: the content plus the server-set fields."""
+def stored_bytes(event: NewEvent, tenant: str, seq: int, received_at: str) -> bytes:
+    """The stored event's canonical bytes: the content plus the server-set fields.
+
+    ``received_at`` is the commit time, already formatted (one per group commit).
+    """
     stored = dict(event.content)
     stored["tenant"] = tenant
     stored["seq"] = seq
-    stored["received_at"] = times.format_us(received_us)
+    stored["received_at"] = received_at
     return canonical_bytes(stored, floats=event.floats)
 
 
