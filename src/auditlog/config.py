@@ -78,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "queue_max_events",
         int,
-        100000,
+        20000,
         "Events waiting for commit beyond which writes are refused with 503.",
         minimum=1,
     ),
@@ -123,7 +123,7 @@ class Settings:
     max_batch_events: int = 10000
     max_body_bytes: int = 16 * 1024 * 1024
     max_data_depth: int = 32
-    queue_max_events: int = 100000
+    queue_max_events: int = 20000
     commit_max_events: int = 10000
     retry_after: int = 1
     query_timeout_ms: int = 10000
@@ -205,3 +205,4 @@ def load(
 
 
 assert {f.name for f in fields(Settings)} == set(_BY_NAME), "SETTINGS and Settings disagree"
+assert all(getattr(Settings(), s.name) == s.default for s in SETTINGS), "defaults disagree"
