@@ -39,7 +39,10 @@ class _IndexedSQLite(SQLiteStore):
 
 
 async def _sqlite_indexed(tmp_path: Path) -> Store:
-    return _IndexedSQLite(str(tmp_path / "audit.db"))
+    store = _IndexedSQLite(str(tmp_path / "audit.db"))
+    # Small logs make every time range "narrow"; this variant takes the other plan.
+    store.narrow_events = 0
+    return store
 
 
 BACKENDS: dict[str, StoreFactory] = {

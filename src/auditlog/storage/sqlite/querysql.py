@@ -58,6 +58,24 @@ class CompiledQuery:
     descending: bool
     limit: int
     merge: bool = False
+    narrow: Narrow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Narrow:
+    """A plan for a time range holding few events, and the probe that tells whether it does.
+
+    Walking by key finds the newest matches at once when the range is recent, but an old
+    range makes it step over every newer event. When ``probe`` counts fewer than
+    ``NARROW_EVENTS`` events in the range, ``plan`` reads them through the time index and
+    sorts them by key instead.
+    """
+
+    probe: tuple[str, tuple[object, ...]]
+    plan: CompiledQuery
+
+
+NARROW_EVENTS = 5000
 
 
 def _indexed(cond: Condition) -> bool:
@@ -179,6 +197,9 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         where.append("al_match(e.body, ?)")
         params.append(residual_spec(residual))
     extra = "".join(f" AND {w}" for w in where)
+    narrow = None
+    if ids is None and (query.since_us is not None or query.until_us is not None):
+        narrow = _narrow(tenant_id, query, types, residual, lo, hi, direction, fetch)
     if types is not None:
         sql = (
             "SELECT e.key, e.body FROM events AS e INDEXED BY events_type"
@@ -186,7 +207,8 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
             f" ORDER BY e.key {direction} LIMIT ?"
         )
         statements = tuple((sql, (tenant_id, t, lo, hi, *params, fetch)) for t in types)
-        return CompiledQuery(statements, descending, query.limit, merge=len(statements) > 1)
+        merge = len(statements) > 1
+        return CompiledQuery(statements, descending, query.limit, merge, narrow)
     if ids is not None:
         sql = (
             "SELECT e.key, e.body FROM events AS e INDEXED BY events_id"
@@ -199,7 +221,44 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         f"SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ?{extra}"
         f" ORDER BY e.key {direction} LIMIT ?"
     )
-    return CompiledQuery(((sql, (lo, hi, *params, fetch)),), descending, query.limit)
+    return CompiledQuery(((sql, (lo, hi, *params, fetch)),), descending, query.limit, False, narrow)
+
+
+def _narrow(
+    tenant_id: int,
+    query: Query,
+    types: list[str] | None,
+    residual: list[Condition],
+    lo: int,
+    hi: int,
+    direction: str,
+    fetch: int,
+) -> Narrow:
+    since = query.since_us if query.since_us is not None else -(2**63)
+    until = query.until_us if query.until_us is not None else 2**63 - 1
+    probe = (
+        "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_time"
+        " WHERE tenant_id = ? AND time_us >= ? AND time_us < ? LIMIT ?)",
+        (tenant_id, since, until, NARROW_EVENTS),
+    )
+    where = ["e.key BETWEEN ? AND ?"]
+    params: list[object] = [lo, hi]
+    if types is not None:
+        where.append(f"e.type IN ({','.join('?' * len(types))})")
+        params += types
+    if residual:
+        where.append("al_match(e.body, ?)")
+        params.append(residual_spec(residual))
+    sql = (
+        "SELECT e.key, e.body FROM events AS e INDEXED BY events_time"
+        " WHERE e.tenant_id = ? AND e.time_us >= ? AND e.time_us < ?"
+        + "".join(f" AND {w}" for w in where)
+        + f" ORDER BY e.key {direction} LIMIT ?"
+    )
+    plan = CompiledQuery(
+        ((sql, (tenant_id, since, until, *params, fetch)),), direction == "DESC", query.limit
+    )
+    return Narrow(probe, plan)
 
 
 def _intersect(current: list[str] | None, new: list[str]) -> list[str]:

@@ -123,6 +123,8 @@ class SQLiteStore:
         self._conns_lock = threading.Lock()
         self._tenant_ids: dict[str, int] = {}
         self._indexer: _IndexerProcess | None = None
+        #: A time range holding fewer events than this is read through the time index.
+        self.narrow_events = querysql.NARROW_EVENTS
         # API keys are read on every request; they are cached, and the cache is dropped when
         # the "keys generation" changes. Every revocation, from this process or another one
         # (``auditlog keys revoke`` while the server runs), writes new random bytes to that
@@ -354,6 +356,11 @@ class SQLiteStore:
                     return Page((), None, False)
                 compiled = querysql.compile_query(tenant, int(row[0]), query, int(row[1]))
                 with self._deadline(conn):
+                    narrow = compiled.narrow
+                    if narrow is not None:
+                        count = conn.execute(*narrow.probe).fetchone()[0]
+                        if count < self.narrow_events:
+                            compiled = narrow.plan
                     rows = self._run(conn, compiled)
             finally:
                 conn.execute("COMMIT")
