@@ -318,19 +318,22 @@ SCHEMAS: dict[str, JSON] = {
 
 HEADERS: dict[str, JSON] = {
     "Location": {
-        "description": "The path of the stored event.",
+        "description": "The path of the stored event (when one event was sent).",
         "schema": {"type": "string"},
     },
     "RetryAfter": {
         "description": "Seconds to wait before retrying.",
+        "required": True,
         "schema": {"type": "integer", "minimum": 0},
     },
     "WWWAuthenticate": {
         "description": "The scheme to authenticate with: `Bearer`.",
+        "required": True,
         "schema": {"type": "string"},
     },
     "Allow": {
         "description": "The methods the path accepts.",
+        "required": True,
         "schema": {"type": "string"},
     },
 }

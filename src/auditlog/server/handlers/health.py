@@ -21,9 +21,10 @@ def routes(store: Store, metrics: Metrics, openapi: Callable[[], bytes]) -> list
     async def readyz(request: Request, credential: Credential | None) -> Response:
         try:
             await store.ping()
+        except Unavailable as exc:
+            raise Unavailable(f"storage is not reachable: {exc.detail}", exc.retry_after) from exc
         except AuditlogError as exc:
-            detail = exc.detail if isinstance(exc, Unavailable) else str(exc)
-            raise Unavailable(f"storage is not reachable: {detail}") from exc
+            raise Unavailable(f"storage is not reachable: {exc}") from exc
         return Response(200, b'{"status":"ready"}')
 
     async def prometheus(request: Request, credential: Credential | None) -> Response:

@@ -1,0 +1,188 @@
+"""Fixtures for tests through the real ASGI application.
+
+``app`` is the whole application (``build_app``) started on a fresh store of each backend in
+``BACKENDS``; ``client`` talks to it through ``httpx.ASGITransport``, which does not run the
+ASGI lifespan, so the fixture starts and stops the application itself. Every answer passes
+through ``AnswerGuard``: a 5xx other than a deliberate 503 fails the test, as does an error
+that is not a problem document.
+
+The store is wrapped in a ``ControlledStore``, which lets a test hold appends at a gate or
+make storage fail, to provoke the 503s of API.md §2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auditlog.config import Settings
+from auditlog.model.credentials import ApiKey
+from auditlog.model.query import Query
+from auditlog.server.app import AuditlogApp, build_app
+from auditlog.storage.base import AppendOutcome, AppendRequest, Page, Store
+from auditlog.storage.memory import MemoryStore
+from auditlog.storage.sqlite.store import SQLiteStore
+from server.api import AnswerGuard, Api
+
+#: The backends every HTTP test runs on.
+BACKENDS = ("memory", "sqlite")
+#: Also SQLite with its search index brought up to date after every append, so queries go
+#: through the index as they do in a running service (whose indexer is a separate process).
+ALL_BACKENDS = (*BACKENDS, "sqlite-indexed")
+
+
+class ControlledStore:
+    """A ``Store`` that delegates to a real one, with faults a test can switch on."""
+
+    def __init__(self, inner: Store, index_after_append: bool = False) -> None:
+        self.inner = inner
+        self.index_after_append = index_after_append
+        self.gate: asyncio.Event | None = None
+        self.appending = asyncio.Event()
+        self.append_error: BaseException | None = None
+        self.ping_error: BaseException | None = None
+        self.query_error: BaseException | None = None
+
+    def hold_appends(self) -> None:
+        """From now on every append waits until ``release_appends``."""
+        self.gate = asyncio.Event()
+        self.appending = asyncio.Event()
+
+    def release_appends(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
+            self.gate = None
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def ping(self) -> None:
+        if self.ping_error is not None:
+            raise self.ping_error
+        await self.inner.ping()
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        self.appending.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.append_error is not None:
+            raise self.append_error
+        outcomes = await self.inner.append(requests)
+        if self.index_after_append:
+            assert isinstance(self.inner, SQLiteStore)
+            self.inner.index_pending()
+        return outcomes
+
+    async def get_event(self, tenant: str, event_id: str) -> bytes | None:
+        return await self.inner.get_event(tenant, event_id)
+
+    async def query(self, tenant: str, query: Query) -> Page:
+        if self.query_error is not None:
+            raise self.query_error
+        return await self.inner.query(tenant, query)
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        await self.inner.create_api_key(key)
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        return await self.inner.get_api_key(key_id)
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        return await self.inner.list_api_keys(tenant)
+
+    async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
+        return await self.inner.revoke_api_key(key_id, revoked_us)
+
+
+def new_store(backend: str, tmp_path: Path) -> ControlledStore:
+    if backend == "memory":
+        return ControlledStore(MemoryStore())
+    if backend == "sqlite":
+        return ControlledStore(SQLiteStore(str(tmp_path / "audit.db")))
+    if backend == "sqlite-indexed":
+        return ControlledStore(SQLiteStore(str(tmp_path / "audit.db")), index_after_append=True)
+    raise AssertionError(backend)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend of the application under test."""
+    param: str = request.param
+    return param
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The application's settings; a test may parametrize ``settings`` to change them."""
+    return Settings()
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> ControlledStore:
+    return new_store(backend, tmp_path)
+
+
+@pytest.fixture
+async def app(settings: Settings, store: ControlledStore) -> AsyncIterator[AuditlogApp]:
+    """The started application; stopped (after any held append is let go) at the end."""
+    application = build_app(settings, store)
+    await application.startup()
+    try:
+        yield application
+    finally:
+        store.release_appends()
+        store.append_error = None
+        await application.shutdown()
+
+
+@pytest.fixture
+def guard() -> AnswerGuard:
+    return AnswerGuard()
+
+
+@pytest.fixture
+def expect_unavailable(guard: AnswerGuard) -> None:
+    """The test provokes 503s on purpose."""
+    guard.allow_unavailable = True
+
+
+@pytest.fixture
+async def client(app: AuditlogApp, guard: AnswerGuard) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://auditlog.test",
+        event_hooks={"response": [guard]},
+    ) as http:
+        yield http
+
+
+MakeApi = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+def make_api(app: AuditlogApp, client: httpx.AsyncClient) -> MakeApi:
+    """``await make_api(tenant, scopes, name)``: an ``Api`` with a new key of its own."""
+
+    async def make(
+        tenant: str = "acme",
+        scopes: Sequence[str] = ("events:write", "events:read"),
+        name: str = "producer",
+    ) -> Api:
+        record, token = await app.services.api_keys.create(tenant, tuple(scopes), name)
+        return Api(client, token, record.key_id)
+
+    return make
+
+
+@pytest.fixture
+async def api(make_api: MakeApi) -> Api:
+    """A client of tenant ``acme`` whose key (named ``producer``) may write and read."""
+    return await make_api()

@@ -1,0 +1,310 @@
+"""The OpenAPI document (API.md §7): every route documented, and documented truthfully.
+
+The structural checks need nothing beyond the standard library. When ``jsonschema`` and
+``openapi-spec-validator`` are installed, real answers are validated against the documented
+schemas and the document against the OpenAPI 3.1 specification too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from auditlog.errors import StorageError
+from auditlog.model.event import ENVELOPE_FIELDS, SERVER_FIELDS
+from auditlog.model.fields import OPS
+from auditlog.server.app import AuditlogApp
+from auditlog.server.asgi import Request, Response
+from auditlog.server.openapi import OPERATIONS, UndocumentedRoute, openapi_document
+from auditlog.server.routing import Route
+from server.api import Api
+from server.conftest import ControlledStore, MakeApi
+
+pytestmark = pytest.mark.anyio
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@pytest.fixture
+async def doc(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    value: dict[str, Any] = response.json()
+    return value
+
+
+def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            assert method in METHODS, (path, method)
+            yield method.upper(), path, operation
+
+
+def resolve(doc: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """Follow ``$ref`` to what it names."""
+    while "$ref" in value:
+        ref = value["$ref"]
+        assert ref.startswith("#/"), ref
+        target: Any = doc
+        for part in ref[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        value = target
+    return value
+
+
+def refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref":
+                yield item
+            else:
+                yield from refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from refs(item)
+
+
+async def test_the_served_document_is_that_of_the_routes(
+    app: AuditlogApp, doc: dict[str, Any]
+) -> None:
+    assert doc == orjson.loads(openapi_document(app.router.routes))
+    assert doc["openapi"].startswith("3.1.")
+    assert doc["info"]["title"] == "auditlog"
+    assert doc["info"]["version"]
+
+
+async def test_every_route_is_documented_and_nothing_else(
+    app: AuditlogApp, doc: dict[str, Any]
+) -> None:
+    routes = {(r.method, r.pattern) for r in app.router.routes}
+    documented = {(method, path) for method, path, _ in operations(doc)}
+    assert documented == routes
+    assert set(OPERATIONS) == routes
+
+
+async def test_every_operation_is_complete(app: AuditlogApp, doc: dict[str, Any]) -> None:
+    scopes = {(r.method, r.pattern): r.scope for r in app.router.routes}
+    ids = [operation["operationId"] for _, _, operation in operations(doc)]
+    assert len(ids) == len(set(ids))
+    for method, path, operation in operations(doc):
+        assert re.fullmatch(r"[a-z][A-Za-z]*", operation["operationId"]), operation
+        assert operation["summary"]
+        assert operation["description"]
+        responses = operation["responses"]
+        assert any(status.startswith("2") for status in responses), (method, path)
+        for status, response in responses.items():
+            assert re.fullmatch(r"[1-5][0-9][0-9]", status)
+            response = resolve(doc, response)
+            assert response["description"]
+            if int(status) >= 400:
+                assert list(response["content"]) == ["application/problem+json"]
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}
+        scope = scopes[(method, path)]
+        if scope is None:
+            assert operation["security"] == []
+            assert "401" not in responses
+        else:
+            assert operation["security"] == [{"bearer": [scope] if scope else []}]
+            assert "401" in responses
+            assert ("403" in responses) == bool(scope)
+        for name in re.findall(r"\{(\w+)\}", path):
+            [param] = [p for p in operation["parameters"] if p["name"] == name]
+            assert param["in"] == "path"
+            assert param["required"] is True
+
+
+async def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    found = list(refs(doc))
+    assert found
+    for ref in found:
+        resolve(doc, {"$ref": ref})
+
+
+async def test_the_write_operation(doc: dict[str, Any]) -> None:
+    operation = doc["paths"]["/v1/events"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/json", "application/x-ndjson"}
+    one_of = body["content"]["application/json"]["schema"]["oneOf"]
+    assert {"$ref": "#/components/schemas/EventInput"} in one_of
+    assert {
+        "type": "array",
+        "minItems": 1,
+        "items": {"$ref": "#/components/schemas/EventInput"},
+    } in one_of
+    assert set(operation["responses"]) == {
+        "200", "201", "400", "401", "403", "409", "413", "415", "422", "503"
+    }  # fmt: skip
+    assert "Location" in operation["responses"]["201"]["headers"]
+    unavailable = resolve(doc, operation["responses"]["503"])
+    assert "Retry-After" in unavailable["headers"]
+    unauthorized = resolve(doc, operation["responses"]["401"])
+    assert "WWW-Authenticate" in unauthorized["headers"]
+
+
+async def test_the_query_operation_lists_every_parameter(doc: dict[str, Any]) -> None:
+    operation = doc["paths"]["/v1/events"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    named = {"type", "source", "outcome", "actor", "actor.type", "subject", "subject.type"}
+    named |= {"since", "until", "q", "order", "limit", "cursor"}
+    assert named <= set(params)
+    assert all(p["in"] == "query" for p in params.values())
+    assert params["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+        "default": 100,
+    }
+    assert params["order"]["schema"]["enum"] == ["desc", "asc"]
+    for name in ("type", "actor", "subject.type"):
+        assert params[name]["schema"]["type"] == "array"  # repeated: OR
+        assert params[name]["explode"] is True
+    # Any other field path, with or without an operator: a free-form object of parameters.
+    [free] = [p for name, p in params.items() if name not in named]
+    assert free["style"] == "form"
+    assert free["explode"] is True
+    assert free["schema"]["type"] == "object"
+    names = re.compile(free["schema"]["propertyNames"]["pattern"])
+    for good in ("data.location.city", "data.amount[lt]", "time[gte]", "data.tags[in]"):
+        assert names.fullmatch(good), good
+    for bad in ("data..city", "data.amount[between]", "data.a b", "x[lt"):
+        assert not names.fullmatch(bad), bad
+    for op in OPS:
+        assert f"`{op}`" in free["description"]
+    assert "PATH[op]" in free["description"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/EventPage"
+    }
+
+
+async def test_the_event_schemas_have_every_field_of_the_api(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    stored = schemas["Event"]
+    assert set(stored["properties"]) == {*ENVELOPE_FIELDS, *SERVER_FIELDS}
+    assert set(stored["properties"]) - set(stored["required"]) == {"subject", "outcome"}
+    given = schemas["EventInput"]
+    assert set(given["properties"]) == set(ENVELOPE_FIELDS)
+    assert given["required"] == ["type"]
+    assert given["additionalProperties"] is False
+    problem = schemas["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail"}
+    item = problem["properties"]["errors"]["items"]
+    assert set(item["properties"]) == {"index", "field", "message"}
+    assert set(item["required"]) == {"field", "message"}
+
+
+async def test_a_route_without_documentation_cannot_be_described(app: AuditlogApp) -> None:
+    async def handler(request: Request, credential: object) -> Response:
+        return Response(204)
+
+    extra = Route("DELETE", "/v1/events/{id}", handler, "admin", "events.delete")
+    with pytest.raises(UndocumentedRoute, match=re.escape("DELETE /v1/events/{id}")):
+        openapi_document([*app.router.routes, extra])
+
+
+# -- honesty: real answers are what the document says -----------------------------------------
+
+
+@pytest.fixture
+async def answers(
+    api: Api,
+    make_api: MakeApi,
+    client: httpx.AsyncClient,
+    store: ControlledStore,
+    expect_unavailable: None,
+) -> list[httpx.Response]:
+    """An answer of every kind each route gives, errors included."""
+    reader = await make_api(scopes=("events:read",))
+    out = [
+        await api.post({"id": "e1", "type": "t", "subject": "s", "outcome": "success"}),
+        await api.post({"id": "e1", "type": "t", "subject": "s", "outcome": "success"}),
+        await api.post([{"id": "b1", "type": "t"}, {"type": "t", "data": {"n": 1.5}}]),
+        await api.post([{"id": "b1", "type": "t"}]),
+        await api.post_raw(b'{"type": "n"}\n', "application/x-ndjson"),
+        await api.post({"id": "e1", "type": "other"}),
+        await api.post({"type": "t", "colour": "red"}),
+        await api.post([{"type": "t"}, {}]),
+        await api.post({"type": "t", "data": {"pad": "x" * 70_000}}),
+        await api.post_raw(b"{", "application/json"),
+        await api.post_raw(b"{}", "text/plain"),
+        await reader.post({"type": "t"}),
+        await api.get("e1"),
+        await api.get("nope"),
+        await reader.get("e1"),
+        await api.query([("limit", "1")]),
+        await api.query([("limit", "0")]),
+        await api.query([("data.n[gt]", "1"), ("q", "t*")]),
+        await client.get("/v1/events"),
+        await client.get("/v1/events/e1", headers={"Authorization": "Bearer nonsense"}),
+        await client.get("/v1/auth/whoami", headers=api.headers),
+        await client.get("/v1/auth/whoami"),
+        await client.get("/healthz"),
+        await client.get("/readyz"),
+        await client.get("/metrics"),
+        await client.get("/openapi.json"),
+    ]
+    store.append_error = StorageError("the disk is gone", 1)
+    out.append(await api.post({"type": "t"}))
+    store.query_error = StorageError("the query took too long", 1)
+    out.append(await api.query())
+    store.ping_error = StorageError("the database is unreachable", 1)
+    out.append(await client.get("/readyz"))
+    assert {r.status_code for r in out} >= {200, 201, 400, 401, 403, 404, 409, 413, 415, 422, 503}
+    return out
+
+
+def documented(
+    doc: dict[str, Any], app: AuditlogApp, response: httpx.Response
+) -> tuple[dict[str, Any], str]:
+    """The documented response object and media type of a real answer."""
+    request = response.request
+    route, _ = app.router.match(request.method, request.url.path)
+    operation = doc["paths"][route.pattern][request.method.lower()]
+    status = str(response.status_code)
+    assert status in operation["responses"], (request.method, route.pattern, status)
+    answer = resolve(doc, operation["responses"][status])
+    media = response.headers["content-type"]
+    assert media in answer["content"], (request.method, route.pattern, status, media)
+    return answer, media
+
+
+async def test_every_answer_is_documented(
+    app: AuditlogApp, doc: dict[str, Any], answers: list[httpx.Response]
+) -> None:
+    for response in answers:
+        answer, _ = documented(doc, app, response)
+        for name, header in answer.get("headers", {}).items():
+            if resolve(doc, header).get("required"):
+                assert name.lower() in response.headers, (response.request.url, name)
+
+
+async def test_every_answer_matches_its_schema(
+    app: AuditlogApp, doc: dict[str, Any], answers: list[httpx.Response]
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    checked = 0
+    for response in answers:
+        answer, media = documented(doc, app, response)
+        if not media.endswith("json"):
+            continue
+        # The components travel with the schema, so its "#/components/..." references resolve.
+        schema = {**answer["content"][media]["schema"], "components": doc["components"]}
+        validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        errors = [e.message for e in validator.iter_errors(response.json())]
+        assert errors == [], (response.request.method, response.request.url, errors)
+        checked += 1
+    assert checked >= 20
+
+
+async def test_the_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(doc)

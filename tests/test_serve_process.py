@@ -1,0 +1,273 @@
+"""``auditlog serve`` as a real process: start, serve, and drain on SIGTERM.
+
+Each test makes its own data directory and key with ``auditlog keys create``, starts the
+server on a free port of 127.0.0.1, and stops every process it started, by its pid, in a
+``finally`` block. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 30.0  # seconds until /healthz answers
+STOP_TIMEOUT = 60.0  # seconds until the process has exited after SIGTERM
+REQUEST_TIMEOUT = 30.0
+CONNECTION_ERROR = "connection error"
+
+
+def environment() -> dict[str, str]:
+    """This environment without settings of the caller's own: the flags decide."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
+
+
+def create_key(data: Path) -> str:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditlog",
+            "keys",
+            "create",
+            "--tenant",
+            "t",
+            "--scopes",
+            "events:write,events:read",
+            "--data",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip().splitlines()[-1]
+    assert token.startswith("alk_")
+    return token
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """One ``auditlog serve`` process on 127.0.0.1."""
+
+    def __init__(self, data: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "auditlog",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data",
+                str(data),
+                "--log-level",
+                "warning",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=environment(),
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(base_url=self.url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"the server exited at start:\n{self.log()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get("/healthz").status_code == 200:
+                        return
+                time.sleep(0.05)
+        raise AssertionError(f"the server did not answer within {START_TIMEOUT} s:\n{self.log()}")
+
+    def terminate(self) -> int:
+        """SIGTERM, and the exit status once the process has exited."""
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the server did not exit within {STOP_TIMEOUT} s of SIGTERM:\n{self.log()}"
+            ) from None
+
+    def stop(self) -> None:
+        """Make sure the process is gone, whatever happened."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=STOP_TIMEOUT)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def serving(data: Path, log: Path) -> Iterator[Server]:
+    server = Server(data, log)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def all_events(client: httpx.Client) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] = {"order": "asc", "limit": "1000"}
+    for _ in range(1000):
+        response = client.get("/v1/events", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found.extend(page["events"])
+        if page["next_cursor"] is None:
+            return found
+        params["cursor"] = page["next_cursor"]
+    raise AssertionError("the query did not end")
+
+
+def test_serve_writes_and_reads(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = create_key(data)
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        serving(data, tmp_path / "serve.log") as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=REQUEST_TIMEOUT) as client,
+    ):
+        created = client.post("/v1/events", json={"id": "e1", "type": "user.login"})
+        assert created.status_code == 201, created.text
+        assert created.headers["location"] == "/v1/events/e1"
+        fetched = client.get("/v1/events/e1")
+        assert fetched.status_code == 200
+        assert fetched.json() == created.json()
+        assert client.get("/v1/events", params={"type": "user.login"}).json()["events"] == [
+            created.json()
+        ]
+        ndjson = b'{"id": "e2", "type": "a"}\n{"id": "e3", "type": "b"}\n'
+        batch = client.post(
+            "/v1/events", content=ndjson, headers={"Content-Type": "application/x-ndjson"}
+        )
+        assert batch.json() == {"events": [{"id": "e2", "seq": 1}, {"id": "e3", "seq": 2}]}
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/auth/whoami").json()["tenant"] == "t"
+        assert client.get("/v1/events", headers={"Authorization": "Bearer x"}).status_code == 401
+        server.terminate()
+    # What was acknowledged is there after a restart.
+    with (
+        serving(data, tmp_path / "serve2.log") as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=REQUEST_TIMEOUT) as client,
+    ):
+        assert [e["id"] for e in all_events(client)] == ["e1", "e2", "e3"]
+        server.terminate()
+
+
+def test_sigterm_drains_in_flight_writes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = create_key(data)
+    headers = {"Authorization": f"Bearer {token}"}
+    workers = 50
+    outcomes: list[tuple[str, int | str]] = []
+    lock = threading.Lock()
+    answered = threading.Semaphore(0)
+    stop = threading.Event()
+
+    def produce(worker: int, url: str) -> None:
+        """POST events one after another until the server is gone."""
+        with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT) as client:
+            for n in range(10_000):
+                if stop.is_set():
+                    return
+                event_id = f"w{worker}-{n}"
+                event = {"id": event_id, "type": "drain.test", "data": {"n": n}}
+                try:
+                    status: int | str = client.post("/v1/events", json=event).status_code
+                except httpx.TransportError:
+                    status = CONNECTION_ERROR
+                with lock:
+                    outcomes.append((event_id, status))
+                answered.release()
+                if status == CONNECTION_ERROR:
+                    return
+
+    with serving(data, tmp_path / "serve.log") as server:
+        threads = [
+            threading.Thread(target=produce, args=(w, server.url), daemon=True)
+            for w in range(workers)
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            # Let every producer get going, then stop the server under full load.
+            for _ in range(workers * 4):
+                assert answered.acquire(timeout=REQUEST_TIMEOUT), server.log()
+            returncode = server.terminate()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=REQUEST_TIMEOUT + 5)
+        assert not any(thread.is_alive() for thread in threads)
+        log = server.log()
+    # The exit status itself is test_sigterm_exits_with_status_0's concern.
+    assert returncode in (0, -signal.SIGTERM), log
+
+    statuses = {status for _, status in outcomes}
+    assert statuses <= {201, 503, CONNECTION_ERROR}, (statuses, log)
+    assert "Traceback" not in log
+    acknowledged = {event_id for event_id, status in outcomes if status == 201}
+    assert len(acknowledged) >= workers * 4  # every answer before the SIGTERM at least
+
+    # After a restart, every acknowledged event is there exactly once.
+    with (
+        serving(data, tmp_path / "serve2.log") as server,
+        httpx.Client(base_url=server.url, headers=headers, timeout=REQUEST_TIMEOUT) as client,
+    ):
+        events = all_events(client)
+        server.terminate()
+    stored = [e["id"] for e in events]
+    assert len(stored) == len(set(stored))
+    assert acknowledged <= set(stored)
+    # Anything else stored was sent and cut off by the shutdown, never made up.
+    assert set(stored) <= {event_id for event_id, _ in outcomes}
+    assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cli/serve.py: uvicorn (>= 0.29) re-raises the SIGTERM it caught once its graceful "
+    "shutdown is done, and no handler of ours is installed, so the process dies by the signal "
+    "(status -15 / 143) instead of returning 0 from main()",
+)
+def test_sigterm_exits_with_status_0(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    create_key(data)
+    with serving(data, tmp_path / "serve.log") as server:
+        assert server.terminate() == 0, server.log()
