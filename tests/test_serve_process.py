@@ -260,12 +260,6 @@ def test_sigterm_drains_in_flight_writes(tmp_path: Path) -> None:
     assert [e["seq"] for e in events] == list(range(len(events)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/serve.py: uvicorn (>= 0.29) re-raises the SIGTERM it caught once its graceful "
-    "shutdown is done, and no handler of ours is installed, so the process dies by the signal "
-    "(status -15 / 143) instead of returning 0 from main()",
-)
 def test_sigterm_exits_with_status_0(tmp_path: Path) -> None:
     data = tmp_path / "data"
     create_key(data)

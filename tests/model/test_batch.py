@@ -174,3 +174,18 @@ def test_batch_body_round_trip() -> None:
     assert [e.content["data"] for e in check(*parse_body(ndjson, ndjson=True))] == [
         e.content["data"] for e in events
     ]
+
+
+@pytest.mark.parametrize(
+    "literal", ["99999999999999999999999", "-9223372036854775809", "18446744073709551616"]
+)
+def test_an_integer_beyond_64_bits_is_refused_rather_than_rounded(literal: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_body(b'{"type": "t", "data": {"n": ' + literal.encode() + b"}}", False)
+    assert literal[:19] in info.value.detail
+
+
+def test_integers_at_the_edges_of_the_range_and_long_digit_strings_are_kept_exactly() -> None:
+    body = b'{"data": {"a": 18446744073709551615, "b": -9223372036854775808, "s": "123456789012345678901234"}}'
+    [value], _ = parse_body(body, False)
+    assert value["data"] == {"a": 2**64 - 1, "b": -(2**63), "s": "123456789012345678901234"}

@@ -415,20 +415,14 @@ async def test_a_query_string_that_is_not_utf8_is_400(events: Api) -> None:
 # -- numbers beyond 64 bits ------------------------------------------------------------------
 
 BIG = "99999999999999999999999"
-BIG_NUMBER_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="storage/sqlite/querysql.py residual_spec: orjson.dumps refuses the parsed int "
-    "(TypeError: Integer exceeds 64-bit range), so the query answers 500",
-)
 
 
 @pytest.mark.parametrize(
     "backend",
     [
         "memory",
-        pytest.param("sqlite", marks=BIG_NUMBER_BUG),
-        pytest.param("sqlite-indexed", marks=BIG_NUMBER_BUG),
+        "sqlite",
+        "sqlite-indexed",
     ],
     indirect=True,
 )

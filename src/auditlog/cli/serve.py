@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -31,6 +33,11 @@ def serve(settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # uvicorn handles SIGTERM and SIGINT while it serves, drains, and then raises the signal
+    # again under whatever handler was there before it. With ours in place, a drained
+    # shutdown ends with exit status 0 instead of death by the signal.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _drained)
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
     uvicorn.run(
         app,
@@ -46,3 +53,7 @@ def serve(settings: Settings) -> int:
         date_header=True,
     )
     return 0
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """The signal uvicorn raises again after its graceful shutdown: nothing is left to do."""

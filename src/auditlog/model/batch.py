@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -12,11 +14,39 @@ from auditlog.model.event import EventInvalid, Limits, NewEvent, Principal, vali
 MAX_REPORTED_ERRORS = 100
 
 
-def _loads(data: bytes | str, where: str) -> Any:
+# orjson reads integers from -2**63 to 2**64 - 1 exactly and larger ones as floats, which
+# would change what the producer sent. Such literals have at least 19 digits.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+MIN_INT = -(2**63)
+MAX_INT = 2**64 - 1
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if not MIN_INT <= value <= MAX_INT:
+        raise _IntegerTooLarge(text)
+    return value
+
+
+class _IntegerTooLarge(ValueError):
+    pass
+
+
+def _loads(data: bytes, where: str) -> Any:
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{where} is not valid JSON: {exc}") from None
+    if _LONG_DIGITS.search(data):  # rare: look at the integer literals themselves
+        try:
+            json.loads(data, parse_int=_exact_int)
+        except _IntegerTooLarge as exc:
+            raise InvalidEvent(
+                f"{where} holds the integer {str(exc)[:40]}, beyond the range "
+                f"{MIN_INT} to {MAX_INT}; send larger numbers as strings",
+                (FieldError("(body)", "integer out of range"),),
+            ) from None
+    return value
 
 
 def parse_body(body: bytes, ndjson: bool) -> tuple[list[Any], bool]:

@@ -49,12 +49,11 @@ class AuditlogApp:
             *health_handlers.routes(services.store, services.metrics, self._openapi),
         ]
         self.router = Router(routes)
-        self._openapi_bytes: bytes | None = None
+        # Built now, so that a route without documentation stops the start, not a request.
+        self._openapi_bytes = openapi_document(self.router.routes)
         self._metric_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _openapi(self) -> bytes:
-        if self._openapi_bytes is None:
-            self._openapi_bytes = openapi_document(self.router.routes)
         return self._openapi_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

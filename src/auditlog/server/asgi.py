@@ -80,7 +80,7 @@ class Request:
             return self._body
         declared = self.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 raise BadRequest("Content-Length is not a number")
             if int(declared) > limit:
                 raise PayloadTooLarge(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from auditlog.model.fields import OPS, Op, Path, Value
+from auditlog.model.fields import OPS, Op, Path, Value, read_number
 from auditlog.model.query import Condition, Query, TextTerm
 from auditlog.storage.sqlite import terms
 
@@ -95,9 +95,14 @@ def _fts_group(tenant: str, cond: Condition) -> str:
 
 def residual_spec(conds: list[Condition], text: tuple[TextTerm, ...] = ()) -> str:
     """The conditions (and words) ``al_match`` checks, as a JSON parameter."""
+    # A value travels as its text and whether it reads as a number (numbers beyond 64 bits
+    # have no JSON encoding in orjson); the number is read again from the text.
     return orjson.dumps(
         {
-            "c": [[list(c.path), c.op, [[v.raw, v.number] for v in c.values]] for c in conds],
+            "c": [
+                [list(c.path), c.op, [[v.raw, v.number is not None] for v in c.values]]
+                for c in conds
+            ],
             "q": [[t.word, t.prefix] for t in text],
         }
     ).decode()
@@ -112,7 +117,13 @@ def parse_residual_spec(
     for path, op, values in doc["c"]:
         if op not in OPS:
             raise ValueError(f"unknown operator {op!r}")
-        conds.append((tuple(path), op, tuple(Value(raw, number) for raw, number in values)))
+        conds.append(
+            (
+                tuple(path),
+                op,
+                tuple(Value(raw, read_number(raw) if numeric else None) for raw, numeric in values),
+            )
+        )
     return conds, tuple(TextTerm(word, prefix) for word, prefix in doc["q"])
 
 
