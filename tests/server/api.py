@@ -28,7 +28,7 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     doc: dict[str, Any] = orjson.loads(response.content)
     assert doc["status"] == status
     assert isinstance(doc["type"], str)
-    assert doc["type"].startswith("https://")
+    assert doc["type"].startswith("urn:auditlog:problem:")
     assert isinstance(doc["title"], str)
     assert doc["title"]
     assert isinstance(doc["detail"], str)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 async def test_an_unknown_path_is_404(client: httpx.AsyncClient, path: str) -> None:
     # No credential is asked for a path that does not exist.
     doc = problem(await client.get(path), 404)
-    assert doc["type"].endswith("/not-found")
+    assert doc["type"].endswith(":not-found")
 
 
 @pytest.mark.parametrize(

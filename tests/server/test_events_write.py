@@ -420,3 +420,12 @@ async def test_an_event_over_max_event_bytes_is_413(api: Api) -> None:
     doc = problem(await api.post([{"type": "t"}, big]), 413)
     assert [(e["index"], e["field"]) for e in doc["errors"]] == [(1, "(event)")]
     assert await api.everything() == []
+
+
+async def test_a_compressed_body_is_415_not_a_parse_error(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/events",
+        content=b"\x1f\x8b\x08\x00",
+        headers={**api.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert "Content-Encoding" in problem(response, 415)["detail"]

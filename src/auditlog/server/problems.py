@@ -2,7 +2,7 @@
 
 Every error answer is ``application/problem+json`` with ``type``, ``title``, ``status`` and
 ``detail``, plus ``errors`` (``[{"index"?, "field", "message"}]``) where there is more than one
-thing to say. ``type`` is a stable URI per status under ``PROBLEM_BASE``.
+thing to say. ``type`` names the kind of problem: ``PROBLEM_BASE`` + a name per status.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from auditlog.server.asgi import Response
 
 log = logging.getLogger("auditlog.server")
 
-PROBLEM_BASE = "https://auditlog.dev/problems/"
+# An identifier per kind of problem, not a link: nothing is served at these URIs.
+PROBLEM_BASE = "urn:auditlog:problem:"
 PROBLEM_TYPES = {
     400: "bad-request",
     401: "unauthorized",

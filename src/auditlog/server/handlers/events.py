@@ -34,6 +34,11 @@ def body_format(content_type: str | None) -> bool:
 def routes(events: Events, max_body_bytes: int) -> list[Route]:
     async def create(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed"
+            )
         ndjson = body_format(request.headers.get("content-type"))
         body = await request.body(max_body_bytes)
         answer = await events.write(credential, body, ndjson)
