@@ -7,6 +7,7 @@ reference; the last tests compare each backend's query answers with a brute-forc
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -417,6 +418,53 @@ async def test_tenant_query_parameter_cannot_cross_tenants(store: Store) -> None
     await append_ok(store, "globex", event(id="g"))
     assert await walk(store, "acme", query_of(("tenant", "globex"))) == []
     assert ids(await walk(store, "acme", query_of(("tenant", "acme")))) == ["a"]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("after", [2**40 - 1, 2**40, 2**41, 2**41 + 5, 2**62])
+@pytest.mark.parametrize(
+    "pairs",
+    [(), (("q", "secret"),), (("data.kind", "secret"),), (("type", "t"),), (("since", "0"),)],
+    ids=["walk", "words", "token", "type", "time"],
+)
+async def test_no_cursor_position_reaches_another_tenant(
+    store: Store, order: str, after: int, pairs: tuple[tuple[str, str], ...]
+) -> None:
+    # Cursors are not signed: a client can write one with any position. Whatever it says,
+    # the page holds only the caller's events.
+    for tenant in ("acme", "globex", "initech"):
+        await append_ok(
+            store, tenant, *(event(type="t", data={"kind": "secret"}) for _ in range(3))
+        )
+    query = dataclasses.replace(query_of(("order", order), *pairs), after_seq=after)
+    page = await store.query("globex", query)
+    assert all(parsed(b)["tenant"] == "globex" for b in page.bodies)
+    assert len(page.bodies) == (3 if order == "desc" else 0)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ((("seq[gte]", "2"), ("seq[lt]", "5")), [2, 3, 4]),
+        ((("seq[gt]", "2.5"), ("seq[lte]", "4.5")), [3, 4]),
+        ((("seq", "3"),), [3]),
+        ((("seq", "3.5"),), []),
+        ((("seq[in]", "1,7,3"),), [1, 3, 7]),
+        ((("seq[gt]", "99999999999999999999"),), []),
+        ((("seq[lt]", "-1"),), []),
+        ((("seq[gte]", "8"), ("type", "t")), [8, 9]),
+        ((("seq[lt]", "2"), ("q", "secret")), [0, 1]),
+    ],
+)
+async def test_conditions_on_seq(
+    store: Store, pairs: tuple[tuple[str, str], ...], expected: list[int]
+) -> None:
+    await append_ok(store, "acme", *(event(type="t", data={"w": "secret"}) for _ in range(10)))
+    await append_ok(store, "globex", *(event(type="t", data={"w": "secret"}) for _ in range(10)))
+    for order in ("asc", "desc"):
+        bodies = await walk(store, "acme", query_of(("order", order), ("limit", "2"), *pairs))
+        want = expected if order == "asc" else expected[::-1]
+        assert seqs(bodies) == want, (pairs, order)
 
 
 async def test_get_event_unknown(store: Store) -> None:

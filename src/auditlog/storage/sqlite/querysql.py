@@ -27,6 +27,7 @@ into tokens or passed to ``al_match`` inside a bound JSON parameter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import orjson
@@ -134,12 +135,10 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
     search index, newer ones (the tail) are checked row by row.
     """
     descending = query.order == "desc"
-    lo, hi = key_of(tenant_id, 0), key_of(tenant_id, SEQ_MASK)
-    if query.after_seq is not None:
-        if descending:
-            hi = key_of(tenant_id, query.after_seq) - 1
-        else:
-            lo = key_of(tenant_id, query.after_seq) + 1
+    seqs = _seq_range(query)
+    if seqs is None:
+        return CompiledQuery((), descending, query.limit)
+    lo, hi = key_of(tenant_id, seqs[0]), key_of(tenant_id, seqs[1])
     fetch = query.limit + 1
 
     fts: list[str] = []
@@ -187,20 +186,25 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         index_sql = (
             "SELECT e.key, e.body FROM t.events_terms AS f CROSS JOIN events AS e"
             " ON e.key = f.rowid WHERE events_terms MATCH ? AND f.rowid BETWEEN ? AND ?"
+            " AND e.tenant_id = ?"
             + "".join(f" AND {w}" for w in index_where)
             + f" ORDER BY f.rowid {direction} LIMIT ?"
         )
-        indexed = (index_sql, (" AND ".join(fts), lo, split - 1, *index_params, fetch))
+        indexed = (
+            index_sql,
+            (" AND ".join(fts), lo, split - 1, tenant_id, *index_params, fetch),
+        )
         if types is not None:
             tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
         tail_where = [*where, "al_match(e.body, ?)"]
         tail_params = [*params, residual_spec(residual + tail_checks, query.text)]
         tail_sql = (
             "SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ?"
+            " AND e.tenant_id = ?"
             + "".join(f" AND {w}" for w in tail_where)
             + f" ORDER BY e.key {direction} LIMIT ?"
         )
-        tail = (tail_sql, (split, hi, *tail_params, fetch))
+        tail = (tail_sql, (split, hi, tenant_id, *tail_params, fetch))
         parts = (tail, indexed) if descending else (indexed, tail)
         return CompiledQuery(parts, descending, query.limit)
 
@@ -229,10 +233,11 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         statement = (sql, (tenant_id, lo, hi, *params, fetch))
         return CompiledQuery((statement,), descending, query.limit)
     sql = (
-        f"SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ?{extra}"
-        f" ORDER BY e.key {direction} LIMIT ?"
+        "SELECT e.key, e.body FROM events AS e WHERE e.key BETWEEN ? AND ? AND e.tenant_id = ?"
+        f"{extra} ORDER BY e.key {direction} LIMIT ?"
     )
-    return CompiledQuery(((sql, (lo, hi, *params, fetch)),), descending, query.limit, False, narrow)
+    statement = (sql, (lo, hi, tenant_id, *params, fetch))
+    return CompiledQuery((statement,), descending, query.limit, False, narrow)
 
 
 def _narrow(
@@ -270,6 +275,44 @@ def _narrow(
         ((sql, (tenant_id, since, until, *params, fetch)),), direction == "DESC", query.limit
     )
     return Narrow(probe, plan)
+
+
+def _seq_range(query: Query) -> tuple[int, int] | None:
+    """The seqs the page can hold, from the cursor and any conditions on ``seq``; ``None``
+    when there are none.
+
+    Always within 0..SEQ_MASK, so that a key range never reaches into another tenant's keys
+    whatever a (forged) cursor or a condition says. Conditions on ``seq`` stay residual too:
+    the range only narrows the scan.
+    """
+    first, last = 0, SEQ_MASK
+    if query.after_seq is not None:
+        if query.order == "desc":
+            last = min(last, query.after_seq - 1)
+        else:
+            first = max(first, query.after_seq + 1)
+    for cond in query.conditions:
+        if cond.path != ("seq",):
+            continue
+        numbers = [v.number for v in cond.values if v.number is not None]
+        if cond.op in ("eq", "in"):
+            whole = [int(n) for n in numbers if float(n).is_integer()]
+            if not whole:
+                return None
+            first, last = max(first, min(whole)), min(last, max(whole))
+        elif numbers and cond.op in ("gt", "gte", "lt", "lte"):
+            n = numbers[0]
+            if cond.op == "gt":
+                first = max(first, math.floor(n) + 1)
+            elif cond.op == "gte":
+                first = max(first, math.ceil(n))
+            elif cond.op == "lt":
+                last = min(last, math.ceil(n) - 1)
+            else:
+                last = min(last, math.floor(n))
+    if first > last:
+        return None
+    return first, last
 
 
 def _intersect(current: list[str] | None, new: list[str]) -> list[str]:
