@@ -467,6 +467,18 @@ async def test_conditions_on_seq(
         assert seqs(bodies) == want, (pairs, order)
 
 
+async def test_keys_with_dots_or_separators_are_not_nested_paths(store: Store) -> None:
+    await append_ok(
+        store,
+        "acme",
+        event(id="nested", data={"a": {"b": 1}}),
+        event(id="dotted", data={"a.b": 1}),
+        event(id="separated", data={"a\x1eb": 1, "a\x1fb": 1}),
+    )
+    assert ids(await walk(store, "acme", query_of(("data.a.b", "1")))) == ["nested"]
+    assert ids(await walk(store, "acme", query_of(("data.a.b[exists]", "true")))) == ["nested"]
+
+
 async def test_get_event_unknown(store: Store) -> None:
     assert await store.get_event("acme", "nope") is None
     await append_ok(store, "acme", event(id="there"))

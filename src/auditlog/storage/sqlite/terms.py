@@ -11,6 +11,10 @@ exactly as written):
   ``1e2``, ``100`` and ``100.0`` all hash as ``n100``. 80-bit hashes make a false match
   vanishingly unlikely (about 1 in 10^12 even with a billion distinct values).
 * ``w`` + word: each word of the event's searchable text (``model.text``), for ``q``.
+
+The hashed material spells the tenant and every path segment with its length in front
+(``4:acme4:data8:location4:city=sSeattle``), so no key or value, whatever characters it holds,
+can make two different (tenant, path, value) triples hash alike.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from auditlog.model.text import event_words
 
 #: Fields not indexed as tokens: their own columns and indexes answer them.
 UNINDEXED_ROOTS = frozenset({"id", "time", "tenant", "seq", "received_at"})
-_SEP = "\x1e"  # between path segments in hashed material: keys may contain dots
 _CACHE_LIMIT = 200_000
 _cache: dict[str, str] = {}
 
@@ -40,8 +43,12 @@ def _hashed(material: str) -> str:
     return token
 
 
+def _spelled(text: str) -> str:
+    return f"{len(text)}:{text}"
+
+
 def _token(tenant: str, path: Path, tagged: str) -> str:
-    return _hashed(f"{tenant}\x1f{_SEP.join(path)}\x1f{tagged}")
+    return _hashed(_spelled(tenant) + "".join(_spelled(segment) for segment in path) + "=" + tagged)
 
 
 def number_text(n: int | float) -> str:
@@ -66,24 +73,24 @@ def _tagged(value: Any) -> str | None:
 
 
 def _walk(obj: dict[str, Any], prefix: str, out: set[str]) -> None:
-    # The same traversal as fields.leaf_paths, written for speed (this is most of the
-    # indexer's work): ``prefix`` is the hashed material up to and including this object's
-    # path and a trailing separator.
+    # The same traversal as fields.leaf_paths and the same material as _token, written for
+    # speed (this is most of the indexer's work): ``prefix`` is the material of this object's
+    # path.
     add = out.add
     for key, value in obj.items():
-        here = prefix + key
-        add(_hashed(here + "\x1fe"))
+        here = f"{prefix}{len(key)}:{key}"
+        add(_hashed(here + "=e"))
         kind = type(value)
         if kind is str:
-            add(_hashed(here + "\x1fs" + value))
+            add(_hashed(here + "=s" + value))
         elif kind is dict:
-            _walk(value, here + _SEP, out)
+            _walk(value, here, out)
         elif kind is list:
             _walk_list(value, here, out)
         else:
             tagged = _tagged(value)
             if tagged is not None:
-                add(_hashed(here + "\x1f" + tagged))
+                add(_hashed(here + "=" + tagged))
 
 
 def _walk_list(items: list[Any], here: str, out: set[str]) -> None:
@@ -91,22 +98,22 @@ def _walk_list(items: list[Any], here: str, out: set[str]) -> None:
     for item in items:
         kind = type(item)
         if kind is str:
-            add(_hashed(here + "\x1fs" + item))
+            add(_hashed(here + "=s" + item))
         elif kind is dict:
-            _walk(item, here + _SEP, out)
+            _walk(item, here, out)
         elif kind is list:
             _walk_list(item, here, out)
         else:
             tagged = _tagged(item)
             if tagged is not None:
-                add(_hashed(here + "\x1f" + tagged))
+                add(_hashed(here + "=" + tagged))
 
 
 def event_terms(tenant: str, content: dict[str, Any]) -> str:
     """The FTS document of one event: its field tokens and words, space-separated."""
     tokens: set[str] = set()
     indexed = {k: v for k, v in content.items() if k not in UNINDEXED_ROOTS}
-    _walk(indexed, tenant + "\x1f", tokens)
+    _walk(indexed, _spelled(tenant), tokens)
     tokens.update("w" + w for w in event_words(content))
     return " ".join(tokens)
 
