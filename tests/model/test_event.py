@@ -13,6 +13,7 @@ from auditlog.model.event import (
     Limits,
     NewEvent,
     Principal,
+    json_equal,
     same_content,
     stored_bytes,
     validate_event,
@@ -466,3 +467,37 @@ def test_floats_survive_the_stored_form() -> None:
     assert not same_content(
         valid({**raw, "data": {"ratio": 0.2, "tiny": 1e-05, "whole": 2.0}}), stored(valid(raw))
     )
+
+
+def test_numbers_are_compared_by_value_as_json_values_are() -> None:
+    first = valid({"id": "e", "type": "x", "data": {"amount": 120, "rates": [1, 2.5]}})
+    retry = valid({"id": "e", "type": "x", "data": {"amount": 120.0, "rates": [1.0, 2.5]}})
+    assert same_content(retry, stored(first))
+    assert same_content(first, stored(retry))
+    assert not same_content(
+        valid({"id": "e", "type": "x", "data": {"amount": 120.5, "rates": [1, 2.5]}}), stored(first)
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "equal"),
+    [
+        (1, 1.0, True),
+        (0, False, False),
+        (1, True, False),
+        (True, True, True),
+        (None, None, True),
+        (None, 0, False),
+        ("1", 1, False),
+        ({"a": 1, "b": [1, {"c": 2}]}, {"b": [1.0, {"c": 2.0}], "a": 1.0}, True),
+        ({"a": 1}, {"a": 1, "b": None}, False),
+        ([1, 2], [2, 1], False),
+        ([1, 2], [1, 2, 3], False),
+        ({}, [], False),
+        (2**63, float(2**63), True),
+        (2**53 + 1, float(2**53), False),
+    ],
+)
+def test_json_equal(a: Any, b: Any, equal: bool) -> None:
+    assert json_equal(a, b) is equal
+    assert json_equal(b, a) is equal

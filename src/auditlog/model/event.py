@@ -249,11 +249,31 @@ def stored_bytes(event: NewEvent, tenant: str, seq: int, received_at: str) -> by
 _DEFAULTED = frozenset({"id", "time", "actor", "source"})
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of two JSON values as JSON means it.
+
+    Numbers are equal when their values are (``1`` and ``1.0``), but a boolean is never a
+    number, and objects compare by their members whatever their order.
+    """
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def same_content(event: NewEvent, stored: dict[str, Any]) -> bool:
     """Whether a retry carries the content of the event already stored under its id.
 
-    Fields the retry sends are compared with the stored ones as JSON values (by their canonical
-    bytes, so ``1`` and ``true`` differ). Fields the server fills in when absent (``time``,
+    Fields the retry sends are compared with the stored ones as JSON values (``json_equal``:
+    ``120`` equals ``120.0``, ``1`` differs from ``true``, key order does not matter). Fields
+    the server fills in when absent (``time``,
     ``actor``, ``source``) are not compared when the retry omits them; ``subject`` and
     ``outcome`` omitted must be absent from the stored event too, and ``data`` omitted is ``{}``.
     """
@@ -261,7 +281,7 @@ def same_content(event: NewEvent, stored: dict[str, Any]) -> bool:
         if field in event.given or field == "data":
             if field not in stored:
                 return False
-            if canonical_bytes(stored[field]) != canonical_bytes(event.content[field]):
+            if not json_equal(stored[field], event.content[field]):
                 return False
         elif field not in _DEFAULTED and field in stored:
             return False
