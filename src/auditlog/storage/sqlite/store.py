@@ -162,6 +162,7 @@ class SQLiteStore:
             try:
                 database.use_wal(index, self.terms_path)
                 database.migrate(index, "terms", self.terms_path)
+                self._check_index(index)
             finally:
                 index.close()
             self._writer = writer
@@ -176,6 +177,33 @@ class SQLiteStore:
         if self._indexer_mode == "process":
             self._indexer = _IndexerProcess(self.path)
             self._indexer.start()
+
+    def _check_index(self, index: sqlite3.Connection) -> None:
+        """Drop a search index that is ahead of the events it indexes.
+
+        That happens when the events database was restored from a backup, or lost its last
+        commits to a power cut under ``synchronous = NORMAL``, while the index kept them:
+        the index would then describe events that are not (or no longer) there. It is
+        rebuilt from the events by the indexer; queries stay complete meanwhile.
+        """
+        index.execute("ATTACH DATABASE ? AS ev", (self.path,))
+        try:
+            ahead = index.execute(
+                "SELECT count(*) FROM progress AS p LEFT JOIN ev.tenants AS n"
+                " ON n.tenant_id = p.tenant_id WHERE n.tenant_id IS NULL OR p.next_seq > n.size"
+            ).fetchone()[0]
+            if ahead:
+                log.warning(
+                    "the search index of %s is ahead of its events (restored or truncated "
+                    "database?); dropping it to rebuild from the events",
+                    self.path,
+                )
+                index.execute("BEGIN IMMEDIATE")
+                index.execute("INSERT INTO events_terms (events_terms) VALUES ('delete-all')")
+                index.execute("DELETE FROM progress")
+                index.execute("COMMIT")
+        finally:
+            index.execute("DETACH DATABASE ev")
 
     def _map_generation(self) -> mmap.mmap:
         with contextlib.suppress(FileExistsError), open(self._generation_path, "xb") as fh:
