@@ -195,13 +195,29 @@ def test_bad_scopes_exit_2_with_a_message(
     assert "events:write" in err  # says what is expected
 
 
-def test_empty_tenant_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("tenant", ["", " ", "a b", "x" * 129, "acme\n", "ünï"])
+def test_a_bad_tenant_name_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tenant: str
+) -> None:
     code, out, err = run(
-        capsys, "keys", "create", "--data", str(tmp_path), "--tenant", " ", "--scopes", "admin"
+        capsys, "keys", "create", "--data", str(tmp_path), "--tenant", tenant, "--scopes", "admin"
     )
     assert code == 2
     assert out == ""
-    assert "--tenant" in err
+    assert "tenant" in err
+
+
+@pytest.mark.parametrize("name", ["", "x" * 201, "tab\there"])
+def test_a_key_name_that_could_not_be_a_source_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    code, out, err = run(
+        capsys, "keys", "create", "--data", str(tmp_path), "--tenant", "acme",
+        "--scopes", "admin", "--name", name,
+    )  # fmt: skip
+    assert code == 2
+    assert out == ""
+    assert "name" in err
 
 
 def test_every_scope_is_accepted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

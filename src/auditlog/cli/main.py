@@ -95,10 +95,11 @@ async def _keys(store: Store, args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"auditlog: --scopes: {exc}", file=sys.stderr)
             return 2
-        if not args.tenant.strip():
-            print("auditlog: --tenant must not be empty", file=sys.stderr)
+        try:
+            key, token = await api_keys.create(args.tenant, scopes, args.name)
+        except ValueError as exc:
+            print(f"auditlog: {exc}", file=sys.stderr)
             return 2
-        key, token = await api_keys.create(args.tenant, scopes, args.name)
         print(
             f"created API key {key.key_id} ({key.name}) for tenant {key.tenant} with scopes {','.join(key.scopes)}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 EVENTS_WRITE = "events:write"
@@ -9,6 +10,26 @@ EVENTS_READ = "events:read"
 LOG_READ = "log:read"
 ADMIN = "admin"
 SCOPES = (EVENTS_WRITE, EVENTS_READ, LOG_READ, ADMIN)
+
+
+TENANT = re.compile(r"[A-Za-z0-9._:\-]{1,128}", re.ASCII)
+TENANT_EXPECTED = "1-128 characters of A-Z a-z 0-9 . _ : -"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_tenant(tenant: str) -> str:
+    """A tenant name, or ``ValueError`` saying what a tenant name is."""
+    if TENANT.fullmatch(tenant) is None:
+        raise ValueError(f"tenant {tenant!r} is not {TENANT_EXPECTED}")
+    return tenant
+
+
+def check_credential_name(name: str) -> str:
+    """A credential's name, or ``ValueError``; it becomes the ``source`` of its events, so it
+    obeys the rules of ``source``: 1-200 characters, no control characters."""
+    if not 1 <= len(name) <= 200 or _CONTROL.search(name):
+        raise ValueError(f"name {name!r} is not 1-200 characters without control characters")
+    return name
 
 
 def parse_scopes(text: str) -> tuple[str, ...]:

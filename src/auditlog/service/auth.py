@@ -16,7 +16,12 @@ import secrets
 
 from auditlog.errors import Forbidden, Unauthorized
 from auditlog.model import times
-from auditlog.model.credentials import ApiKey, Credential
+from auditlog.model.credentials import (
+    ApiKey,
+    Credential,
+    check_credential_name,
+    check_tenant,
+)
 from auditlog.storage.base import Store
 
 KEY_PREFIX = "alk"
@@ -51,7 +56,13 @@ class ApiKeys:
     async def create(
         self, tenant: str, scopes: tuple[str, ...], name: str | None
     ) -> tuple[ApiKey, str]:
-        """A new key for ``tenant``: the stored record and the token, which is shown once."""
+        """A new key for ``tenant``: the stored record and the token, which is shown once.
+
+        ``ValueError`` when the tenant or the name is not acceptable (see ``credentials``).
+        """
+        check_tenant(tenant)
+        if name is not None:
+            check_credential_name(name)
         key_id = _new_key_id()
         secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
         key = ApiKey(
