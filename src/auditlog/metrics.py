@@ -50,12 +50,23 @@ class Metrics:
             "Events accepted by the HTTP layer and waiting for their commit.",
             registry=self.registry,
         )
+        self.index_lag = Gauge(
+            "auditlog_search_index_lag_events",
+            "Committed events not yet in the search index (queries check them one by one).",
+            registry=self.registry,
+        )
         self.rejected = Counter(
             "auditlog_ingest_rejected",
             "Write requests refused before storage, by reason.",
             ("reason",),
             registry=self.registry,
         )
+
+    def set_store_stats(self, stats: dict[str, float]) -> None:
+        """Copy the store's gauges (``Store.stats``) into the exported metrics."""
+        lag = stats.get("search_index_lag_events")
+        if lag is not None:
+            self.index_lag.set(lag)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

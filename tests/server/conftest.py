@@ -80,6 +80,9 @@ class ControlledStore:
             self.inner.index_pending()
         return outcomes
 
+    async def stats(self) -> dict[str, float]:
+        return await self.inner.stats()
+
     async def get_event(self, tenant: str, event_id: str) -> bytes | None:
         return await self.inner.get_event(tenant, event_id)
 

@@ -7,6 +7,7 @@ import pytest
 
 from auditlog.errors import StorageError
 from auditlog.server.app import AuditlogApp
+from auditlog.storage.sqlite.store import SQLiteStore
 from server.api import Api, metric_samples, problem, value
 from server.conftest import ControlledStore
 
@@ -101,3 +102,14 @@ async def test_metrics_before_any_request(client: httpx.AsyncClient) -> None:
     assert value(samples, "auditlog_events_ingested_total") == 0
     assert value(samples, "auditlog_ingest_queue_events") == 0
     assert value(samples, "auditlog_commit_batch_events_count") == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_metrics_tell_how_far_the_search_index_lags(
+    client: httpx.AsyncClient, api: Api, store: ControlledStore
+) -> None:
+    await api.create_batch([{"type": "t"} for _ in range(3)])
+    assert value(await metric_samples(client), "auditlog_search_index_lag_events") == 3
+    assert isinstance(store.inner, SQLiteStore)
+    store.inner.index_pending()
+    assert value(await metric_samples(client), "auditlog_search_index_lag_events") == 0

@@ -80,6 +80,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Return if storage answers, else raise ``StorageError``."""
 
+    async def stats(self) -> dict[str, float]:
+        """Backend gauges for ``/metrics`` by name (e.g. ``search_index_lag_events``)."""
+
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         """Commit a group of requests in one transaction; one outcome per request, in order."""
 

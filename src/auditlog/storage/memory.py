@@ -45,6 +45,9 @@ class MemoryStore:
     async def ping(self) -> None:
         return None
 
+    async def stats(self) -> dict[str, float]:
+        return {}
+
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         async with self._lock:
             plan = GroupPlan(requests)

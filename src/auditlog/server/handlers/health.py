@@ -28,6 +28,10 @@ def routes(store: Store, metrics: Metrics, openapi: Callable[[], bytes]) -> list
         return Response(200, b'{"status":"ready"}')
 
     async def prometheus(request: Request, credential: Credential | None) -> Response:
+        try:
+            metrics.set_store_stats(await store.stats())
+        except AuditlogError:
+            pass  # storage being down must not hide the other metrics; /readyz reports it
         return Response(200, metrics.render(), PROMETHEUS_TEXT)
 
     async def openapi_json(request: Request, credential: Credential | None) -> Response:

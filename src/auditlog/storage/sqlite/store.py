@@ -264,6 +264,20 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "ping") from exc
 
+    async def stats(self) -> dict[str, float]:
+        try:
+            lag = (
+                self._r()
+                .execute(
+                    "SELECT coalesce(sum(n.size - coalesce(p.next_seq, 0)), 0) FROM tenants AS n"
+                    " LEFT JOIN t.progress AS p ON p.tenant_id = n.tenant_id"
+                )
+                .fetchone()[0]
+            )
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "stats") from exc
+        return {"search_index_lag_events": float(lag)}
+
     def index_pending(self) -> int:
         """Index every committed event not yet in the search index (in this process)."""
         indexer = Indexer(self.path)
