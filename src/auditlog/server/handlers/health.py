@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from auditlog.errors import AuditlogError, Unavailable
@@ -28,10 +29,9 @@ def routes(store: Store, metrics: Metrics, openapi: Callable[[], bytes]) -> list
         return Response(200, b'{"status":"ready"}')
 
     async def prometheus(request: Request, credential: Credential | None) -> Response:
-        try:
+        # Storage being down must not hide the other metrics; /readyz reports it.
+        with contextlib.suppress(AuditlogError):
             metrics.set_store_stats(await store.stats())
-        except AuditlogError:
-            pass  # storage being down must not hide the other metrics; /readyz reports it
         return Response(200, metrics.render(), PROMETHEUS_TEXT)
 
     async def openapi_json(request: Request, credential: Credential | None) -> Response:
