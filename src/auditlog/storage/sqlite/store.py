@@ -57,6 +57,7 @@ log = logging.getLogger("auditlog.storage.sqlite")
 _ID_CHUNK = 500
 _GENERATION_BYTES = 16
 _KEY_CACHE_LIMIT = 10_000
+_KEY_CACHE_SECONDS = 30.0
 _ROWS_PER_STATEMENT = (256, 64, 16, 4, 1)
 _SELECT_KEYS = (
     "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
@@ -133,7 +134,9 @@ class SQLiteStore:
         self._generation_path = self.path + "-keys"
         self._generation: mmap.mmap | None = None
         self._cached_generation = b""
-        self._key_cache: dict[str, ApiKey] = {}
+        # Entries also expire, in case a revoking process died between its commit and the
+        # generation write.
+        self._key_cache: dict[str, tuple[ApiKey, float]] = {}
 
     # -- connections -------------------------------------------------------------------
 
@@ -480,8 +483,9 @@ class SQLiteStore:
             self._key_cache.clear()
             self._cached_generation = generation
         cached = self._key_cache.get(key_id)
-        if cached is not None:
-            return cached
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
         try:
             row = self._r().execute(_SELECT_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
         except sqlite3.Error as exc:
@@ -491,7 +495,7 @@ class SQLiteStore:
         key = self._key(row)
         if len(self._key_cache) >= _KEY_CACHE_LIMIT:
             self._key_cache.clear()
-        self._key_cache[key_id] = key
+        self._key_cache[key_id] = (key, now + _KEY_CACHE_SECONDS)
         return key
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
