@@ -11,8 +11,9 @@ store calls it for the conditions its indexes cannot answer exactly, so every ba
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -76,6 +77,16 @@ def _flatten(values: list[Any]) -> Iterator[Any]:
             yield v
 
 
+_ORDERED: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "in": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
 def scalar_matches(op: Op, field: Any, value: Value) -> bool:
     """Whether one JSON value (not an array) satisfies ``op`` against a query value.
 
@@ -90,32 +101,11 @@ def scalar_matches(op: Op, field: Any, value: Value) -> bool:
     if isinstance(field, int | float):
         if value.number is None:
             return False
-        n = value.number
-        if op in ("eq", "in"):
-            return field == n
-        if op == "gt":
-            return field > n
-        if op == "gte":
-            return field >= n
-        if op == "lt":
-            return field < n
-        if op == "lte":
-            return field <= n
-        return False
+        return _ORDERED[op](field, value.number) if op in _ORDERED else False
     if isinstance(field, str):
-        r = value.raw
-        if op in ("eq", "in"):
-            return field == r
-        if op == "gt":
-            return field > r
-        if op == "gte":
-            return field >= r
-        if op == "lt":
-            return field < r
-        if op == "lte":
-            return field <= r
         if op == "prefix":
-            return field.startswith(r)
+            return field.startswith(value.raw)
+        return _ORDERED[op](field, value.raw) if op in _ORDERED else False
     return False
 
 

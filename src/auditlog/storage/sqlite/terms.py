@@ -76,37 +76,25 @@ def _walk(obj: dict[str, Any], prefix: str, out: set[str]) -> None:
     # The same traversal as fields.leaf_paths and the same material as _token, written for
     # speed (this is most of the indexer's work): ``prefix`` is the material of this object's
     # path.
-    add = out.add
     for key, value in obj.items():
         here = f"{prefix}{len(key)}:{key}"
-        add(_hashed(here + "=e"))
-        kind = type(value)
-        if kind is str:
-            add(_hashed(here + "=s" + value))
-        elif kind is dict:
-            _walk(value, here, out)
-        elif kind is list:
-            _walk_list(value, here, out)
-        else:
-            tagged = _tagged(value)
-            if tagged is not None:
-                add(_hashed(here + "=" + tagged))
+        out.add(_hashed(here + "=e"))
+        _walk_value(value, here, out)
 
 
-def _walk_list(items: list[Any], here: str, out: set[str]) -> None:
-    add = out.add
-    for item in items:
-        kind = type(item)
-        if kind is str:
-            add(_hashed(here + "=s" + item))
-        elif kind is dict:
-            _walk(item, here, out)
-        elif kind is list:
-            _walk_list(item, here, out)
-        else:
-            tagged = _tagged(item)
-            if tagged is not None:
-                add(_hashed(here + "=" + tagged))
+def _walk_value(value: Any, here: str, out: set[str]) -> None:
+    kind = type(value)
+    if kind is str:
+        out.add(_hashed(here + "=s" + value))
+    elif kind is dict:
+        _walk(value, here, out)
+    elif kind is list:
+        for item in value:  # elements share their array's path
+            _walk_value(item, here, out)
+    else:
+        tagged = _tagged(value)
+        if tagged is not None:
+            out.add(_hashed(here + "=" + tagged))
 
 
 def event_terms(tenant: str, content: dict[str, Any]) -> str:
