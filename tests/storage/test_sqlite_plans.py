@@ -1,0 +1,97 @@
+"""The SQLite query plans: every statement the compiler makes reads in key order from the
+index it was written for, and never sorts a whole tenant (EXPLAIN QUERY PLAN)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from auditlog.model.query import parse_query
+from auditlog.storage.sqlite import querysql
+from auditlog.storage.sqlite.store import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def plans(conn: sqlite3.Connection, *pairs: tuple[str, str], indexed_upto: int = 5) -> list[str]:
+    query, _ = parse_query(list(pairs))
+    compiled = querysql.compile_query("acme", 1, query, indexed_upto)
+    out = []
+    for sql, params in compiled.statements:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+        out.append(" | ".join(str(r[3]) for r in rows))
+    return out
+
+
+@pytest.fixture
+async def conn(tmp_path: Path) -> sqlite3.Connection:
+    store = SQLiteStore(str(tmp_path / "a.db"))
+    await store.open()
+    await store.close()
+    connection = sqlite3.connect(str(tmp_path / "a.db"))
+    connection.execute("ATTACH DATABASE ? AS t", (str(tmp_path / "a.db-terms"),))
+    connection.create_function("al_match", 2, lambda body, spec: 1)
+    return connection
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (),
+        (("since", "2026-01-01T00:00:00Z"),),
+        (("data.amount[gt]", "5"),),
+        (("seq[gte]", "3"),),
+        (("order", "asc"), ("actor.name[prefix]", "a")),
+    ],
+)
+async def test_walks_read_the_primary_key_in_order(
+    conn: sqlite3.Connection, pairs: tuple[tuple[str, str], ...]
+) -> None:
+    for plan in plans(conn, *pairs):
+        assert "USING INTEGER PRIMARY KEY" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (("q", "refund"),),
+        (("data.location.city", "Seattle"),),
+        (("actor", "alice"), ("type", "t")),
+        (("q", "ref*"), ("since", "2026-01-01T00:00:00Z"), ("order", "asc")),
+    ],
+)
+async def test_token_conditions_drive_from_the_search_index_and_check_the_tail(
+    conn: sqlite3.Connection, pairs: tuple[tuple[str, str], ...]
+) -> None:
+    found = plans(conn, *pairs)
+    assert len(found) == 2
+    index_plan = next(p for p in found if "VIRTUAL TABLE" in p)
+    tail_plan = next(p for p in found if "VIRTUAL TABLE" not in p)
+    assert "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)" in index_plan, index_plan
+    assert "USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in tail_plan, tail_plan
+    for plan in found:
+        assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [(("type", "a"),), (("type", "a"), ("type", "b"), ("until", "2026-01-01T00:00:00Z"))],
+)
+async def test_types_read_the_type_index_in_key_order(
+    conn: sqlite3.Connection, pairs: tuple[tuple[str, str], ...]
+) -> None:
+    for plan in plans(conn, *pairs):
+        assert "USING INDEX events_type" in plan or "USING COVERING INDEX events_type" in plan
+        assert "TEMP B-TREE" not in plan, plan
+
+
+async def test_a_narrow_time_range_reads_the_time_index(conn: sqlite3.Connection) -> None:
+    query, _ = parse_query([("since", "2026-01-01T00:00:00Z"), ("until", "2026-01-02T00:00:00Z")])
+    compiled = querysql.compile_query("acme", 1, query, 0)
+    assert compiled.narrow is not None
+    ((sql, params),) = compiled.narrow.plan.statements
+    plan = " | ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "events_time" in plan, plan
