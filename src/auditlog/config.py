@@ -102,6 +102,50 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "shutdown_timeout", int, 30, "Seconds to finish in-flight requests on SIGTERM.", minimum=1
     ),
+    Setting(
+        "token_lifetime",
+        int,
+        300,
+        "Seconds a login token (JWT from POST /v1/auth/token or /login) stays valid.",
+        minimum=1,
+    ),
+    Setting(
+        "login_failures_per_user",
+        int,
+        5,
+        "Failed logins one username may have in a burst before logins for it are refused with 429.",
+        minimum=1,
+    ),
+    Setting(
+        "login_user_refill_seconds",
+        int,
+        60,
+        "Seconds after which one more failed login is allowed for a username.",
+        minimum=1,
+    ),
+    Setting(
+        "login_failures_per_address",
+        int,
+        20,
+        "Failed logins one client address may have in a burst before its logins are refused "
+        "with 429.",
+        minimum=1,
+    ),
+    Setting(
+        "login_address_refill_seconds",
+        int,
+        15,
+        "Seconds after which one more failed login is allowed for a client address.",
+        minimum=1,
+    ),
+    Setting(
+        "legacy_max_events",
+        int,
+        10000,
+        "Most events GET /event (the first version's route) answers with; a query matching "
+        "more is refused with 400.",
+        minimum=1,
+    ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     Setting("access_log", bool, False, "Log every request (costs throughput)."),
 )
@@ -128,6 +172,12 @@ class Settings:
     retry_after: int = 1
     query_timeout_ms: int = 10000
     shutdown_timeout: int = 30
+    token_lifetime: int = 300
+    login_failures_per_user: int = 5
+    login_user_refill_seconds: int = 60
+    login_failures_per_address: int = 20
+    login_address_refill_seconds: int = 15
+    legacy_max_events: int = 10000
     log_level: str = "info"
     access_log: bool = False
 

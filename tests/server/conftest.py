@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from auditlog.config import Settings
-from auditlog.model.credentials import ApiKey
+from auditlog.model.credentials import ApiKey, User
 from auditlog.model.query import Query
 from auditlog.server.app import AuditlogApp, build_app
 from auditlog.storage.base import AppendOutcome, AppendRequest, Page, Store
@@ -102,6 +102,15 @@ class ControlledStore:
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         return await self.inner.revoke_api_key(key_id, revoked_us)
+
+    async def create_user(self, user: User) -> bool:
+        return await self.inner.create_user(user)
+
+    async def get_user(self, username: str) -> User | None:
+        return await self.inner.get_user(username)
+
+    async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
+        return await self.inner.load_or_create_secret(name, value)
 
 
 def new_store(backend: str, tmp_path: Path) -> ControlledStore:

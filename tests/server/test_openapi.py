@@ -22,12 +22,14 @@ from auditlog.server.app import AuditlogApp
 from auditlog.server.asgi import Request, Response
 from auditlog.server.openapi import OPERATIONS, UndocumentedRoute, openapi_document
 from auditlog.server.routing import Route
-from server.api import Api
+from server.api import Api, bearer
 from server.conftest import ControlledStore, MakeApi
+from server.logins import PASSWORD, add_user, login, token_of
 
 pytestmark = pytest.mark.anyio
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+LOGINS = {("POST", "/v1/auth/token"), ("POST", "/login")}
 
 
 @pytest.fixture
@@ -109,7 +111,8 @@ async def test_every_operation_is_complete(app: AuditlogApp, doc: dict[str, Any]
         scope = scopes[(method, path)]
         if scope is None:
             assert operation["security"] == []
-            assert "401" not in responses
+            # Only a login, which checks a password instead of a credential, answers 401.
+            assert ("401" in responses) == ((method, path) in LOGINS)
         else:
             assert operation["security"] == [{"bearer": [scope] if scope else []}]
             assert "401" in responses
@@ -214,6 +217,7 @@ async def test_a_route_without_documentation_cannot_be_described(app: AuditlogAp
 
 @pytest.fixture
 async def answers(
+    app: AuditlogApp,
     api: Api,
     make_api: MakeApi,
     client: httpx.AsyncClient,
@@ -250,6 +254,7 @@ async def answers(
         await client.get("/metrics"),
         await client.get("/openapi.json"),
     ]
+    out += await login_answers(app, client, reader)
     store.append_error = StorageError("the disk is gone", 1)
     out.append(await api.post({"type": "t"}))
     store.query_error = StorageError("the query took too long", 1)
@@ -257,6 +262,45 @@ async def answers(
     store.ping_error = StorageError("the database is unreachable", 1)
     out.append(await client.get("/readyz"))
     assert {r.status_code for r in out} >= {200, 201, 400, 401, 403, 404, 409, 413, 415, 422, 503}
+    assert 429 in {r.status_code for r in out}
+    return out
+
+
+async def login_answers(
+    app: AuditlogApp, client: httpx.AsyncClient, reader: Api
+) -> list[httpx.Response]:
+    """Answers of the login routes and of the first version's routes."""
+    await add_user(app)
+    token = await token_of(client)
+    old = {"Authorization": f"Bearer: {token}"}
+    out = [
+        await login(client),
+        await login(client, "alice", "wrong"),
+        await client.post(
+            "/v1/auth/token", content=b"{", headers={"Content-Type": "application/json"}
+        ),
+        await client.post("/v1/auth/token", content=b"x" * 9000),
+        await client.post("/v1/auth/token", data={"username": "alice"}),
+        await client.get("/v1/auth/whoami", headers=bearer(token)),
+        await client.get("/ping"),
+        await client.post("/login", json={"username": "alice", "password": PASSWORD}),
+        await client.post("/login", json={"username": "alice", "password": "wrong"}),
+        await client.post("/login", json={"username": "alice"}),
+        await client.get("/auth", headers=old),
+        await client.get("/auth"),
+        await client.post("/event", json={"event_type": "t", "event_details": {}}, headers=old),
+        await client.post("/event", json={"event_type": 1}, headers=old),
+        await client.post("/event", content=b"{}", headers={**old, "Content-Type": "text/plain"}),
+        await client.post(
+            "/event", json={"event_type": "t", "event_details": {}}, headers=reader.headers
+        ),
+        await client.get("/event", headers=old),
+        await client.get("/event", params={"timeStart": "soon"}, headers=old),
+        await client.get("/event"),
+    ]
+    for _ in range(5):
+        out.append(await login(client, "mallory", "guess"))
+    out.append(await login(client, "mallory", "guess"))
     return out
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from auditlog.model import cursor
 from auditlog.model.canonical import canonical_bytes
-from auditlog.model.credentials import ApiKey
+from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import Limits, NewEvent, Principal, validate_event
 from auditlog.model.fields import leaf_paths
 from auditlog.model.matching import event_matches
@@ -898,6 +898,65 @@ async def test_revoking_api_keys(store: Store) -> None:
     assert await store.list_api_keys("acme") == [again]
     assert not await store.revoke_api_key("nope", NOW)
     assert await store.get_api_key("nope") is None
+
+
+# -- users and secrets ------------------------------------------------------------------------
+
+
+HASH = "$scrypt$ln=4,r=8,p=1$c2FsdA$ZGlnZXN0"
+
+
+def user(username: str, tenant: str = "acme", hashed: str = HASH) -> User:
+    return User(
+        username=username,
+        tenant=tenant,
+        scopes=("events:read", "log:read"),
+        password_hash=hashed,
+        created_us=NOW,
+    )
+
+
+async def test_users(store: Store) -> None:
+    assert await store.get_user("alice") is None
+    alice, bob = user("alice"), user("bob@example.com", "globex")
+    assert await store.create_user(alice)
+    assert await store.create_user(bob)
+    assert await store.get_user("alice") == alice
+    assert await store.get_user("bob@example.com") == bob
+    # Usernames are exact: no case folding, no prefix matching.
+    assert await store.get_user("Alice") is None
+    assert await store.get_user("ali") is None
+    assert await store.create_user(user("Alice"))
+    assert await store.get_user("alice") == alice
+
+
+async def test_a_username_is_taken_in_every_tenant(store: Store) -> None:
+    first = user("alice", "acme", "$scrypt$first")
+    assert await store.create_user(first)
+    assert not await store.create_user(user("alice", "globex", "$scrypt$second"))
+    assert not await store.create_user(user("alice", "acme", "$scrypt$third"))
+    assert await store.get_user("alice") == first
+
+
+async def test_a_secret_is_made_once_and_then_kept(store: Store) -> None:
+    assert await store.load_or_create_secret("signing", b"\x00first\xff") == b"\x00first\xff"
+    assert await store.load_or_create_secret("signing", b"second") == b"\x00first\xff"
+    assert await store.load_or_create_secret("other", b"third") == b"third"
+    assert await store.load_or_create_secret("signing", b"fourth") == b"\x00first\xff"
+
+
+async def test_concurrent_offers_of_a_secret_agree_on_one(store: Store) -> None:
+    offers = [bytes([i]) * 32 for i in range(8)]
+    results: list[bytes] = [b""] * len(offers)
+
+    async def offer(i: int) -> None:
+        results[i] = await store.load_or_create_secret("race", offers[i])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(offers)):
+            tg.start_soon(offer, i)
+    assert len(set(results)) == 1
+    assert results[0] in offers
 
 
 async def test_ping(store: Store) -> None:

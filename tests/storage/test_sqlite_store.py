@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import orjson
 import pytest
 
+from auditlog.model.credentials import User
 from auditlog.model.event import Limits, Principal, validate_event
 from auditlog.model.query import parse_query
 from auditlog.storage.base import AppendRequest
+from auditlog.storage.sqlite import database
 from auditlog.storage.sqlite.store import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -91,3 +94,49 @@ async def test_the_index_can_be_deleted_and_is_rebuilt(tmp_path: Path) -> None:
     assert store.index_pending() == 20
     assert await found(store, ("data.n", "3")) == ["e3"]
     await store.close()
+
+
+async def test_processes_on_one_database_share_one_secret(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    stores = [SQLiteStore(path) for _ in range(4)]
+    for store in stores:
+        await store.open()
+    try:
+        results = [
+            await store.load_or_create_secret("key", bytes([i]) * 32)
+            for i, store in enumerate(stores)
+        ]
+        assert results == [bytes([0]) * 32] * 4
+    finally:
+        for store in stores:
+            await store.close()
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        assert await reopened.load_or_create_secret("key", b"new") == bytes([0]) * 32
+    finally:
+        await reopened.close()
+
+
+async def test_a_database_of_the_first_schema_gains_users_and_secrets(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    [(number, first)] = [m for m in database.migrations("events") if m[0] == 1]
+    conn = sqlite3.connect(path)
+    conn.executescript(first)
+    conn.execute(f"PRAGMA user_version = {number}")
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        user = User("alice", "acme", ("events:read",), "$scrypt$x", 1)
+        assert await store.create_user(user)
+        assert await store.get_user("alice") == user
+        assert await store.load_or_create_secret("key", b"k") == b"k"
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    assert version == max(n for n, _ in database.migrations("events"))

@@ -1,4 +1,4 @@
-"""``auditlog``: serve, and administer keys, on the store that ``--store``/``--data`` name.
+"""``auditlog``: serve, and administer keys and users, on the store ``--store``/``--data`` name.
 
 Every option of ``serve`` is a setting (see ``auditlog.config``): it may also come from an
 ``AUDITLOG_*`` environment variable or a TOML file named by ``--config``.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,8 +17,10 @@ from typing import Any
 from auditlog import __version__, config
 from auditlog.errors import AuditlogError, ConfigError
 from auditlog.model import times
-from auditlog.model.credentials import SCOPES, parse_scopes
+from auditlog.model.credentials import SCOPES, check_tenant, check_username, parse_scopes
 from auditlog.service.auth import ApiKeys
+from auditlog.service.passwords import Passwords
+from auditlog.service.users import Users
 from auditlog.storage.base import Store
 from auditlog.storage.factory import open_store
 
@@ -70,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("key_id", metavar="ID")
     _add_settings(revoke, _STORE_SETTINGS)
+
+    users = commands.add_parser("users", help="manage people's logins")
+    user_commands = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser(
+        "add",
+        help="make a login for a person; the password is read from standard input (one line) "
+        "or, at a terminal, prompted for twice; never from an argument",
+    )
+    add.add_argument("username", metavar="USERNAME", help="the login name, unique in every tenant")
+    add.add_argument("--tenant", required=True, help="the tenant whose log the user acts on")
+    add.add_argument("--scopes", required=True, help=f"comma-separated, of: {', '.join(SCOPES)}")
+    _add_settings(add, _STORE_SETTINGS)
     return parser
 
 
@@ -82,6 +97,8 @@ async def _with_store(settings: config.Settings, args: argparse.Namespace) -> in
     store: Store = open_store(settings)
     await store.open()
     try:
+        if args.command == "users":
+            return await _users(store, args)
         return await _keys(store, args)
     finally:
         await store.close()
@@ -118,6 +135,47 @@ async def _keys(store: Store, args: argparse.Namespace) -> int:
         print(f"revoked API key {args.key_id}")
         return 0
     raise AssertionError(args.keys_command)
+
+
+def read_password() -> str:
+    """The new user's password: at a terminal, prompted for twice without echo; otherwise
+    the first line of standard input (without its line end)."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password (again): ") != first:
+            raise ValueError("the two passwords differ")
+        return first
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
+async def _users(store: Store, args: argparse.Namespace) -> int:
+    if args.users_command != "add":
+        raise AssertionError(args.users_command)
+    # Everything given as an argument is checked before the password is asked for.
+    try:
+        scopes = parse_scopes(args.scopes)
+    except ValueError as exc:
+        print(f"auditlog: --scopes: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_username(args.username)
+        check_tenant(args.tenant)
+    except ValueError as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 2
+    try:
+        password = read_password()
+        user = await Users(store, Passwords()).add(args.username, args.tenant, scopes, password)
+    except ValueError as exc:  # the messages never hold the password
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 2
+    except EOFError:
+        print("auditlog: no password given", file=sys.stderr)
+        return 2
+    print(
+        f"created user {user.username} for tenant {user.tenant} with scopes {','.join(user.scopes)}"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

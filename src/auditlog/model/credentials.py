@@ -1,4 +1,4 @@
-"""Credentials as values: scopes and API key records."""
+"""Credentials as values: scopes, API key records, users (logins) and the authenticated caller."""
 
 from __future__ import annotations
 
@@ -32,6 +32,22 @@ def check_credential_name(name: str) -> str:
     return name
 
 
+USERNAME = re.compile(r"[A-Za-z0-9._@+\-]{1,128}", re.ASCII)
+USERNAME_EXPECTED = "1-128 characters of A-Z a-z 0-9 . _ @ + -"
+
+
+def check_username(username: str) -> str:
+    """A username, or ``ValueError`` saying what a username is.
+
+    Usernames are global (one namespace for every tenant) and case-sensitive. The character
+    set keeps them safe in logs and in the principal ``user:<username>``; ``@`` and ``+``
+    admit e-mail addresses.
+    """
+    if USERNAME.fullmatch(username) is None:
+        raise ValueError(f"username {username!r} is not {USERNAME_EXPECTED}")
+    return username
+
+
 def parse_scopes(text: str) -> tuple[str, ...]:
     """``events:write,events:read`` to a tuple; ``ValueError`` naming an unknown scope."""
     scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
@@ -58,6 +74,25 @@ class ApiKey:
     @property
     def active(self) -> bool:
         return self.revoked_us is None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person's login as stored: never the password, only its slow hash.
+
+    ``password_hash`` is a self-describing string (algorithm, parameters, salt, digest) that
+    only ``auditlog.service.passwords`` reads. A user belongs to exactly one tenant.
+    """
+
+    username: str
+    tenant: str
+    scopes: tuple[str, ...]
+    password_hash: str
+    created_us: int
+
+    @property
+    def principal(self) -> str:
+        return "user:" + self.username
 
 
 @dataclass(frozen=True, slots=True)

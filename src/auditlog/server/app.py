@@ -16,11 +16,16 @@ from auditlog.server.asgi import ClientDisconnected, Receive, Request, Response,
 from auditlog.server.handlers import auth as auth_handlers
 from auditlog.server.handlers import events as event_handlers
 from auditlog.server.handlers import health as health_handlers
+from auditlog.server.handlers import legacy as legacy_handlers
 from auditlog.server.openapi import openapi_document
 from auditlog.server.routing import Router
-from auditlog.service.auth import ApiKeys, bearer_token, require
+from auditlog.service.auth import ApiKeys, Authenticator, bearer_token, require
 from auditlog.service.events import Events
 from auditlog.service.ingest import Ingestor
+from auditlog.service.login import Logins
+from auditlog.service.passwords import Passwords
+from auditlog.service.ratelimit import LoginLimiter, TokenBuckets
+from auditlog.service.tokens import Tokens
 from auditlog.storage.base import Store
 
 log = logging.getLogger("auditlog.server")
@@ -35,6 +40,10 @@ class Services:
     api_keys: ApiKeys
     events: Events
     metrics: Metrics
+    passwords: Passwords
+    tokens: Tokens
+    auth: Authenticator
+    logins: Logins
 
 
 class AuditlogApp:
@@ -45,8 +54,14 @@ class AuditlogApp:
         self.services = services
         routes = [
             *event_handlers.routes(services.events, settings.max_body_bytes),
-            *auth_handlers.routes(),
+            *auth_handlers.routes(services.logins),
             *health_handlers.routes(services.store, services.metrics, self._openapi),
+            *legacy_handlers.routes(
+                services.events,
+                services.logins,
+                settings.max_body_bytes,
+                settings.legacy_max_events,
+            ),
         ]
         self.router = Router(routes)
         # Built now, so that a route without documentation stops the start, not a request.
@@ -79,7 +94,7 @@ class AuditlogApp:
             credential: Credential | None = None
             if route.scope is not None:
                 token = bearer_token(request.headers.get("authorization"))
-                credential = await self.services.api_keys.authenticate(token)
+                credential = await self.services.auth.authenticate(token)
                 if route.scope:
                     require(credential, route.scope)
             response = await route.handler(request, credential)
@@ -125,8 +140,9 @@ class AuditlogApp:
                 return
 
     async def startup(self) -> None:
-        """Open storage and start the writer."""
+        """Open storage, load (or make) the token signing key, and start the writer."""
         await self.services.store.open()
+        await self.services.tokens.load_key()
         self.services.ingestor.start()
         log.info("auditlog ready")
 
@@ -152,12 +168,23 @@ def build_services(settings: Settings, store: Store) -> Services:
         max_batch_events=settings.max_batch_events,
         max_data_depth=settings.max_data_depth,
     )
+    api_keys = ApiKeys(store)
+    passwords = Passwords()
+    tokens = Tokens(store, settings.token_lifetime)
+    limiter = LoginLimiter(
+        TokenBuckets(settings.login_failures_per_user, settings.login_user_refill_seconds),
+        TokenBuckets(settings.login_failures_per_address, settings.login_address_refill_seconds),
+    )
     return Services(
         store=store,
         ingestor=ingestor,
-        api_keys=ApiKeys(store),
+        api_keys=api_keys,
         events=Events(store, ingestor, limits),
         metrics=metrics,
+        passwords=passwords,
+        tokens=tokens,
+        auth=Authenticator(api_keys, tokens),
+        logins=Logins(store, passwords, tokens, limiter),
     )
 
 

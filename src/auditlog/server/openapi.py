@@ -272,6 +272,87 @@ SCHEMAS: dict[str, JSON] = {
         "required": ["principal", "tenant", "scopes", "expires_at", "credential"],
         "additionalProperties": False,
     },
+    "Login": {
+        "type": "object",
+        "description": "A person's username and password, as made by `auditlog users add`.",
+        "properties": {
+            "username": {"type": "string"},
+            "password": {"type": "string", "format": "password"},
+        },
+        "required": ["username", "password"],
+        "additionalProperties": False,
+    },
+    "Token": {
+        "type": "object",
+        "description": "A login token: a JWT signed with EdDSA (Ed25519). Send it as "
+        "`Authorization: Bearer <access_token>` until it expires.",
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Seconds the token stays valid (the setting `token_lifetime`, "
+                "300 by default).",
+            },
+        },
+        "required": ["access_token", "token_type", "expires_in"],
+        "additionalProperties": False,
+    },
+    "LegacyLogin": {
+        "type": "object",
+        "description": "The first version's login body: other fields are ignored.",
+        "properties": {
+            "username": {"type": "string"},
+            "password": {"type": "string", "format": "password"},
+        },
+        "required": ["username", "password"],
+    },
+    "LegacyToken": {
+        "type": "object",
+        "properties": {
+            "token": {
+                "type": "string",
+                "description": "The same login token `POST /v1/auth/token` gives.",
+            }
+        },
+        "required": ["token"],
+        "additionalProperties": False,
+    },
+    "LegacyEventInput": {
+        "type": "object",
+        "description": "The first version's event: stored with `type` = `event_type`, `data` = "
+        '`event_details`, `source` = `"legacy"` and, for a login token, `actor` = `{"id": '
+        '<username>, "type": "user"}`.',
+        "properties": {
+            "event_type": _TYPE,
+            "event_details": {"type": "object"},
+        },
+        "required": ["event_type", "event_details"],
+        "additionalProperties": False,
+    },
+    "LegacySubmitted": {
+        "type": "object",
+        "properties": {
+            "status": {"type": "integer", "enum": [200]},
+            "message": {"type": "string", "enum": ["Event submitted"]},
+        },
+        "required": ["status", "message"],
+        "additionalProperties": False,
+    },
+    "LegacyEvent": {
+        "type": "object",
+        "description": "A stored event in the first version's form.",
+        "properties": {
+            "_id": {**_EVENT_ID, "description": "The event's `id`."},
+            "event_type": {**_TYPE, "description": "The event's `type`."},
+            "user_id": {"type": "string", "description": "The event's `actor.id`."},
+            "timestamp": {"type": "number", "description": "The event's `time`, Unix seconds."},
+            "event_details": {**_DATA, "description": "The event's `data`."},
+        },
+        "required": ["_id", "event_type", "user_id", "timestamp", "event_details"],
+        "additionalProperties": False,
+    },
     "Status": {
         "type": "object",
         "properties": {"status": {"type": "string"}},
@@ -336,6 +417,11 @@ HEADERS: dict[str, JSON] = {
         "required": True,
         "schema": {"type": "string"},
     },
+    "CacheControl": {
+        "description": "`no-store`: an answer holding a token must not be cached.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -379,6 +465,14 @@ PROBLEMS: dict[int, tuple[str, JSON]] = {
         _problem(
             "Valid JSON that is not a valid event or batch; `errors` names every problem "
             "(with its `index` in a batch)."
+        ),
+    ),
+    429: (
+        "RateLimited",
+        _problem(
+            "Too many failed logins for this username or from this address; retry after "
+            "`Retry-After` seconds.",
+            {"Retry-After": "RetryAfter"},
         ),
     ),
     503: (
@@ -596,6 +690,129 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         responses={"200": {"description": "The caller.", "content": _json(_schema("Whoami"))}},
         errors=(401, 503),
     ),
+    ("POST", "/v1/auth/token"): Operation(
+        operation_id="login",
+        summary="Log in for a token",
+        description="A person's username and password (made by `auditlog users add`) for a "
+        "short-lived login token (a JWT signed with Ed25519) carrying the user's tenant and "
+        "scopes. Needs no credential. A wrong password and an unknown username get the same "
+        "401, in the same time. Failed logins are limited per username and per client "
+        "address (429 with `Retry-After`); past the limit even the right password is refused "
+        "until `Retry-After` has passed.",
+        tag="auth",
+        request_body={
+            "required": True,
+            "content": _json(_schema("Login")),
+        },
+        responses={
+            "200": {
+                "description": "The token.",
+                "headers": {"Cache-Control": _ref("headers", "CacheControl")},
+                "content": _json(_schema("Token")),
+            }
+        },
+        errors=(400, 401, 413, 415, 429, 503),
+    ),
+    ("GET", "/ping"): Operation(
+        operation_id="legacyPing",
+        summary="The first version's liveness check",
+        description='Answers the JSON string `"pong!"`. Needs no credential. Kept for '
+        "clients of the first version; see `/healthz`.",
+        tag="legacy",
+        responses={
+            "200": {
+                "description": 'The JSON string `"pong!"`.',
+                "content": _json({"type": "string", "enum": ["pong!"]}),
+            }
+        },
+    ),
+    ("POST", "/login"): Operation(
+        operation_id="legacyLogin",
+        summary="The first version's login",
+        description="As `POST /v1/auth/token` (the same users, limits and token, with the "
+        "user's scopes), answered in the first version's form `{\"token\": ...}`. Fields "
+        "other than `username` and `password` are ignored. Needs no credential.",
+        tag="legacy",
+        request_body={"required": True, "content": _json(_schema("LegacyLogin"))},
+        responses={
+            "200": {
+                "description": "The token.",
+                "headers": {"Cache-Control": _ref("headers", "CacheControl")},
+                "content": _json(_schema("LegacyToken")),
+            }
+        },
+        errors=(400, 401, 413, 415, 429, 503),
+    ),
+    ("GET", "/auth"): Operation(
+        operation_id="legacyAuth",
+        summary="The first version's token check",
+        description="Answers the text `JWT is valid` when the bearer token is a valid "
+        "credential (a login token or an API key); 401 otherwise. Accepts "
+        "`Authorization: Bearer: <token>` as the first version did.",
+        tag="legacy",
+        responses={
+            "200": {
+                "description": "The text `JWT is valid`.",
+                "content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}},
+            }
+        },
+        errors=(401, 503),
+    ),
+    ("POST", "/event"): Operation(
+        operation_id="legacyCreateEvent",
+        summary="The first version's event submission",
+        description="Stores one event through the same durable write as `POST /v1/events`: "
+        'the answer `{"status": 200, "message": "Event submitted"}` is sent only after the '
+        "event is committed. A body that does not fit the first version's schema, or an "
+        "event ours refuses, is 400 with the first version's field names.",
+        tag="legacy",
+        request_body={"required": True, "content": _json(_schema("LegacyEventInput"))},
+        responses={
+            "200": {
+                "description": "Stored.",
+                "content": _json(_schema("LegacySubmitted")),
+            }
+        },
+        errors=(400, 401, 403, 413, 415, 503),
+    ),
+    ("GET", "/event"): Operation(
+        operation_id="legacyQueryEvents",
+        summary="The first version's event query",
+        description="Every event of the caller's tenant matching all the parameters given, "
+        "oldest first, in the first version's form, as one JSON list (no pages). More than "
+        "`legacy_max_events` (10,000) matching events is 400: narrow the query. Other "
+        "parameters are ignored, and a repeated one counts once, as in the first version.",
+        tag="legacy",
+        parameters=(
+            _query_param("_id", "The event's `id`.", {"type": "string"}),
+            _query_param("event_type", "Equality on `type`.", {"type": "string"}),
+            _query_param("user_id", "Equality on the actor's `id`.", {"type": "string"}),
+            _query_param(
+                "timeStart",
+                "Events whose `time` is at or after this, in Unix seconds (inclusive).",
+                {"type": "string"},
+                examples={"unix": {"value": "1686250800"}},
+            ),
+            _query_param(
+                "timeEnd",
+                "Events whose `time` is at or before this, in Unix seconds (inclusive).",
+                {"type": "string"},
+            ),
+            _query_param(
+                "keyword",
+                "Events where some string (the id, type, actor id, or any string in `data`) "
+                "contains this text, case-sensitively.",
+                {"type": "string"},
+            ),
+        ),
+        responses={
+            "200": {
+                "description": "The matching events.",
+                "content": _json({"type": "array", "items": _schema("LegacyEvent")}),
+            }
+        },
+        errors=(400, 401, 403, 503),
+    ),
     ("GET", "/healthz"): Operation(
         operation_id="liveness",
         summary="Liveness",
@@ -653,11 +870,17 @@ TAGS: tuple[JSON, ...] = (
     {"name": "events", "description": "Write, get and query audit events."},
     {"name": "auth", "description": "Credentials."},
     {"name": "operations", "description": "Health, readiness, metrics and this document."},
+    {
+        "name": "legacy",
+        "description": "The first version's routes, kept working for its clients: adapters "
+        "onto the same services as `/v1`.",
+    },
 )
 
 DESCRIPTION = (
-    "A durable, tamper-evident audit log. Every `/v1` route needs `Authorization: Bearer "
-    "<token>` (the older `Bearer: <token>` is accepted too); each credential belongs to one "
+    "A durable, tamper-evident audit log. Every `/v1` route but `POST /v1/auth/token` needs "
+    "`Authorization: Bearer <token>` (the older `Bearer: <token>` is accepted too), where the "
+    "token is an API key or a login token; each credential belongs to one "
     "tenant and sees only that tenant's events. A route's security requirement lists the "
     "scope it needs; `admin` grants every scope.\n\n"
     "Every error is `application/problem+json` (RFC 9457). A path that matches no route is "
@@ -728,7 +951,8 @@ def openapi_value(routes: Sequence[Route]) -> JSON:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "An API key made by `auditlog keys create` "
-                    "(`alk_<id>_<secret>`).",
+                    "(`alk_<id>_<secret>`), or a login token from `POST /v1/auth/token` "
+                    "(a JWT).",
                 }
             },
         },

@@ -1,4 +1,5 @@
-"""Authentication of API keys: issuing, checking and revoking them.
+"""Authentication: API keys (issuing, checking, revoking) and the one ``authenticate`` that
+accepts both kinds of credential, API keys and login tokens (``auditlog.service.tokens``).
 
 A key is ``alk_<key id>_<secret>``: the id (16 base32 characters) finds the record, the secret
 (32 random bytes, base64url) proves possession. Only SHA-256 of the secret is stored; a secret
@@ -22,6 +23,7 @@ from auditlog.model.credentials import (
     check_credential_name,
     check_tenant,
 )
+from auditlog.service.tokens import Tokens
 from auditlog.storage.base import Store
 
 KEY_PREFIX = "alk"
@@ -38,13 +40,19 @@ def _digest(secret: str) -> bytes:
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token of an ``Authorization`` header: ``Bearer <t>`` (or the old ``Bearer: <t>``)."""
+    """The token of an ``Authorization`` header: ``Bearer <t>`` (or the old ``Bearer: <t>``).
+
+    The scheme is case-insensitive. The first version read whatever followed ``Bearer:``, with
+    or without a space, and so does this.
+    """
     if not authorization:
         raise Unauthorized("missing Authorization header; expected 'Bearer <token>'")
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() not in ("bearer", "bearer:") or not token.strip():
+    text = authorization.strip()
+    scheme = text[:7].lower()
+    token = text[7:].strip() if scheme in ("bearer ", "bearer:") else ""
+    if not token:
         raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
-    return token.strip()
+    return token
 
 
 class ApiKeys:
@@ -97,6 +105,20 @@ class ApiKeys:
             kind="api_key",
             credential_id=key.key_id,
         )
+
+
+class Authenticator:
+    """The credential behind a bearer token: an API key (``alk_...``) or a login token (JWT)."""
+
+    def __init__(self, api_keys: ApiKeys, tokens: Tokens) -> None:
+        self._api_keys = api_keys
+        self._tokens = tokens
+
+    async def authenticate(self, token: str) -> Credential:
+        """The credential ``token`` stands for; ``Unauthorized`` for anything else."""
+        if token.startswith(KEY_PREFIX + "_"):
+            return await self._api_keys.authenticate(token)
+        return await self._tokens.verify(token)
 
 
 def require(credential: Credential, scope: str) -> None:

@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 import orjson
 
 from auditlog.model import times
-from auditlog.model.credentials import ApiKey
+from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import NewEvent, same_content, stored_bytes
 from auditlog.model.query import Query
 
@@ -103,6 +103,23 @@ class Store(Protocol):
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         """Revoke a key; ``False`` if there is no such key. Revoking twice keeps the first time."""
+
+    async def create_user(self, user: User) -> bool:
+        """Store a new user; ``False`` (and nothing stored) if the username is taken.
+
+        Usernames are unique across every tenant.
+        """
+
+    async def get_user(self, username: str) -> User | None:
+        """The user with this username (exactly; usernames are case-sensitive), or ``None``."""
+
+    async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
+        """The secret stored under ``name``; if there is none, store ``value`` and return it.
+
+        Atomic: when several processes start on one store at once and each offers its own
+        ``value``, exactly one is stored and every caller gets that one. A stored secret is
+        never changed.
+        """
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from auditlog.model import times
-from auditlog.model.credentials import ApiKey
+from auditlog.model.credentials import ApiKey, User
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
 from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
@@ -34,6 +34,8 @@ class MemoryStore:
         self._logs: dict[str, list[_Row]] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._keys: dict[str, ApiKey] = {}
+        self._users: dict[str, User] = {}
+        self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -110,3 +112,15 @@ class MemoryStore:
         if key.revoked_us is None:
             self._keys[key_id] = replace(key, revoked_us=revoked_us)
         return True
+
+    async def create_user(self, user: User) -> bool:
+        if user.username in self._users:
+            return False
+        self._users[user.username] = user
+        return True
+
+    async def get_user(self, username: str) -> User | None:
+        return self._users.get(username)
+
+    async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
+        return self._secrets.setdefault(name, bytes(value))

@@ -1,14 +1,61 @@
-"""``/v1/auth``: who the caller is."""
+"""``/v1/auth``: logging in for a token, and who the caller is."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from auditlog.errors import BadRequest, UnsupportedMediaType
 from auditlog.model import times
 from auditlog.model.credentials import Credential
 from auditlog.server.asgi import Request, Response
+from auditlog.server.handlers.events import body_format
 from auditlog.server.routing import AUTHENTICATED, Route
+from auditlog.service.login import Logins
+
+#: A login body is two short strings; anything much larger is refused (413) unread.
+LOGIN_BODY_BYTES = 8192
+#: RFC 6749 §5.1: an answer holding a token must not be cached.
+NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 
 
-def routes() -> list[Route]:
+async def login_fields(request: Request, strict: bool) -> tuple[str, str]:
+    """The ``username`` and ``password`` of a JSON login body; 400 (or 413, 415) otherwise.
+
+    ``strict`` refuses any other field, as every ``/v1`` body does; the first version's
+    ``/login`` ignored other fields, and so does its adapter.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type and body_format(content_type):
+        raise UnsupportedMediaType("a login body is one JSON object; send application/json")
+    body: Any = await request.json(LOGIN_BODY_BYTES)
+    if not isinstance(body, dict):
+        raise BadRequest('the body must be a JSON object {"username": ..., "password": ...}')
+    for name in ("username", "password"):
+        if name not in body:
+            raise BadRequest(f"the body lacks {name!r}")
+        if not isinstance(body[name], str):
+            raise BadRequest(f"{name!r} must be a string")
+    if strict:
+        unknown = sorted(set(body) - {"username", "password"})
+        if unknown:
+            raise BadRequest(f"unknown field {unknown[0]!r}; expected username and password")
+    return body["username"], body["password"]
+
+
+def routes(logins: Logins) -> list[Route]:
+    async def token(request: Request, credential: Credential | None) -> Response:
+        username, password = await login_fields(request, strict=True)
+        issued = await logins.login(username, password, request.client)
+        return Response.json(
+            200,
+            {
+                "access_token": issued.token,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+            },
+            headers=NO_STORE,
+        )
+
     async def whoami(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
         expires = None if credential.expires_us is None else times.format_us(credential.expires_us)
@@ -27,4 +74,7 @@ def routes() -> list[Route]:
             },
         )
 
-    return [Route("GET", "/v1/auth/whoami", whoami, AUTHENTICATED, "auth.whoami")]
+    return [
+        Route("POST", "/v1/auth/token", token, None, "auth.token"),
+        Route("GET", "/v1/auth/whoami", whoami, AUTHENTICATED, "auth.whoami"),
+    ]

@@ -43,7 +43,7 @@ import orjson
 from auditlog.config import Settings
 from auditlog.errors import StorageError
 from auditlog.model import times
-from auditlog.model.credentials import ApiKey
+from auditlog.model.credentials import ApiKey, User
 from auditlog.model.fields import condition_matches
 from auditlog.model.matching import text_matches
 from auditlog.model.query import Query
@@ -447,6 +447,9 @@ class SQLiteStore:
     # -- API keys ----------------------------------------------------------------------
 
     async def create_api_key(self, key: ApiKey) -> None:
+        await self._write(self._create_api_key, key)
+
+    def _create_api_key(self, key: ApiKey) -> None:
         try:
             self._w().execute(
                 "INSERT INTO api_keys (key_id, tenant, name, scopes, secret_hash, created_us)"
@@ -523,6 +526,76 @@ class SQLiteStore:
             raise database.translate(exc, self._retry, "revoking an API key") from exc
         self._bump_generation()
         return cur.rowcount > 0
+
+    # -- users and secrets ----------------------------------------------------------------
+
+    async def create_user(self, user: User) -> bool:
+        return await self._write(self._create_user, user)
+
+    def _create_user(self, user: User) -> bool:
+        try:
+            cur = self._w().execute(
+                "INSERT INTO users (username, tenant, scopes, password_hash, created_us)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
+                (
+                    user.username,
+                    user.tenant,
+                    ",".join(user.scopes),
+                    user.password_hash,
+                    user.created_us,
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "creating a user") from exc
+        return cur.rowcount > 0
+
+    async def get_user(self, username: str) -> User | None:
+        try:
+            row = (
+                self._r()
+                .execute(
+                    "SELECT username, tenant, scopes, password_hash, created_us FROM users"
+                    " WHERE username = ?",
+                    (username,),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "reading a user") from exc
+        if row is None:
+            return None
+        return User(
+            username=row[0],
+            tenant=row[1],
+            scopes=tuple(row[2].split(",")),
+            password_hash=row[3],
+            created_us=row[4],
+        )
+
+    async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
+        return await self._write(self._load_or_create_secret, name, value)
+
+    def _load_or_create_secret(self, name: str, value: bytes) -> bytes:
+        # Another process may insert between our statements; the write lock taken by BEGIN
+        # IMMEDIATE makes the insert-if-absent and the read one step.
+        conn = self._w()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO secrets (name, value, created_us) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (name, value, times.now_us()),
+                )
+                row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, f"storing the secret {name!r}") from exc
+        return bytes(row[0])
 
 
 class _WriteThread:

@@ -1,0 +1,246 @@
+"""The first version's routes (API.md §8), kept working as adapters onto the v1 services.
+
+Clients written for the service this one replaces (a Flask "Audit Log Service": ``GET /ping``,
+``POST /login``, ``GET /auth``, ``POST /event``, ``GET /event``) keep working unchanged. Every
+route here translates the old request into a call of the same services ``/v1`` uses (the
+login service, ``Events.write``, ``Events.query``) and translates the answer back; nothing is
+stored or searched any other way. The old field and parameter names exist only in this module:
+
+================  ====================================================================
+old               ours
+================  ====================================================================
+``event_type``    ``type``
+``event_details`` ``data``
+``user_id``       ``actor.id``: for a login token the username (the actor is
+                  ``{"id": <username>, "type": "user"}``); for an API key the default
+                  actor, ``key:<key id>``
+``timestamp``     ``time``, as Unix seconds (a number)
+``_id``           ``id`` (a ULID the server makes; the old ``<user>-<type>-<timestamp>``
+                  cannot be an id, since event types may hold spaces)
+(none)            ``source`` is ``"legacy"`` for events written through ``POST /event``
+``timeStart``     ``time[gte]`` (inclusive, as before)
+``timeEnd``       ``time[lte]`` (inclusive, as before)
+``keyword``       no v1 parameter: a case-sensitive substring of any string value of the
+                  old form of the event (``_id``, ``event_type``, ``user_id``, any string
+                  in ``event_details``), as before; checked here on the events the other
+                  parameters select
+================  ====================================================================
+
+``GET /event`` answers every matching event, oldest first (the order the old store returned
+them in), as one JSON list; more than ``legacy_max_events`` is refused with 400 rather than
+cut short silently. Unknown parameters are ignored and a repeated one counts once (its first
+value), as before. Errors are problem documents with the statuses of the rest of the API
+(401 rather than the old 403 for a bad token or password), except that a body that does not
+fit the old event schema is 400, as before, rather than 422.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from auditlog.errors import (
+    BadRequest,
+    FieldError,
+    InvalidEvent,
+    PayloadTooLarge,
+    RequestError,
+    UnsupportedMediaType,
+)
+from auditlog.model import times
+from auditlog.model.batch import parse_body
+from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
+from auditlog.server.asgi import Request, Response
+from auditlog.server.handlers.auth import NO_STORE, login_fields
+from auditlog.server.handlers.events import body_format
+from auditlog.server.routing import AUTHENTICATED, Route
+from auditlog.service.events import Events
+from auditlog.service.login import Logins
+
+LEGACY_SOURCE = "legacy"
+TEXT_PLAIN = "text/plain; charset=utf-8"
+SUBMITTED = {"status": 200, "message": "Event submitted"}
+_PAGE_SIZE = "1000"
+_EVENT_FIELDS = ("event_type", "event_details")
+#: Our field names (in validation errors) as the old event calls them.
+_OLD_FIELD = {"type": "event_type", "data": "event_details"}
+#: Old query parameters with an equality of ours.
+_EQUALITY = {"_id": "id", "event_type": "type", "user_id": "actor"}
+_TIME_BOUNDS = {"timeStart": "time[gte]", "timeEnd": "time[lte]"}
+
+
+# -- translation ------------------------------------------------------------------------------
+
+
+def to_event(body: Any, credential: Credential) -> dict[str, Any]:
+    """Our event for an old ``POST /event`` body; ``BadRequest`` if it does not fit the old
+    schema (an object of exactly a string ``event_type`` and an object ``event_details``)."""
+    if not isinstance(body, dict):
+        raise BadRequest(
+            'the body must be a JSON object {"event_type": "...", "event_details": {...}}'
+        )
+    errors: list[FieldError] = []
+    for name in sorted(set(body) - set(_EVENT_FIELDS)):
+        errors.append(FieldError(name, "unknown field; expected event_type and event_details"))
+    for name, kind, expected in (
+        ("event_type", str, "a string"),
+        ("event_details", dict, "an object"),
+    ):
+        if name not in body:
+            errors.append(FieldError(name, "is required"))
+        elif not isinstance(body[name], kind):
+            errors.append(FieldError(name, f"must be {expected}"))
+    if errors:
+        raise _bad_request(errors)
+    event: dict[str, Any] = {
+        "type": body["event_type"],
+        "data": body["event_details"],
+        "source": LEGACY_SOURCE,
+    }
+    if credential.kind == "jwt":
+        event["actor"] = {"id": credential.name, "type": "user"}
+    return event
+
+
+def from_event(stored: dict[str, Any]) -> dict[str, Any]:
+    """The old form of a stored event."""
+    return {
+        "_id": stored["id"],
+        "event_type": stored["type"],
+        "user_id": stored["actor"]["id"],
+        "timestamp": times.parse_rfc3339(stored["time"]) / 1_000_000,
+        "event_details": stored["data"],
+    }
+
+
+def _time_bound(name: str, text: str) -> str:
+    """An old time parameter (Unix seconds; RFC 3339 is accepted too) as our time text."""
+    try:
+        us = times.parse_time_param(text.strip())
+    except ValueError:
+        try:
+            seconds = float(text)  # the old service read these with float()
+            if not math.isfinite(seconds):
+                raise ValueError(text)
+            us = times.from_unix_seconds(seconds)
+        except ValueError:
+            raise BadRequest(
+                f"parameter {name!r}: {text[:40]!r} is not a time; expected Unix seconds"
+            ) from None
+    return times.format_us(us)
+
+
+def to_query(params: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
+    """Our query parameters for an old ``GET /event`` query, and its ``keyword`` (if any).
+
+    As before, other parameters are ignored and only the first value of a repeated one counts.
+    """
+    first: dict[str, str] = {}
+    for name, value in params:
+        first.setdefault(name, value)
+    ours = [(_EQUALITY[name], first[name]) for name in _EQUALITY if name in first]
+    ours += [
+        (bound, _time_bound(name, first[name]))
+        for name, bound in _TIME_BOUNDS.items()
+        if name in first
+    ]
+    return ours, first.get("keyword")
+
+
+def contains(value: Any, keyword: str) -> bool:
+    """Whether a string anywhere in ``value`` (object values, array items) holds ``keyword``."""
+    if isinstance(value, str):
+        return keyword in value
+    if isinstance(value, dict):
+        return any(contains(v, keyword) for v in value.values())
+    if isinstance(value, list):
+        return any(contains(v, keyword) for v in value)
+    return False
+
+
+def _old_field(field: str) -> str:
+    head, dot, rest = field.partition(".")
+    return _OLD_FIELD.get(head, head) + dot + rest
+
+
+def _bad_request(errors: Sequence[FieldError]) -> BadRequest:
+    first = errors[0]
+    detail = f"{first.field}: {first.message}"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more problems)"
+    return BadRequest(detail, tuple(errors))
+
+
+def _in_old_terms(exc: RequestError) -> RequestError:
+    """A validation error of ours, in the old field names (and 400 for 422, as before)."""
+    errors = tuple(FieldError(_old_field(e.field), e.message) for e in exc.errors)
+    if not errors:
+        return BadRequest(exc.detail) if isinstance(exc, InvalidEvent) else exc
+    if isinstance(exc, PayloadTooLarge):
+        first = errors[0]
+        return PayloadTooLarge(f"{first.field}: {first.message}", errors)
+    return _bad_request(errors)
+
+
+# -- the routes -------------------------------------------------------------------------------
+
+
+def routes(events: Events, logins: Logins, max_body_bytes: int, max_events: int) -> list[Route]:
+    async def ping(request: Request, credential: Credential | None) -> Response:
+        return Response(200, b'"pong!"')
+
+    async def login(request: Request, credential: Credential | None) -> Response:
+        username, password = await login_fields(request, strict=False)
+        issued = await logins.login(username, password, request.client)
+        return Response.json(200, {"token": issued.token}, headers=NO_STORE)
+
+    async def auth(request: Request, credential: Credential | None) -> Response:
+        return Response(200, b"JWT is valid", TEXT_PLAIN)
+
+    async def post_event(request: Request, credential: Credential | None) -> Response:
+        assert credential is not None
+        content_type = request.headers.get("content-type")
+        if content_type and body_format(content_type):
+            raise UnsupportedMediaType("the body is one JSON object; send application/json")
+        try:
+            values, batch = parse_body(await request.body(max_body_bytes), ndjson=False)
+            event = to_event(None if batch else values[0], credential)
+            # The answer waits for the commit: Events.write returns once the event is durable.
+            await events.write(credential, orjson.dumps(event), ndjson=False)
+        except (InvalidEvent, PayloadTooLarge) as exc:
+            raise _in_old_terms(exc) from None
+        return Response.json(200, SUBMITTED)
+
+    async def get_events(request: Request, credential: Credential | None) -> Response:
+        assert credential is not None
+        params, keyword = to_query(request.query_params())
+        params += [("order", "asc"), ("limit", _PAGE_SIZE)]
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page_params = [*params, ("cursor", cursor)] if cursor is not None else params
+            answer = await events.query(credential, page_params)
+            page = orjson.loads(answer.body)
+            for stored in page["events"]:
+                old = from_event(stored)
+                if keyword is None or contains(old, keyword):
+                    found.append(old)
+            if len(found) > max_events:
+                raise BadRequest(
+                    f"more than {max_events} events match; narrow the query with event_type, "
+                    "user_id, timeStart or timeEnd"
+                )
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return Response.json(200, found)
+
+    return [
+        Route("GET", "/ping", ping, None, "legacy.ping"),
+        Route("POST", "/login", login, None, "legacy.login"),
+        Route("GET", "/auth", auth, AUTHENTICATED, "legacy.auth"),
+        Route("POST", "/event", post_event, EVENTS_WRITE, "legacy.event.create"),
+        Route("GET", "/event", get_events, EVENTS_READ, "legacy.event.query"),
+    ]
