@@ -3,142 +3,27 @@
 Each test makes its own data directory and key with ``auditlog keys create``, starts the
 server on a free port of 127.0.0.1, and stops every process it started, by its pid, in a
 ``finally`` block. Every wait is bounded.
+
+The server runs with its defaults, so it audits itself: the tenant's log starts with the
+record of the key's creation, and every read of the log adds a record of it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from live_server import create_key, serving
+
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 30.0  # seconds until /healthz answers
-STOP_TIMEOUT = 60.0  # seconds until the process has exited after SIGTERM
 REQUEST_TIMEOUT = 30.0
 CONNECTION_ERROR = "connection error"
-
-
-def environment() -> dict[str, str]:
-    """This environment without settings of the caller's own: the flags decide."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
-
-
-def create_key(data: Path) -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "auditlog",
-            "keys",
-            "create",
-            "--tenant",
-            "t",
-            "--scopes",
-            "events:write,events:read",
-            "--data",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment(),
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    token = done.stdout.strip().splitlines()[-1]
-    assert token.startswith("alk_")
-    return token
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """One ``auditlog serve`` process on 127.0.0.1."""
-
-    def __init__(self, data: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = open(log, "ab")  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "auditlog",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data",
-                str(data),
-                "--log-level",
-                "warning",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=environment(),
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        with httpx.Client(base_url=self.url, timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"the server exited at start:\n{self.log()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get("/healthz").status_code == 200:
-                        return
-                time.sleep(0.05)
-        raise AssertionError(f"the server did not answer within {START_TIMEOUT} s:\n{self.log()}")
-
-    def terminate(self) -> int:
-        """SIGTERM, and the exit status once the process has exited."""
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"the server did not exit within {STOP_TIMEOUT} s of SIGTERM:\n{self.log()}"
-            ) from None
-
-    def stop(self) -> None:
-        """Make sure the process is gone, whatever happened."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT)
-        self._log.close()
-
-
-@contextlib.contextmanager
-def serving(data: Path, log: Path) -> Iterator[Server]:
-    server = Server(data, log)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def all_events(client: httpx.Client) -> list[dict[str, Any]]:
@@ -153,6 +38,11 @@ def all_events(client: httpx.Client) -> list[dict[str, Any]]:
             return found
         params["cursor"] = page["next_cursor"]
     raise AssertionError("the query did not end")
+
+
+def is_own_record(event: dict[str, Any]) -> bool:
+    """Whether the service made this event itself (its self-audit)."""
+    return str(event["type"]).startswith("auditlog.")
 
 
 def test_serve_writes_and_reads(tmp_path: Path) -> None:
@@ -176,7 +66,8 @@ def test_serve_writes_and_reads(tmp_path: Path) -> None:
         batch = client.post(
             "/v1/events", content=ndjson, headers={"Content-Type": "application/x-ndjson"}
         )
-        assert batch.json() == {"events": [{"id": "e2", "seq": 1}, {"id": "e3", "seq": 2}]}
+        # seq 0 is the key's creation; 2 and 3 record the two reads of e1.
+        assert batch.json() == {"events": [{"id": "e2", "seq": 4}, {"id": "e3", "seq": 5}]}
         assert client.get("/readyz").status_code == 200
         assert client.get("/v1/auth/whoami").json()["tenant"] == "t"
         assert client.get("/v1/events", headers={"Authorization": "Bearer x"}).status_code == 401
@@ -186,7 +77,17 @@ def test_serve_writes_and_reads(tmp_path: Path) -> None:
         serving(data, tmp_path / "serve2.log") as server,
         httpx.Client(base_url=server.url, headers=headers, timeout=REQUEST_TIMEOUT) as client,
     ):
-        assert [e["id"] for e in all_events(client)] == ["e1", "e2", "e3"]
+        events = all_events(client)
+        assert [e["type"] for e in events] == [
+            "auditlog.key.created",
+            "user.login",
+            "auditlog.log.read",
+            "auditlog.log.read",
+            "a",
+            "b",
+        ]
+        assert [e["id"] for e in events if not is_own_record(e)] == ["e1", "e2", "e3"]
+        assert [e["seq"] for e in events] == list(range(6))
         server.terminate()
 
 
@@ -252,7 +153,7 @@ def test_sigterm_drains_in_flight_writes(tmp_path: Path) -> None:
     ):
         events = all_events(client)
         server.terminate()
-    stored = [e["id"] for e in events]
+    stored = [e["id"] for e in events if not is_own_record(e)]
     assert len(stored) == len(set(stored))
     assert acknowledged <= set(stored)
     # Anything else stored was sent and cut off by the shutdown, never made up.

@@ -139,6 +139,33 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "log_origin",
+        str,
+        "auditlog",
+        "Prefix of each tenant's checkpoint origin (<log_origin>/<tenant>), e.g. the host name.",
+    ),
+    Setting(
+        "log_signing_key_file",
+        str,
+        "",
+        "File of the Ed25519 key that signs checkpoints (PEM or base64 seed). Empty: a key made "
+        "on first start and kept in the store.",
+    ),
+    Setting(
+        "checkpoint_interval_ms",
+        int,
+        200,
+        "Milliseconds between integrator rounds: a log that grew gets a new signed checkpoint.",
+        minimum=10,
+    ),
+    Setting(
+        "checkpoint_wait_ms",
+        int,
+        5000,
+        "Longest a POST /v1/events?wait=checkpoint waits for a checkpoint covering its events.",
+        minimum=0,
+    ),
+    Setting(
         "legacy_max_events",
         int,
         10000,
@@ -146,6 +173,30 @@ SETTINGS: tuple[Setting, ...] = (
         "more is refused with 400.",
         minimum=1,
     ),
+    Setting(
+        "audit_reads",
+        bool,
+        True,
+        "Record every read of the log as an auditlog.log.read event in the tenant's log.",
+    ),
+    Setting(
+        "write_rate",
+        int,
+        20000,
+        "Write requests per second allowed to one credential (0: no limit).",
+        minimum=0,
+    ),
+    Setting(
+        "write_burst", int, 40000, "Write requests one credential may make at once.", minimum=1
+    ),
+    Setting(
+        "read_rate",
+        int,
+        200,
+        "Read requests per second allowed to one credential (0: no limit).",
+        minimum=0,
+    ),
+    Setting("read_burst", int, 1000, "Read requests one credential may make at once.", minimum=1),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     Setting("access_log", bool, False, "Log every request (costs throughput)."),
 )
@@ -177,7 +228,16 @@ class Settings:
     login_user_refill_seconds: int = 60
     login_failures_per_address: int = 20
     login_address_refill_seconds: int = 15
+    log_origin: str = "auditlog"
+    log_signing_key_file: str = ""
+    checkpoint_interval_ms: int = 200
+    checkpoint_wait_ms: int = 5000
     legacy_max_events: int = 10000
+    audit_reads: bool = True
+    write_rate: int = 20000
+    write_burst: int = 40000
+    read_rate: int = 200
+    read_burst: int = 1000
     log_level: str = "info"
     access_log: bool = False
 

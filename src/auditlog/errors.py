@@ -22,6 +22,14 @@ storage backend turns its driver's exceptions into ``StorageError`` subclasses i
     │   ├── Overloaded               the ingest queue is full
     │   └── StorageError             storage failed or is unreachable
     │       └── StorageFull          the disk or database is full
+    ├── IntegrityError               (``auditlog.integrity``) what should prove the log does not:
+    │   │                            a proof, checkpoint, note, signature or key; from storage,
+    │   │                            a damaged tree (500 on a route, never signed over)
+    │   ├── ProofError
+    │   ├── CheckpointError
+    │   ├── NoteError
+    │   ├── SignatureError
+    │   └── KeyFormatError
     └── ConfigError                  a setting has an invalid value (start-up only)
 """
 

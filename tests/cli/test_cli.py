@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import hashlib
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from auditlog import __version__, config
 from auditlog.cli.main import main
-from auditlog.errors import Unauthorized
+from auditlog.errors import StorageError, Unauthorized
 from auditlog.model.credentials import Credential
+from auditlog.model.query import parse_query
+from auditlog.service import selfaudit
 from auditlog.service.auth import ApiKeys
 from auditlog.storage.sqlite.store import SQLiteStore
 
@@ -176,6 +182,166 @@ def test_revoke_of_an_unknown_id_exits_1(
     assert out == ""
     assert "nosuchkey" in err
     assert key_lines(capsys, tmp_path)[0][4] == "active"
+
+
+# -- the service's own records of key changes -------------------------------------------------
+
+
+def log_of(data: Path, tenant: str) -> list[dict[str, Any]]:
+    """Every event of the tenant's log in the store on ``data``, oldest first."""
+
+    async def read() -> list[dict[str, Any]]:
+        store = SQLiteStore(str(data / "auditlog.db"))
+        await store.open()
+        try:
+            query, _ = parse_query([("order", "asc"), ("limit", "1000")])
+            page = await store.query(tenant, query)
+        finally:
+            await store.close()
+        return [orjson.loads(body) for body in page.bodies]
+
+    return asyncio.run(read())
+
+
+@pytest.fixture
+def operator(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The local operator running the commands: the actor of their records."""
+    monkeypatch.setattr(getpass, "getuser", lambda: "ops-anna")
+    return {"id": "cli:ops-anna", "type": "operator"}
+
+
+def own_record(event: dict[str, Any]) -> dict[str, Any]:
+    """A record without what the server fills in (id, times, seq)."""
+    return {k: v for k, v in event.items() if k not in ("id", "time", "seq", "received_at")}
+
+
+def test_create_records_the_key_in_its_tenants_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, operator: dict[str, str]
+) -> None:
+    token = create(capsys, tmp_path, "acme", "--name", "billing")
+    [event] = log_of(tmp_path, "acme")
+    assert own_record(event) == {
+        "type": "auditlog.key.created",
+        "actor": operator,
+        "source": "auditlog",
+        "outcome": "success",
+        "data": {
+            "key_id": key_id(token),
+            "name": "billing",
+            "scopes": ["events:write", "events:read"],
+        },
+        "tenant": "acme",
+    }
+    assert event["seq"] == 0
+    assert log_of(tmp_path, "globex") == []
+    secret = token.rsplit("_", 1)[1]
+    stored = orjson.dumps(event).decode()
+    assert secret not in stored
+    assert hashlib.sha256(secret.encode()).hexdigest() not in stored
+
+
+def test_revoke_records_the_revocation_in_the_keys_tenant(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, operator: dict[str, str]
+) -> None:
+    create(capsys, tmp_path, "acme")
+    token = create(capsys, tmp_path, "globex", "--name", "etl")
+    assert run(capsys, "keys", "revoke", "--data", str(tmp_path), key_id(token))[0] == 0
+    created, revoked = log_of(tmp_path, "globex")
+    assert created["type"] == "auditlog.key.created"
+    assert own_record(revoked) == {
+        "type": "auditlog.key.revoked",
+        "actor": operator,
+        "source": "auditlog",
+        "outcome": "success",
+        "data": {"key_id": key_id(token), "name": "etl", "scopes": ["events:write", "events:read"]},
+        "tenant": "globex",
+    }
+    assert [e["type"] for e in log_of(tmp_path, "acme")] == ["auditlog.key.created"]
+    assert token.rsplit("_", 1)[1] not in orjson.dumps(revoked).decode()
+
+
+def test_a_revocation_is_recorded_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, operator: dict[str, str]
+) -> None:
+    revoked = key_id(create(capsys, tmp_path))
+    for _ in range(3):
+        assert run(capsys, "keys", "revoke", "--data", str(tmp_path), revoked)[0] == 0
+    assert [e["type"] for e in log_of(tmp_path, "acme")] == [
+        "auditlog.key.created",
+        "auditlog.key.revoked",
+    ]
+
+
+def test_revoking_an_unknown_id_records_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, operator: dict[str, str]
+) -> None:
+    create(capsys, tmp_path, "acme")
+    assert run(capsys, "keys", "revoke", "--data", str(tmp_path), "nosuchkey")[0] == 1
+    assert run(capsys, "keys", "revoke", "--data", str(tmp_path), "a" * 16)[0] == 1
+    assert [e["type"] for e in log_of(tmp_path, "acme")] == ["auditlog.key.created"]
+
+
+def test_listing_keys_records_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, operator: dict[str, str]
+) -> None:
+    create(capsys, tmp_path, "acme")
+    key_lines(capsys, tmp_path)
+    assert len(log_of(tmp_path, "acme")) == 1
+
+
+@pytest.mark.parametrize(
+    ("getuser", "actor_id"),
+    [(OSError("no passwd entry"), "cli:unknown"), (KeyError("uid"), "cli:unknown"), ("", "cli:unknown"),
+     ("tab\tuser", "cli:tabuser")],
+    ids=["oserror", "keyerror", "empty", "control-characters"],
+)  # fmt: skip
+def test_the_operator_is_named_whatever_the_system_says(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    getuser: str | Exception,
+    actor_id: str,
+) -> None:
+    def fake() -> str:
+        if isinstance(getuser, Exception):
+            raise getuser
+        return getuser
+
+    monkeypatch.setattr(getpass, "getuser", fake)
+    create(capsys, tmp_path, "acme")
+    [event] = log_of(tmp_path, "acme")
+    assert event["actor"] == {"id": actor_id, "type": "operator"}
+
+
+def test_a_key_whose_creation_could_not_be_recorded_is_not_shown(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing(*args: object) -> None:
+        raise StorageError("the disk is full", 1)
+
+    monkeypatch.setattr(selfaudit, "record_directly", failing)
+    code, out, err = run(
+        capsys, "keys", "create", "--data", str(tmp_path), "--tenant", "acme", "--scopes", "admin"
+    )
+    assert code == 1
+    assert "disk is full" in err
+    assert not TOKEN.search(out + err)
+
+
+def test_a_revocation_holds_even_if_it_could_not_be_recorded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = create(capsys, tmp_path)
+
+    async def failing(*args: object) -> None:
+        raise StorageError("the disk is full", 1)
+
+    monkeypatch.setattr(selfaudit, "record_directly", failing)
+    code, _, err = run(capsys, "keys", "revoke", "--data", str(tmp_path), key_id(token))
+    assert code == 1
+    assert "disk is full" in err
+    with pytest.raises(Unauthorized, match="revoked"):
+        authenticate(tmp_path, token)
 
 
 @pytest.mark.parametrize(

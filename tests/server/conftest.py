@@ -23,10 +23,20 @@ from auditlog.config import Settings
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.query import Query
 from auditlog.server.app import AuditlogApp, build_app
-from auditlog.storage.base import AppendOutcome, AppendRequest, Page, Store
+from auditlog.storage.base import (
+    AppendOutcome,
+    AppendRequest,
+    Page,
+    Store,
+    StoredCheckpoint,
+    TreeNode,
+)
 from auditlog.storage.memory import MemoryStore
 from auditlog.storage.sqlite.store import SQLiteStore
 from server.api import AnswerGuard, Api
+
+#: Settings for tests about something else than self-audit and rate limits.
+QUIET = Settings(audit_reads=False, read_rate=0, write_rate=0)
 
 #: The backends every HTTP test runs on.
 BACKENDS = ("memory", "sqlite")
@@ -112,6 +122,34 @@ class ControlledStore:
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return await self.inner.load_or_create_secret(name, value)
 
+    async def log_sizes(self) -> dict[str, int]:
+        return await self.inner.log_sizes()
+
+    async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        return await self.inner.read_leaves(tenant, start, limit)
+
+    async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        await self.inner.put_nodes(tenant, nodes)
+
+    async def get_nodes(
+        self, tenant: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        return await self.inner.get_nodes(tenant, keys)
+
+    async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+        return await self.inner.add_checkpoint(tenant, checkpoint)
+
+    async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
+        return await self.inner.latest_checkpoint(tenant)
+
+    async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        return await self.inner.checkpoint_at_least(tenant, size)
+
+    async def list_checkpoints(
+        self, tenant: str, after_size: int = -1, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        return await self.inner.list_checkpoints(tenant, after_size, limit)
+
 
 def new_store(backend: str, tmp_path: Path) -> ControlledStore:
     if backend == "memory":
@@ -132,8 +170,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings() -> Settings:
-    """The application's settings; a test may parametrize ``settings`` to change them."""
-    return Settings()
+    """The application's settings; a test may parametrize ``settings`` to change them.
+
+    Reads are not recorded in the log here, so that a test's queries find only what it wrote,
+    and requests are not rate limited; tests/server/test_selfaudit.py and test_ratelimit.py
+    turn those on.
+    """
+    return QUIET
 
 
 @pytest.fixture

@@ -4,15 +4,16 @@ and reading a request body that streams in (capped while it is read), at the ASG
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from auditlog.config import Settings
 from auditlog.server.app import AuditlogApp
 from server.api import Api, problem
+from server.conftest import QUIET
 
 pytestmark = pytest.mark.anyio
 
@@ -160,7 +161,7 @@ def streamed(body: bytes, chunk: int) -> list[bytes]:
     return [body[i : i + chunk] for i in range(0, len(body), chunk)]
 
 
-@pytest.mark.parametrize("settings", [Settings(max_body_bytes=4096)], ids=["body-4KiB"])
+@pytest.mark.parametrize("settings", [replace(QUIET, max_body_bytes=4096)], ids=["body-4KiB"])
 async def test_a_streamed_body_over_the_limit_is_refused_while_it_is_read(
     app: AuditlogApp, api: Api
 ) -> None:
@@ -175,7 +176,7 @@ async def test_a_streamed_body_over_the_limit_is_refused_while_it_is_read(
     assert await api.everything() == []
 
 
-@pytest.mark.parametrize("settings", [Settings(max_body_bytes=4096)], ids=["body-4KiB"])
+@pytest.mark.parametrize("settings", [replace(QUIET, max_body_bytes=4096)], ids=["body-4KiB"])
 async def test_a_declared_length_over_the_limit_is_refused_before_reading(
     app: AuditlogApp, api: Api
 ) -> None:
@@ -185,7 +186,7 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(
     assert exchange.received == 0
 
 
-@pytest.mark.parametrize("settings", [Settings(max_body_bytes=4096)], ids=["body-4KiB"])
+@pytest.mark.parametrize("settings", [replace(QUIET, max_body_bytes=4096)], ids=["body-4KiB"])
 async def test_a_streamed_body_within_the_limit_is_read_whole(app: AuditlogApp, api: Api) -> None:
     body = orjson.dumps([{"id": f"s{i}", "type": "streamed"} for i in range(100)])
     assert 2048 < len(body) <= 4096

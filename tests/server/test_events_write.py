@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -9,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from auditlog.config import Settings
 from server.api import TIME, Api, problem
+from server.conftest import QUIET
 
 pytestmark = pytest.mark.anyio
 
@@ -175,7 +176,7 @@ async def test_an_empty_batch_is_refused(api: Api, body: bytes, content_type: st
     problem(await api.post_raw(body, content_type), 422)
 
 
-@pytest.mark.parametrize("settings", [Settings(max_batch_events=3)], ids=["max-3-events"])
+@pytest.mark.parametrize("settings", [replace(QUIET, max_batch_events=3)], ids=["max-3-events"])
 async def test_a_batch_over_the_event_limit_is_refused(api: Api) -> None:
     assert (await api.post([{"type": "t"}] * 3)).status_code == 201
     # A count over the limit is an invalid batch (422); bytes over the limit are 413.
@@ -398,7 +399,7 @@ def padded_event(size: int) -> bytes:
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
-@pytest.mark.parametrize("settings", [Settings(max_body_bytes=4096)], ids=["body-4KiB"])
+@pytest.mark.parametrize("settings", [replace(QUIET, max_body_bytes=4096)], ids=["body-4KiB"])
 async def test_a_body_over_max_body_bytes_is_413(api: Api) -> None:
     at_limit = padded_event(4096)
     assert len(at_limit) == 4096

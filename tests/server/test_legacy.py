@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from auditlog.config import Settings
 from auditlog.errors import StorageError
 from auditlog.model import times
 from auditlog.model.credentials import User
 from auditlog.server.app import AuditlogApp
 from auditlog.service.passwords import hash_password
 from server.api import Api, bearer, problem
-from server.conftest import ControlledStore, MakeApi
+from server.conftest import QUIET, ControlledStore, MakeApi
 from server.logins import PASSWORD, add_user, token_of
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +36,8 @@ README_EVENT = (
     b'"Seattle", "country": "USA" }}}'
 )
 LEGACY_FIELDS = {"_id", "event_type", "user_id", "timestamp", "event_details"}
+#: The record of a login in the user's tenant's log (the service audits itself).
+LOGIN_RECORD = "auditlog.login.succeeded"
 
 
 def old_bearer(token: str) -> dict[str, str]:
@@ -60,7 +62,10 @@ async def post_old(client: httpx.AsyncClient, token: str, body: Any) -> httpx.Re
 
 @pytest.fixture
 async def token(app: AuditlogApp, client: httpx.AsyncClient) -> str:
-    """A login token of alice (tenant acme, events:read and events:write), via /login."""
+    """A login token of alice (tenant acme, events:read and events:write), via /login.
+
+    The login is recorded in acme's log: its first event is an ``auditlog.login.succeeded``.
+    """
     await add_user(app)
     response = await client.post("/login", json={"username": "alice", "password": PASSWORD})
     assert response.status_code == 200
@@ -117,7 +122,9 @@ async def test_the_reference_readme_commands(app: AuditlogApp, client: httpx.Asy
         "GET", "/event", headers={"Authorization": f"Bearer: {token}"}
     )
     assert everything.status_code == 200
-    [event] = everything.json()
+    [login_record, event] = everything.json()  # the service recorded the login first
+    assert login_record["event_type"] == LOGIN_RECORD
+    assert login_record["user_id"] == "user:canonical_user"
     assert event["event_type"] == "account creation"
     assert event["user_id"] == "canonical_user"
     assert event["event_details"] == {
@@ -220,13 +227,14 @@ async def test_an_old_event_is_stored_as_ours(
     assert response.status_code == 200
     assert response.json() == {"status": 200, "message": "Event submitted"}
     auditor = await make_api("acme", ("events:read",))
-    [stored] = await auditor.everything()
+    [login_record, stored] = await auditor.everything()
+    assert login_record["type"] == LOGIN_RECORD
     assert stored["type"] == "invoice billed"
     assert stored["data"] == {"amount": 120, "tags": ["a"]}
     assert stored["actor"] == {"id": "alice", "type": "user"}
     assert stored["source"] == "legacy"
     assert stored["tenant"] == "acme"
-    assert stored["seq"] == 0
+    assert stored["seq"] == 1
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", stored["id"])  # a ULID
     assert set(stored) == {"id", "type", "time", "actor", "source", "data", "tenant", "seq",
                            "received_at"}  # fmt: skip
@@ -255,11 +263,12 @@ async def test_the_answer_waits_for_the_commit(
     await store.appending.wait()
     await asyncio.sleep(0.01)
     assert not posting.done()
-    assert await auditor.everything() == []
+    assert [e["type"] for e in await auditor.everything()] == [LOGIN_RECORD]
     store.release_appends()
     response = await posting
     assert response.json() == {"status": 200, "message": "Event submitted"}
-    assert [e["data"] for e in await auditor.everything()] == [{"n": 1}]
+    assert [e["type"] for e in await auditor.everything()] == [LOGIN_RECORD, "t"]
+    assert (await auditor.everything())[1]["data"] == {"n": 1}
 
 
 async def test_nothing_is_acknowledged_that_is_not_stored(
@@ -274,7 +283,8 @@ async def test_nothing_is_acknowledged_that_is_not_stored(
     problem(response, 503)
     assert response.headers["retry-after"] == "1"
     store.append_error = None
-    assert await (await make_api("acme", ("events:read",))).everything() == []
+    stored = await (await make_api("acme", ("events:read",))).everything()
+    assert [e["type"] for e in stored] == [LOGIN_RECORD]
 
 
 @pytest.mark.parametrize(
@@ -338,7 +348,7 @@ async def test_a_body_without_content_type_is_json(client: httpx.AsyncClient, to
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("settings", [Settings(max_event_bytes=1024)])
+@pytest.mark.parametrize("settings", [replace(QUIET, max_event_bytes=1024)])
 async def test_an_event_too_large_is_413(client: httpx.AsyncClient, token: str) -> None:
     body = {"event_type": "t", "event_details": {"pad": "x" * 2000}}
     problem(await post_old(client, token, body), 413)
@@ -369,13 +379,17 @@ async def catalog(make_api: MakeApi) -> Api:
 
 
 async def ids(client: httpx.AsyncClient, token: str, params: list[tuple[str, str]]) -> list[str]:
-    return [e["_id"] for e in await old_events(client, token, params)]
+    """The ids of the events a query finds, but for the service's own records (the login of
+    ``token``): the queries here are about the events the tests wrote."""
+    events = await old_events(client, token, params)
+    return [e["_id"] for e in events if not e["event_type"].startswith("auditlog.")]
 
 
 async def test_every_event_in_the_old_form_oldest_first(
     client: httpx.AsyncClient, token: str, catalog: Api
 ) -> None:
-    events = await old_events(client, token)
+    login_record, *events = await old_events(client, token)
+    assert login_record["event_type"] == LOGIN_RECORD  # it came first, whatever its time
     assert [e["_id"] for e in events] == ["e1", "e2", "e3", "e4"]
     assert events[2] == {
         "_id": "e3",
@@ -451,6 +465,12 @@ async def test_a_tenant_sees_only_its_own_events(
     await other.create({"id": "g1", "type": "account creation", "data": {"m": "Thomas"}})
     await add_user(app, "gina", "globex", ("events:read",))
     gina = await token_of(client, "gina")
+    # globex's log: its event, and gina's login; nothing of acme's, not even alice's login.
+    everything = await old_events(client, gina)
+    assert [(e["event_type"], e["user_id"]) for e in everything] == [
+        ("account creation", f"key:{other.key_id}"),
+        (LOGIN_RECORD, "user:gina"),
+    ]
     assert await ids(client, gina, []) == ["g1"]
     assert await ids(client, gina, [("_id", "e1")]) == []
     assert await ids(client, gina, [("keyword", "Thomas")]) == ["g1"]
@@ -463,7 +483,8 @@ async def test_old_events_read_back_as_they_were_sent(
     details = {"message": "Thomas created an account.", "n": 1.5, "nested": {"l": [1, "two"]}}
     before = times.now_us() / 1e6
     await post_old(client, token, {"event_type": "account creation", "event_details": details})
-    [old] = await old_events(client, token)
+    [login_record, old] = await old_events(client, token)
+    assert login_record["event_type"] == LOGIN_RECORD
     assert old["event_type"] == "account creation"
     assert old["event_details"] == details
     assert old["user_id"] == "alice"
@@ -475,7 +496,7 @@ async def test_old_events_read_back_as_they_were_sent(
     assert await ids(client, token, [("user_id", "alice")]) == [old["_id"]]
 
 
-@pytest.mark.parametrize("settings", [Settings(legacy_max_events=3)])
+@pytest.mark.parametrize("settings", [replace(QUIET, legacy_max_events=3)])
 async def test_a_query_matching_too_many_is_refused_not_cut(
     client: httpx.AsyncClient, token: str, catalog: Api
 ) -> None:
@@ -509,7 +530,10 @@ async def test_the_old_routes_need_the_scopes_of_their_v1_counterparts(
     problem(await post_old(client, reader, event), 403)
     assert (await post_old(client, writer, event)).status_code == 200
     problem(await client.get("/event", headers=old_bearer(writer)), 403)
-    assert len(await old_events(client, reader)) == 1
+    assert [e["event_type"] for e in await old_events(client, reader)] == [
+        *[LOGIN_RECORD] * 3,  # the logins of reader, writer and auditor
+        "t",
+    ]
     for token in (reader, writer, auditor):
         assert (await client.get("/auth", headers=old_bearer(token))).text == "JWT is valid"
     problem(await post_old(client, auditor, event), 403)

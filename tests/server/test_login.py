@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from auditlog.server.app import AuditlogApp, build_app
 from auditlog.service.tokens import STORED_KEY_NAME, Tokens
 from auditlog.storage.sqlite.store import SQLiteStore
 from server.api import AnswerGuard, Api, bearer, problem
-from server.conftest import MakeApi
+from server.conftest import QUIET, MakeApi
 from server.logins import PASSWORD, add_user, login, token_of
 
 pytestmark = pytest.mark.anyio
@@ -109,7 +110,7 @@ async def test_whoami_with_a_login_token(client: httpx.AsyncClient, alice: User)
     assert old.json() == response.json()
 
 
-@pytest.mark.parametrize("settings", [Settings(token_lifetime=42)])
+@pytest.mark.parametrize("settings", [replace(QUIET, token_lifetime=42)])
 async def test_the_lifetime_is_a_setting(client: httpx.AsyncClient, alice: User) -> None:
     body = (await login(client)).json()
     assert body["expires_in"] == 42
@@ -133,9 +134,16 @@ async def test_a_token_acts_within_its_tenant_and_scopes(
     assert (await reader.get("e1")).json() == stored
     problem(await reader.post({"type": "t"}), 403)
     problem(await eve.get("e1"), 404)  # another tenant: admin of globex sees nothing of acme
-    assert await eve.everything() == []
+    # globex's log holds eve's login alone; acme's, the logins of alice and reader, and e1.
+    logins = "auditlog.login.succeeded"
+    assert [(e["type"], e["actor"]["id"]) for e in await eve.everything()] == [(logins, "user:eve")]
     key = await make_api("acme", ("events:read",))
-    assert [e["id"] for e in await key.everything()] == ["e1"]
+    assert [(e["type"], e["actor"]["id"]) for e in await key.everything()] == [
+        (logins, "user:alice"),
+        (logins, "user:reader"),
+        ("t", "user:alice"),
+    ]
+    assert (await key.everything())[-1]["id"] == "e1"
 
 
 # -- failures --------------------------------------------------------------------------------
@@ -291,7 +299,7 @@ async def test_the_forgeries_are_made_right(app: AuditlogApp, client: httpx.Asyn
 # -- rate limits ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("settings", [Settings(login_failures_per_user=2)])
+@pytest.mark.parametrize("settings", [replace(QUIET, login_failures_per_user=2)])
 async def test_failed_logins_for_a_username_are_limited(
     app: AuditlogApp, client: httpx.AsyncClient, alice: User
 ) -> None:
@@ -311,7 +319,7 @@ async def test_failed_logins_for_a_username_are_limited(
     problem(await login(client, "nobody", "x"), 429)
 
 
-@pytest.mark.parametrize("settings", [Settings(login_failures_per_address=3)])
+@pytest.mark.parametrize("settings", [replace(QUIET, login_failures_per_address=3)])
 async def test_failed_logins_from_an_address_are_limited(
     app: AuditlogApp, alice: User, guard: AnswerGuard
 ) -> None:
@@ -333,7 +341,7 @@ async def test_failed_logins_from_an_address_are_limited(
         assert (await login(elsewhere, "alice", PASSWORD)).status_code == 200
 
 
-@pytest.mark.parametrize("settings", [Settings(login_failures_per_user=3)])
+@pytest.mark.parametrize("settings", [replace(QUIET, login_failures_per_user=3)])
 async def test_successful_logins_are_not_limited(client: httpx.AsyncClient, alice: User) -> None:
     for _ in range(8):
         assert (await login(client)).status_code == 200

@@ -143,11 +143,11 @@ async def test_the_write_operation(doc: dict[str, Any]) -> None:
         "items": {"$ref": "#/components/schemas/EventInput"},
     } in one_of
     assert set(operation["responses"]) == {
-        "200", "201", "400", "401", "403", "409", "413", "415", "422", "503"
+        "200", "201", "400", "401", "403", "409", "413", "415", "422", "429", "503"
     }  # fmt: skip
     assert "Location" in operation["responses"]["201"]["headers"]
-    unavailable = resolve(doc, operation["responses"]["503"])
-    assert "Retry-After" in unavailable["headers"]
+    for status in ("429", "503"):
+        assert "Retry-After" in resolve(doc, operation["responses"][status])["headers"]
     unauthorized = resolve(doc, operation["responses"]["401"])
     assert "WWW-Authenticate" in unauthorized["headers"]
 
@@ -255,6 +255,7 @@ async def answers(
         await client.get("/openapi.json"),
     ]
     out += await login_answers(app, client, reader)
+    out += await log_answers(app, await make_api(scopes=LOG_SCOPES), reader)
     store.append_error = StorageError("the disk is gone", 1)
     out.append(await api.post({"type": "t"}))
     store.query_error = StorageError("the query took too long", 1)
@@ -263,6 +264,44 @@ async def answers(
     out.append(await client.get("/readyz"))
     assert {r.status_code for r in out} >= {200, 201, 400, 401, 403, 404, 409, 413, 415, 422, 503}
     assert 429 in {r.status_code for r in out}
+    return out
+
+
+LOG_SCOPES = ("events:write", "events:read", "log:read")
+
+
+async def log_answers(app: AuditlogApp, auditor: Api, reader: Api) -> list[httpx.Response]:
+    """Answers of the /v1/log routes, and of writes that wait for a checkpoint."""
+    client, headers = auditor.client, auditor.headers
+    text = {**headers, "Accept": "text/plain"}
+    out = [
+        await client.get("/v1/log/checkpoint", headers=headers),
+        await client.post("/v1/events?wait=checkpoint", json={"type": "t"}, headers=headers),
+        await client.post(
+            "/v1/events?wait=checkpoint", json=[{"type": "t"}, {"type": "u"}], headers=headers
+        ),
+        await client.post("/v1/events?wait=soon", json={"type": "t"}, headers=headers),
+    ]
+    await app.services.integrator.run_once()
+    out += [
+        await client.get("/v1/log/checkpoint", headers=headers),
+        await client.get("/v1/log/checkpoint", headers=text),
+        await client.get("/v1/log/proof/inclusion", params={"seq": 1}, headers=headers),
+        await client.get("/v1/log/proof/inclusion", params={"seq": "x"}, headers=headers),
+        await client.get("/v1/log/proof/inclusion", params={"seq": 1000}, headers=headers),
+        await client.get("/v1/log/proof/consistency", params={"first": 1}, headers=headers),
+        await client.get("/v1/log/proof/consistency", params={"first": 0}, headers=headers),
+        await client.get(
+            "/v1/log/proof/consistency", params={"first": 9, "second": 1}, headers=headers
+        ),
+        await client.get(
+            "/v1/log/proof/consistency", params={"first": 1, "second": 999}, headers=headers
+        ),
+        await client.get("/v1/log/public-key", headers=headers),
+        await client.get("/v1/log/public-key", headers=text),
+        await client.get("/v1/log/checkpoint", headers=reader.headers),
+        await client.get("/v1/log/checkpoint"),
+    ]
     return out
 
 

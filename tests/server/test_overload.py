@@ -6,15 +6,16 @@ retry stores it once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anyio
 import httpx
 import pytest
 
-from auditlog.config import Settings
 from auditlog.errors import StorageError, StorageFull
 from auditlog.server.app import AuditlogApp
 from server.api import Api, metric_samples, problem, value
-from server.conftest import ControlledStore
+from server.conftest import QUIET, ControlledStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("expect_unavailable")]
 
@@ -22,7 +23,7 @@ WAIT = 10  # seconds: a bound on waits that should end at once, never an asserti
 
 
 @pytest.mark.parametrize(
-    "settings", [Settings(queue_max_events=1, retry_after=7)], ids=["queue-1-event"]
+    "settings", [replace(QUIET, queue_max_events=1, retry_after=7)], ids=["queue-1-event"]
 )
 async def test_a_full_ingest_queue_is_503_with_retry_after(
     api: Api, store: ControlledStore, client: httpx.AsyncClient

@@ -1,11 +1,12 @@
-"""Failed-login limits (``auditlog.service.ratelimit``), on a clock the tests move."""
+"""Failed-login limits and per-credential request rates (``auditlog.service.ratelimit``), on a
+clock the tests move."""
 
 from __future__ import annotations
 
 import pytest
 
 from auditlog.errors import RateLimited
-from auditlog.service.ratelimit import MAX_KEY, LoginLimiter, TokenBuckets
+from auditlog.service.ratelimit import MAX_KEY, LoginLimiter, RequestLimiter, TokenBuckets
 
 
 class Clock:
@@ -144,3 +145,115 @@ def test_a_refused_attempt_takes_nothing(clock: Clock) -> None:
         with pytest.raises(RateLimited):
             limits.begin("alice", "10.0.0.1")
     assert limits.per_address.tokens("10.0.0.1") == 4
+
+
+# -- per-credential request rates --------------------------------------------------------------
+
+
+def requests(clock: Clock, writes: int = 3, reads: int = 2, rate: float = 2.0) -> RequestLimiter:
+    """Buckets of ``writes`` and ``reads`` tokens, refilled at ``rate`` per second."""
+    return RequestLimiter(
+        TokenBuckets(writes, 1 / rate, clock), TokenBuckets(reads, 1 / rate, clock)
+    )
+
+
+def test_a_credential_makes_its_burst_of_requests_then_is_limited(clock: Clock) -> None:
+    limits = requests(clock)
+    for _ in range(3):
+        limits.check("key-a", "write")
+    with pytest.raises(RateLimited, match="over its write rate") as info:
+        limits.check("key-a", "write")
+    assert info.value.status == 429
+    assert info.value.retry_after == 1  # 0.5 s, rounded up: never 0
+
+
+def test_writes_and_reads_have_buckets_of_their_own(clock: Clock) -> None:
+    limits = requests(clock)
+    for _ in range(3):
+        limits.check("key-a", "write")
+    limits.check("key-a", "read")
+    limits.check("key-a", "read")
+    with pytest.raises(RateLimited, match="over its read rate"):
+        limits.check("key-a", "read")
+    with pytest.raises(RateLimited, match="over its write rate"):
+        limits.check("key-a", "write")
+
+
+def test_each_credential_has_its_own_buckets(clock: Clock) -> None:
+    limits = requests(clock)
+    for _ in range(3):
+        limits.check("key-a", "write")
+    for _ in range(3):
+        limits.check("key-b", "write")
+    with pytest.raises(RateLimited):
+        limits.check("key-b", "write")
+
+
+def test_buckets_refill_at_the_rate_up_to_the_burst(clock: Clock) -> None:
+    limits = requests(clock, writes=3, rate=2.0)
+    for _ in range(3):
+        limits.check("key-a", "write")
+    clock.now += 0.25
+    with pytest.raises(RateLimited) as info:
+        limits.check("key-a", "write")
+    assert info.value.retry_after == 1
+    clock.now += 0.25  # one token every 0.5 s
+    limits.check("key-a", "write")
+    with pytest.raises(RateLimited):
+        limits.check("key-a", "write")
+    clock.now += 3600
+    for _ in range(3):
+        limits.check("key-a", "write")
+    with pytest.raises(RateLimited):
+        limits.check("key-a", "write")
+
+
+def test_retry_after_is_the_wait_rounded_up(clock: Clock) -> None:
+    limits = RequestLimiter(TokenBuckets(1, 7.5, clock), None)
+    limits.check("key-a", "write")
+    with pytest.raises(RateLimited) as info:
+        limits.check("key-a", "write")
+    assert info.value.retry_after == 8
+
+
+def test_a_refused_request_takes_nothing(clock: Clock) -> None:
+    limits = requests(clock, writes=1, rate=1.0)
+    limits.check("key-a", "write")
+    for _ in range(10):
+        with pytest.raises(RateLimited):
+            limits.check("key-a", "write")
+    clock.now += 1.0
+    limits.check("key-a", "write")
+
+
+def test_no_buckets_is_no_limit(clock: Clock) -> None:
+    limits = RequestLimiter(None, None)
+    for _ in range(10_000):
+        limits.check("key-a", "write")
+        limits.check("key-a", "read")
+
+
+@pytest.mark.parametrize(
+    ("write_rate", "read_rate"),
+    [(0, 0), (0, 5), (5, 0)],
+    ids=["both-off", "writes-off", "reads-off"],
+)
+def test_from_rates_makes_no_bucket_for_a_rate_of_0(write_rate: int, read_rate: int) -> None:
+    limits = RequestLimiter.from_rates(write_rate, 1, read_rate, 1)
+    assert (limits.writes is None) == (write_rate == 0)
+    assert (limits.reads is None) == (read_rate == 0)
+    for _ in range(100):
+        if write_rate == 0:
+            limits.check("key-a", "write")
+        if read_rate == 0:
+            limits.check("key-a", "read")
+
+
+def test_from_rates_makes_buckets_of_the_burst_refilled_at_the_rate() -> None:
+    limits = RequestLimiter.from_rates(20000, 40000, 200, 1000)
+    assert limits.writes is not None
+    assert limits.reads is not None
+    assert limits.writes.capacity == 40000
+    assert limits.writes.refill_seconds == pytest.approx(1 / 20000)
+    assert limits.reads.capacity == 1000
+    assert limits.reads.refill_seconds == pytest.approx(1 / 200)

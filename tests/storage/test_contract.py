@@ -24,7 +24,15 @@ from auditlog.model.fields import leaf_paths
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query, parse_query
 from auditlog.model.times import format_us, parse_rfc3339
-from auditlog.storage.base import Appended, AppendOutcome, AppendRequest, IdConflict, Page, Store
+from auditlog.storage.base import (
+    Appended,
+    AppendOutcome,
+    AppendRequest,
+    IdConflict,
+    Page,
+    Store,
+    StoredCheckpoint,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -961,6 +969,138 @@ async def test_concurrent_offers_of_a_secret_agree_on_one(store: Store) -> None:
 
 async def test_ping(store: Store) -> None:
     await store.ping()
+
+
+# -- the Merkle tree: leaves, nodes, checkpoints --------------------------------------------
+
+
+def h(n: int) -> bytes:
+    """A distinct 32-byte hash."""
+    return n.to_bytes(32, "big")
+
+
+def checkpoint_of(size: int, root: int = 0, when: int = 1) -> StoredCheckpoint:
+    return StoredCheckpoint(size, h(root or size), when, f"note of size {size}\n")
+
+
+async def test_log_sizes_list_tenants_with_events(store: Store) -> None:
+    assert await store.log_sizes() == {}
+    await append_ok(store, "acme", *events(3))
+    await append_ok(store, "beta", *events(1))
+    assert await store.log_sizes() == {"acme": 3, "beta": 1}
+
+
+async def test_read_leaves_gives_stored_bytes_in_seq_order(store: Store) -> None:
+    stored = await append_ok(store, "acme", *events(5))
+    await append_ok(store, "beta", *events(2))
+    assert await store.read_leaves("acme", 0, 100) == [(a.seq, a.body) for a in stored]
+    assert await store.read_leaves("acme", 1, 2) == [(a.seq, a.body) for a in stored[1:3]]
+    assert await store.read_leaves("acme", 4, 100) == [(4, stored[4].body)]
+    assert await store.read_leaves("acme", 5, 100) == []
+    assert await store.read_leaves("acme", 0, 0) == []
+    assert await store.read_leaves("nobody", 0, 10) == []
+    # The bytes are those GET answers, the leaf of the event.
+    assert await store.get_event("acme", stored[2].id) == stored[2].body
+
+
+async def test_read_leaves_never_reach_another_tenant(store: Store) -> None:
+    await append_ok(store, "acme", *events(2))
+    await append_ok(store, "beta", *events(3, prefix="b"))
+    for start in (0, 1, 2, 3, 2**40 - 1, 2**40, 2**41):
+        for seq, body in await store.read_leaves("acme", start, 10):
+            assert parsed(body)["tenant"] == "acme"
+            assert parsed(body)["seq"] == seq
+
+
+async def test_nodes_are_stored_once_and_never_changed(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    nodes = [(0, 0, h(1)), (0, 1, h(2)), (1, 0, h(3))]
+    await store.put_nodes("acme", nodes)
+    await store.put_nodes("acme", nodes)  # idempotent
+    await store.put_nodes("acme", [(0, 0, h(9)), (2, 0, h(4))])
+    found = await store.get_nodes("acme", [(0, 0), (0, 1), (1, 0), (2, 0), (0, 2), (5, 5)])
+    assert found == {(0, 0): h(1), (0, 1): h(2), (1, 0): h(3), (2, 0): h(4)}
+    assert await store.get_nodes("acme", []) == {}
+    await store.put_nodes("acme", [])
+
+
+async def test_nodes_are_per_tenant(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    await append_ok(store, "beta", *events(1))
+    await store.put_nodes("acme", [(0, 0, h(1))])
+    await store.put_nodes("beta", [(0, 0, h(2))])
+    assert await store.get_nodes("acme", [(0, 0)]) == {(0, 0): h(1)}
+    assert await store.get_nodes("beta", [(0, 0)]) == {(0, 0): h(2)}
+    assert await store.get_nodes("nobody", [(0, 0)]) == {}
+
+
+async def test_many_nodes_in_one_call(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    nodes = [(level, i, h(level * 10_000 + i)) for level in (0, 1) for i in range(1500)]
+    await store.put_nodes("acme", nodes)
+    keys = [(level, i) for level, i, _ in nodes]
+    assert await store.get_nodes("acme", keys) == {(level, i): x for level, i, x in nodes}
+
+
+async def test_checkpoints_only_grow(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    assert await store.latest_checkpoint("acme") is None
+    assert await store.add_checkpoint("acme", checkpoint_of(3))
+    assert not await store.add_checkpoint("acme", checkpoint_of(3, root=7))  # same size
+    assert not await store.add_checkpoint("acme", checkpoint_of(2))  # smaller
+    assert await store.add_checkpoint("acme", checkpoint_of(5))
+    assert await store.latest_checkpoint("acme") == checkpoint_of(5)
+    assert await store.list_checkpoints("acme") == [checkpoint_of(3), checkpoint_of(5)]
+
+
+async def test_checkpoint_lookups(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    for size in (0, 4, 8, 9):
+        assert await store.add_checkpoint("acme", checkpoint_of(size, when=size + 1))
+    assert await store.checkpoint_at_least("acme", 0) == checkpoint_of(0, when=1)
+    assert await store.checkpoint_at_least("acme", 4) == checkpoint_of(4, when=5)
+    assert await store.checkpoint_at_least("acme", 5) == checkpoint_of(8, when=9)
+    assert await store.checkpoint_at_least("acme", 10) is None
+    listed = await store.list_checkpoints("acme")
+    assert [c.size for c in listed] == [0, 4, 8, 9]
+    assert [c.size for c in await store.list_checkpoints("acme", after_size=4)] == [8, 9]
+    assert [c.size for c in await store.list_checkpoints("acme", after_size=0, limit=2)] == [4, 8]
+    assert await store.list_checkpoints("acme", after_size=9) == []
+    stored = listed[2]
+    assert (stored.size, stored.root_hash, stored.timestamp_us) == (8, h(8), 9)
+    assert stored.note == "note of size 8\n"
+
+
+async def test_checkpoints_are_per_tenant(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    await append_ok(store, "beta", *events(1))
+    assert await store.add_checkpoint("acme", checkpoint_of(5))
+    assert await store.add_checkpoint("beta", checkpoint_of(2))
+    assert (await store.latest_checkpoint("beta")) == checkpoint_of(2)
+    assert await store.latest_checkpoint("nobody") is None
+    assert await store.checkpoint_at_least("nobody", 0) is None
+    assert await store.list_checkpoints("nobody") == []
+
+
+async def test_concurrent_checkpoints_never_go_backwards(store: Store) -> None:
+    await append_ok(store, "acme", *events(1))
+    rng = random.Random(7)
+    sizes = [rng.randrange(1, 1000) for _ in range(40)]
+    stored: list[int] = []
+
+    async def offer(size: int) -> None:
+        if await store.add_checkpoint("acme", checkpoint_of(size)):
+            stored.append(size)
+
+    async with anyio.create_task_group() as tg:
+        for size in sizes:
+            tg.start_soon(offer, size)
+    listed = [c.size for c in await store.list_checkpoints("acme")]
+    assert listed == sorted(set(listed))
+    assert sorted(stored) == listed
+    latest = await store.latest_checkpoint("acme")
+    assert latest is not None
+    assert latest.size == max(sizes)
 
 
 # -- random queries against a brute-force oracle --------------------------------------------

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +18,14 @@ from typing import Any
 from auditlog import __version__, config
 from auditlog.errors import AuditlogError, ConfigError
 from auditlog.model import times
-from auditlog.model.credentials import SCOPES, check_tenant, check_username, parse_scopes
+from auditlog.model.credentials import (
+    SCOPES,
+    ApiKey,
+    check_tenant,
+    check_username,
+    parse_scopes,
+)
+from auditlog.service import selfaudit
 from auditlog.service.auth import ApiKeys
 from auditlog.service.passwords import Passwords
 from auditlog.service.users import Users
@@ -25,6 +33,26 @@ from auditlog.storage.base import Store
 from auditlog.storage.factory import open_store
 
 _STORE_SETTINGS = ("store", "data")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def operator_actor() -> dict[str, str]:
+    """The local operator running an admin command: the actor of its self-audit records.
+
+    The operating system's user name (``cli:<user>``); ``cli:unknown`` when the system
+    cannot tell (no passwd entry, no ``USER``/``LOGNAME``).
+    """
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        user = ""
+    user = _CONTROL.sub("", user)[:128] or "unknown"
+    return {"id": f"cli:{user}", "type": "operator"}
+
+
+def _key_data(key: ApiKey) -> dict[str, Any]:
+    """What a key's self-audit record says of it: never the secret nor its hash."""
+    return {"key_id": key.key_id, "name": key.name, "scopes": list(key.scopes)}
 
 
 def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -85,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--tenant", required=True, help="the tenant whose log the user acts on")
     add.add_argument("--scopes", required=True, help=f"comma-separated, of: {', '.join(SCOPES)}")
     _add_settings(add, _STORE_SETTINGS)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check every tenant's log against its signed checkpoints (or, with --url, one "
+        "log through its API); exit 0 when intact, 1 naming the first bad seq",
+    )
+    from auditlog.cli.verify import add_arguments
+
+    add_arguments(verify)
+    _add_settings(verify, [*_STORE_SETTINGS, "log_origin", "log_signing_key_file"])
     return parser
 
 
@@ -117,6 +155,10 @@ async def _keys(store: Store, args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"auditlog: {exc}", file=sys.stderr)
             return 2
+        # Recorded before the key is shown: should the record fail, nobody holds the secret.
+        await selfaudit.record_directly(
+            store, key.tenant, selfaudit.KEY_CREATED, operator_actor(), _key_data(key)
+        )
         print(
             f"created API key {key.key_id} ({key.name}) for tenant {key.tenant} with scopes {','.join(key.scopes)}"
         )
@@ -129,9 +171,16 @@ async def _keys(store: Store, args: argparse.Namespace) -> int:
             print(f"{key.key_id}\t{key.name}\t{key.tenant}\t{','.join(key.scopes)}\t{state}")
         return 0
     if args.keys_command == "revoke":
-        if not await store.revoke_api_key(args.key_id, times.now_us()):
+        before = await store.get_api_key(args.key_id)
+        if before is None or not await store.revoke_api_key(args.key_id, times.now_us()):
             print(f"auditlog: no API key with id {args.key_id!r}", file=sys.stderr)
             return 1
+        # The revocation comes first and holds whatever happens next; it is recorded once,
+        # when it takes effect (revoking a revoked key changes nothing and records nothing).
+        if before.active:
+            await selfaudit.record_directly(
+                store, before.tenant, selfaudit.KEY_REVOKED, operator_actor(), _key_data(before)
+            )
         print(f"revoked API key {args.key_id}")
         return 0
     raise AssertionError(args.keys_command)
@@ -187,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(settings)
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        if args.command == "verify":
+            from auditlog.cli import verify
+
+            return verify.run(settings, args)
         return asyncio.run(_with_store(settings, args))
     except ConfigError as exc:
         print(f"auditlog: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``auditlog serve``: the service on uvicorn (uvloop + httptools).
+"""``auditlog serve``: the service on uvicorn (uvloop + httptools, with a bounded request head).
 
 uvicorn owns the signals: on SIGTERM or SIGINT it stops accepting connections, lets in-flight
 requests finish (they wait on their group commit, which the writer keeps serving), then runs
@@ -17,6 +17,7 @@ import uvicorn
 
 from auditlog.config import Settings
 from auditlog.server.app import build_app
+from auditlog.server.headlimit import BoundedHttpToolsProtocol
 from auditlog.storage.factory import open_store
 
 
@@ -44,7 +45,7 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         loop=loop,
-        http="httptools",
+        http=BoundedHttpToolsProtocol,
         lifespan="on",
         access_log=settings.access_log,
         log_level=settings.log_level,

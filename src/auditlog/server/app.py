@@ -9,7 +9,7 @@ from typing import Any
 
 from auditlog.config import Settings
 from auditlog.metrics import Metrics
-from auditlog.model.credentials import Credential
+from auditlog.model.credentials import EVENTS_WRITE, Credential
 from auditlog.model.event import Limits
 from auditlog.server import problems
 from auditlog.server.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
@@ -17,14 +17,19 @@ from auditlog.server.handlers import auth as auth_handlers
 from auditlog.server.handlers import events as event_handlers
 from auditlog.server.handlers import health as health_handlers
 from auditlog.server.handlers import legacy as legacy_handlers
+from auditlog.server.handlers import log as log_handlers
 from auditlog.server.openapi import openapi_document
 from auditlog.server.routing import Router
 from auditlog.service.auth import ApiKeys, Authenticator, bearer_token, require
 from auditlog.service.events import Events
 from auditlog.service.ingest import Ingestor
+from auditlog.service.integrator import Integrator
 from auditlog.service.login import Logins
+from auditlog.service.logkey import LogKey
 from auditlog.service.passwords import Passwords
-from auditlog.service.ratelimit import LoginLimiter, TokenBuckets
+from auditlog.service.proofs import LogProofs
+from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBuckets
+from auditlog.service.selfaudit import SelfAudit
 from auditlog.service.tokens import Tokens
 from auditlog.storage.base import Store
 
@@ -44,6 +49,11 @@ class Services:
     tokens: Tokens
     auth: Authenticator
     logins: Logins
+    audit: SelfAudit
+    requests: RequestLimiter
+    log_key: LogKey
+    integrator: Integrator
+    log: LogProofs
 
 
 class AuditlogApp:
@@ -53,12 +63,14 @@ class AuditlogApp:
         self.settings = settings
         self.services = services
         routes = [
-            *event_handlers.routes(services.events, settings.max_body_bytes),
+            *event_handlers.routes(services.events, settings.max_body_bytes, services.log),
+            *log_handlers.routes(services.log),
             *auth_handlers.routes(services.logins),
             *health_handlers.routes(services.store, services.metrics, self._openapi),
             *legacy_handlers.routes(
                 services.events,
                 services.logins,
+                services.audit,
                 settings.max_body_bytes,
                 settings.legacy_max_events,
             ),
@@ -97,6 +109,11 @@ class AuditlogApp:
                 credential = await self.services.auth.authenticate(token)
                 if route.scope:
                     require(credential, route.scope)
+                # A person's limit follows the person, not each token a new login gives.
+                who = credential.principal if credential.kind == "jwt" else credential.credential_id
+                self.services.requests.check(
+                    who, "write" if route.scope == EVENTS_WRITE else "read"
+                )
             response = await route.handler(request, credential)
         except ClientDisconnected:
             return
@@ -143,12 +160,15 @@ class AuditlogApp:
         """Open storage, load (or make) the token signing key, and start the writer."""
         await self.services.store.open()
         await self.services.tokens.load_key()
+        await self.services.log_key.load()
         self.services.ingestor.start()
+        self.services.integrator.start()
         log.info("auditlog ready")
 
     async def shutdown(self) -> None:
         """Commit everything queued, answer its waiters, then close storage."""
         await self.services.ingestor.close()
+        await self.services.integrator.close()  # a last round: every answered write covered
         await self.services.store.close()
         log.info("auditlog stopped")
 
@@ -175,16 +195,26 @@ def build_services(settings: Settings, store: Store) -> Services:
         TokenBuckets(settings.login_failures_per_user, settings.login_user_refill_seconds),
         TokenBuckets(settings.login_failures_per_address, settings.login_address_refill_seconds),
     )
+    audit = SelfAudit(ingestor, settings.audit_reads)
+    log_key = LogKey(store, settings.log_origin, settings.log_signing_key_file)
+    integrator = Integrator(store, log_key, interval_ms=settings.checkpoint_interval_ms)
     return Services(
         store=store,
         ingestor=ingestor,
         api_keys=api_keys,
-        events=Events(store, ingestor, limits),
+        events=Events(store, ingestor, limits, audit),
+        audit=audit,
+        requests=RequestLimiter.from_rates(
+            settings.write_rate, settings.write_burst, settings.read_rate, settings.read_burst
+        ),
         metrics=metrics,
         passwords=passwords,
         tokens=tokens,
         auth=Authenticator(api_keys, tokens),
-        logins=Logins(store, passwords, tokens, limiter),
+        logins=Logins(store, passwords, tokens, limiter, audit),
+        log_key=log_key,
+        integrator=integrator,
+        log=LogProofs(store, log_key, integrator, settings.checkpoint_wait_ms),
     )
 
 

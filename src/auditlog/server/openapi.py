@@ -353,6 +353,135 @@ SCHEMAS: dict[str, JSON] = {
         "required": ["_id", "event_type", "user_id", "timestamp", "event_details"],
         "additionalProperties": False,
     },
+    "Checkpoint": {
+        "type": "object",
+        "description": "A signed checkpoint of the tenant's log: the C2SP tlog-checkpoint "
+        "`note` (origin, tree size, root hash, signed with Ed25519 as a C2SP signed note), its "
+        "parts, and when it was signed. `timestamp` is not part of the signed text.",
+        "properties": {
+            "origin": {
+                "type": "string",
+                "description": "The log's origin, `<log_origin>/<tenant>`: the note's first "
+                "line and the signing key's name.",
+            },
+            "tree_size": {"type": "integer", "minimum": 0},
+            "root_hash": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": "The RFC 9162 root hash of the first `tree_size` events.",
+            },
+            "timestamp": {
+                **_STORED_TIME,
+                "description": "When the checkpoint was signed (UTC); not covered by the "
+                "signature.",
+            },
+            "signature": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": "The 64-byte Ed25519 signature of the note's text.",
+            },
+            "key_id": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{8}$",
+                "description": "The signed-note key ID of the signing key (hex): the first 4 "
+                "bytes of SHA-256(key name || 0x0A || 0x01 || public key).",
+            },
+            "note": {"type": "string", "description": "The signed note, as `text/plain` gives it."},
+        },
+        "required": [
+            "origin",
+            "tree_size",
+            "root_hash",
+            "timestamp",
+            "signature",
+            "key_id",
+            "note",
+        ],
+        "additionalProperties": False,
+    },
+    "InclusionProof": {
+        "type": "object",
+        "description": "RFC 9162 §2.1.3: the hashes from the leaf `leaf_index` up to the root of "
+        "the tree of `tree_size` events, lowest first.",
+        "properties": {
+            "leaf_index": {"type": "integer", "minimum": 0, "description": "The event's seq."},
+            "tree_size": {"type": "integer", "minimum": 1},
+            "leaf_hash": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": "SHA-256(0x00 || canonical bytes of the stored event).",
+            },
+            "hashes": {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}},
+        },
+        "required": ["leaf_index", "tree_size", "leaf_hash", "hashes"],
+        "additionalProperties": False,
+    },
+    "ConsistencyProof": {
+        "type": "object",
+        "description": "RFC 9162 §2.1.4: the hashes that show the tree of `second` events "
+        "extends the tree of `first` events. Empty when `first` is 0 or equals `second`.",
+        "properties": {
+            "first": {"type": "integer", "minimum": 0},
+            "second": {"type": "integer", "minimum": 0},
+            "hashes": {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}},
+        },
+        "required": ["first", "second", "hashes"],
+        "additionalProperties": False,
+    },
+    "PublicKey": {
+        "type": "object",
+        "description": "The Ed25519 key that signs the tenant's checkpoints.",
+        "properties": {
+            "origin": {"type": "string"},
+            "key_name": {"type": "string", "description": "Equal to `origin`."},
+            "key_id": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
+            "algorithm": {"type": "string", "enum": ["Ed25519"]},
+            "public_key": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": "The 32 bytes of the public key.",
+            },
+            "vkey": {
+                "type": "string",
+                "description": "The verifier key in the signed-note text form "
+                "`<name>+<hex key ID>+<base64(0x01 || public key)>`, as `text/plain` gives it; "
+                "what `auditlog verify --public-key` takes.",
+            },
+        },
+        "required": ["origin", "key_name", "key_id", "algorithm", "public_key", "vkey"],
+        "additionalProperties": False,
+    },
+    "CoveredEvent": {
+        "type": "object",
+        "description": "One stored event with `?wait=checkpoint`: the event, the first "
+        "checkpoint that covers it and its inclusion proof in that checkpoint's tree; both "
+        "`null` if none came within `checkpoint_wait_ms` (the event is stored all the same).",
+        "properties": {
+            "event": _schema("Event"),
+            "checkpoint": {"oneOf": [_schema("Checkpoint"), {"type": "null"}]},
+            "inclusion_proof": {"oneOf": [_schema("InclusionProof"), {"type": "null"}]},
+        },
+        "required": ["event", "checkpoint", "inclusion_proof"],
+        "additionalProperties": False,
+    },
+    "CoveredBatch": {
+        "type": "object",
+        "description": "A stored batch with `?wait=checkpoint`: the id and seq of each event, "
+        "the first checkpoint that covers them all, and each event's inclusion proof in request "
+        "order; `null` if no checkpoint came within `checkpoint_wait_ms`.",
+        "properties": {
+            "events": {"$ref": "#/components/schemas/BatchAnswer/properties/events"},
+            "checkpoint": {"oneOf": [_schema("Checkpoint"), {"type": "null"}]},
+            "inclusion_proofs": {
+                "oneOf": [
+                    {"type": "array", "items": _schema("InclusionProof")},
+                    {"type": "null"},
+                ]
+            },
+        },
+        "required": ["events", "checkpoint", "inclusion_proofs"],
+        "additionalProperties": False,
+    },
     "Status": {
         "type": "object",
         "properties": {"status": {"type": "string"}},
@@ -446,7 +575,12 @@ PROBLEMS: dict[int, tuple[str, JSON]] = {
         ),
     ),
     403: ("Forbidden", _problem("The credential is valid but lacks the route's scope.")),
-    404: ("NotFound", _problem("No such event (in the caller's tenant).")),
+    404: (
+        "NotFound",
+        _problem(
+            "No such event (in the caller's tenant), or a tree size beyond the latest checkpoint."
+        ),
+    ),
     405: (
         "MethodNotAllowed",
         _problem("The path exists but not with this method.", {"Allow": "Allow"}),
@@ -470,8 +604,8 @@ PROBLEMS: dict[int, tuple[str, JSON]] = {
     429: (
         "RateLimited",
         _problem(
-            "Too many failed logins for this username or from this address; retry after "
-            "`Retry-After` seconds.",
+            "Too many failed logins for this username or from this address, or the credential "
+            "is over its write or read rate; retry after `Retry-After` seconds.",
             {"Retry-After": "RetryAfter"},
         ),
     ),
@@ -613,9 +747,21 @@ _EVENT_REQUEST_BODY: JSON = {
 }
 
 _WRITE_ANSWER: JSON = {
-    "oneOf": [_schema("Event"), _schema("BatchAnswer")],
-    "description": "For one event, the stored event; for a batch, the id and seq of each.",
+    "oneOf": [
+        _schema("Event"),
+        _schema("BatchAnswer"),
+        _schema("CoveredEvent"),
+        _schema("CoveredBatch"),
+    ],
+    "description": "For one event, the stored event; for a batch, the id and seq of each. "
+    "With `?wait=checkpoint`, wrapped with the covering checkpoint and inclusion proofs.",
 }
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _size_param(name: str, description: str, required: bool) -> JSON:
+    return _query_param(name, description, {"type": "integer", "minimum": 0}, required=required)
+
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/events"): Operation(
@@ -626,9 +772,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "is sent only after the events are durably committed. Idempotent: an event whose "
             "`id` the tenant already holds with the same content (envelope fields and `data`, "
             "compared as JSON values; fields the server fills in are compared only when sent) "
-            "is not stored twice; the same id with other content is 409."
+            "is not stored twice; the same id with other content is 409.\n\n"
+            "With `?wait=checkpoint`, the answer also waits (up to `checkpoint_wait_ms`, 5 s) "
+            "for a signed checkpoint that covers the events, and carries it with each event's "
+            "inclusion proof (`CoveredEvent`, `CoveredBatch`). Other query parameters are "
+            "ignored; another `wait` value is 400."
         ),
         tag="events",
+        parameters=(
+            _query_param(
+                "wait",
+                "`checkpoint`: answer once a checkpoint covers the events, with it and the "
+                "inclusion proofs.",
+                {"type": "string", "enum": ["checkpoint"]},
+            ),
+        ),
         request_body=_EVENT_REQUEST_BODY,
         responses={
             "201": {
@@ -680,6 +838,79 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ),
         responses={"200": {"description": "The event.", "content": _json(_schema("Event"))}},
         errors=(401, 403, 404, 503),
+    ),
+    ("GET", "/v1/log/checkpoint"): Operation(
+        operation_id="getCheckpoint",
+        summary="The latest signed checkpoint of the tenant's log",
+        description="The latest checkpoint the integrator signed: it covers every event "
+        "committed up to about `checkpoint_interval_ms` (200 ms) before it. JSON by default; "
+        "with `Accept: text/plain`, the C2SP tlog-checkpoint signed note alone. A log without "
+        "a checkpoint yet answers the checkpoint of the empty tree (size 0).",
+        tag="log",
+        responses={
+            "200": {
+                "description": "The checkpoint.",
+                "content": {
+                    **_json(_schema("Checkpoint")),
+                    _TEXT: {"schema": {"type": "string"}},
+                },
+            }
+        },
+        errors=(401, 403, 503),
+    ),
+    ("GET", "/v1/log/proof/inclusion"): Operation(
+        operation_id="getInclusionProof",
+        summary="Proof that an event is in the tree of a given size",
+        description="The RFC 9162 inclusion proof of the event with `seq` in the tree of the "
+        "first `tree_size` events (default: the latest checkpoint's size). Any size up to the "
+        "latest checkpoint's may be asked. `seq >= tree_size` or a malformed parameter is 400; "
+        "a size (or, without `tree_size`, a seq) beyond the latest checkpoint is 404 until a "
+        "checkpoint covers it.",
+        tag="log",
+        parameters=(
+            _size_param("seq", "The event's seq (its leaf index).", True),
+            _size_param("tree_size", "The tree size; default: the latest checkpoint's.", False),
+        ),
+        responses={
+            "200": {"description": "The proof.", "content": _json(_schema("InclusionProof"))}
+        },
+        errors=(400, 401, 403, 404, 503),
+    ),
+    ("GET", "/v1/log/proof/consistency"): Operation(
+        operation_id="getConsistencyProof",
+        summary="Proof that a larger tree extends a smaller one",
+        description="The RFC 9162 consistency proof from the tree of `first` events to the "
+        "tree of `second` events (default: the latest checkpoint's size): what an auditor who "
+        "kept an earlier checkpoint asks, to know the log was only appended to since. "
+        "`first > second` or a malformed parameter is 400; a size beyond the latest "
+        "checkpoint is 404.",
+        tag="log",
+        parameters=(
+            _size_param("first", "The smaller tree size.", True),
+            _size_param("second", "The larger tree size; default: the latest checkpoint's.", False),
+        ),
+        responses={
+            "200": {"description": "The proof.", "content": _json(_schema("ConsistencyProof"))}
+        },
+        errors=(400, 401, 403, 404, 503),
+    ),
+    ("GET", "/v1/log/public-key"): Operation(
+        operation_id="getPublicKey",
+        summary="The key that signs the tenant's checkpoints",
+        description="The Ed25519 public key that signs checkpoints, under the tenant's key "
+        "name (its origin). JSON by default; with `Accept: text/plain`, the verifier key line "
+        "(`vkey`). Pin it out of band: a key fetched from the log proves nothing about the log.",
+        tag="log",
+        responses={
+            "200": {
+                "description": "The key.",
+                "content": {
+                    **_json(_schema("PublicKey")),
+                    _TEXT: {"schema": {"type": "string"}},
+                },
+            }
+        },
+        errors=(401, 403),
     ),
     ("GET", "/v1/auth/whoami"): Operation(
         operation_id="whoami",
@@ -868,6 +1099,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 TAGS: tuple[JSON, ...] = (
     {"name": "events", "description": "Write, get and query audit events."},
+    {"name": "log", "description": "The tamper-evident log: checkpoints, proofs, its key."},
     {"name": "auth", "description": "Credentials."},
     {"name": "operations", "description": "Health, readiness, metrics and this document."},
     {
@@ -885,7 +1117,11 @@ DESCRIPTION = (
     "scope it needs; `admin` grants every scope.\n\n"
     "Every error is `application/problem+json` (RFC 9457). A path that matches no route is "
     "404; a known path with another method is 405 with `Allow`. Every GET route also answers "
-    "HEAD. Nothing a client sends is answered with 500."
+    "HEAD. Nothing a client sends is answered with 500.\n\n"
+    "Each credential may make `write_burst` writes at once and `write_rate` a second after "
+    "that, and likewise reads; past them 429 with `Retry-After`. A request line and headers "
+    "over 64 KiB are refused with 431 and the connection closed. The service records logins "
+    "and reads of the log as events (types `auditlog.*`) in the tenant's own log."
 )
 
 
@@ -901,6 +1137,8 @@ def _operation(route: Route) -> JSON:
         responses[str(status)] = _ref("responses", PROBLEMS[status][0])
     if route.authenticated and 401 not in doc.errors:
         responses["401"] = _ref("responses", PROBLEMS[401][0])
+    if route.authenticated:  # every credential has its request rates (RequestLimiter)
+        responses["429"] = _ref("responses", PROBLEMS[429][0])
     operation: JSON = {
         "operationId": doc.operation_id,
         "summary": doc.summary,

@@ -19,6 +19,7 @@ from auditlog.errors import (
     Unauthorized,
     Unavailable,
 )
+from auditlog.integrity import IntegrityError
 from auditlog.server.asgi import Response
 
 log = logging.getLogger("auditlog.server")
@@ -36,6 +37,7 @@ PROBLEM_TYPES = {
     415: "unsupported-media-type",
     422: "invalid-event",
     429: "rate-limited",
+    431: "request-header-fields-too-large",
     500: "internal-error",
     503: "unavailable",
 }
@@ -76,6 +78,15 @@ def from_exception(exc: BaseException) -> Response:
     if isinstance(exc, Unavailable):
         headers = [(b"retry-after", str(exc.retry_after).encode())]
         return problem(exc.status, exc.title, exc.detail, None, headers)
+    if isinstance(exc, IntegrityError):
+        # The stored tree or checkpoints are not what was signed: no client did that, and
+        # retrying will not help. The operator must look (auditlog verify).
+        log.error("integrity failure: %s", exc)
+        return problem(
+            500,
+            "Internal Server Error",
+            "the log's stored tree is damaged; the operator has been told (auditlog verify)",
+        )
     if isinstance(exc, AuditlogError):
         log.error("unexpected auditlog error: %s", exc)
     else:

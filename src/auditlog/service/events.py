@@ -15,6 +15,7 @@ from auditlog.model.event import Limits, Principal
 from auditlog.model.query import parse_query
 from auditlog.service.auth import require
 from auditlog.service.ingest import Ingestor
+from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import AppendRequest, IdConflict, Store
 
 
@@ -30,7 +31,10 @@ class Answer:
 class Events:
     """The event use cases: write (through the group-commit queue), get and query."""
 
-    def __init__(self, store: Store, ingestor: Ingestor, limits: Limits) -> None:
+    def __init__(
+        self, store: Store, ingestor: Ingestor, limits: Limits, audit: SelfAudit | None = None
+    ) -> None:
+        self._audit = audit
         self._store = store
         self._ingestor = ingestor
         self._limits = limits
@@ -65,17 +69,34 @@ class Events:
         """``GET /v1/events/{id}``: the stored event of the caller's tenant, or 404."""
         require(credential, EVENTS_READ)
         body = await self._store.get_event(credential.tenant, event_id)
+        if self._audit is not None:
+            await self._audit.read(
+                credential, "GET /v1/events/{id}", {"id": event_id, "found": body is not None}
+            )
         if body is None:
             raise NotFound(f"no event with id {event_id!r}")
         return Answer(200, body)
 
-    async def query(self, credential: Credential, params: Sequence[tuple[str, str]]) -> Answer:
-        """``GET /v1/events``: one page and the cursor of the next."""
+    async def query(
+        self, credential: Credential, params: Sequence[tuple[str, str]], audit: bool = True
+    ) -> Answer:
+        """``GET /v1/events``: one page and the cursor of the next.
+
+        The read is recorded in the tenant's log (``SelfAudit``) before the answer, unless
+        ``audit`` is false: for a caller that records the read itself, once for many pages.
+        """
         require(credential, EVENTS_READ)
         query, cursor_text = parse_query(params)
         if cursor_text is not None:
             query = cursor.apply(query, cursor_text)
         page = await self._store.query(credential.tenant, query)
+        if audit and self._audit is not None:
+            shown = [[name, value] for name, value in params if name != "cursor"]
+            await self._audit.read(
+                credential,
+                "GET /v1/events",
+                {"query": shown, "page": cursor_text is not None, "results": len(page.bodies)},
+            )
         next_cursor = (
             orjson.dumps(cursor.encode(query, page.last_seq))
             if page.more and page.last_seq is not None

@@ -16,6 +16,12 @@ from auditlog.errors import Unauthorized
 from auditlog.model.credentials import USERNAME
 from auditlog.service.passwords import Passwords
 from auditlog.service.ratelimit import LoginLimiter
+from auditlog.service.selfaudit import (
+    LOGIN_FAILED,
+    LOGIN_SUCCEEDED,
+    SelfAudit,
+    credential_actor,
+)
 from auditlog.service.tokens import IssuedToken, Tokens
 from auditlog.storage.base import Store
 
@@ -28,8 +34,14 @@ class Logins:
     """Check a username and password and issue a token."""
 
     def __init__(
-        self, store: Store, passwords: Passwords, tokens: Tokens, limiter: LoginLimiter
+        self,
+        store: Store,
+        passwords: Passwords,
+        tokens: Tokens,
+        limiter: LoginLimiter,
+        audit: SelfAudit | None = None,
     ) -> None:
+        self._audit = audit
         self._store = store
         self._passwords = passwords
         self._tokens = tokens
@@ -42,9 +54,22 @@ class Logins:
         valid = await self._passwords.verify(password, user.password_hash if user else None)
         if user is None or not valid:
             log.warning("failed login for username %r from %s", username[:200], address)
+            if user is not None and self._audit is not None:
+                actor = {"id": f"user:{user.username}", "type": "user", "name": user.username}
+                await self._audit.record(
+                    user.tenant, LOGIN_FAILED, actor, "failure", {"address": address}
+                )
             raise Unauthorized(INVALID_LOGIN)
         self._limiter.succeeded(attempt)
         issued = await self._tokens.issue(user)
+        if self._audit is not None:
+            await self._audit.record(
+                user.tenant,
+                LOGIN_SUCCEEDED,
+                credential_actor(issued.credential),
+                "success",
+                {"address": address, "credential_id": issued.credential.credential_id},
+            )
         log.info(
             "login of %s (tenant %s) from %s: token %s",
             user.username,

@@ -132,3 +132,40 @@ class LoginLimiter:
         """The password was right: the attempt costs nothing."""
         self.per_user.give_back(attempt.username)
         self.per_address.give_back(attempt.address)
+
+
+class RequestLimiter:
+    """Per-credential request rates: a token bucket for writes and one for reads.
+
+    Every authenticated request takes a token from its credential's bucket of its kind (a
+    route needing ``events:write`` is a write, every other one a read); an empty bucket is
+    ``RateLimited`` (429) with the seconds until it holds a token again. A rate of 0 turns
+    the limit off.
+    """
+
+    def __init__(self, writes: TokenBuckets | None, reads: TokenBuckets | None) -> None:
+        self.writes = writes
+        self.reads = reads
+
+    @classmethod
+    def from_rates(
+        cls, write_rate: float, write_burst: int, read_rate: float, read_burst: int
+    ) -> RequestLimiter:
+        """Buckets of ``burst`` tokens refilled at ``rate`` per second (0: no limit)."""
+
+        def buckets(rate: float, burst: int) -> TokenBuckets | None:
+            return TokenBuckets(max(1, burst), 1.0 / rate) if rate > 0 else None
+
+        return cls(buckets(write_rate, write_burst), buckets(read_rate, read_burst))
+
+    def check(self, credential_id: str, kind: str) -> None:
+        """Take a token for one ``kind`` ("write" or "read") request, or ``RateLimited``."""
+        buckets = self.writes if kind == "write" else self.reads
+        if buckets is None:
+            return
+        wait = buckets.wait(credential_id)
+        if wait > 0:
+            raise RateLimited(
+                f"this credential is over its {kind} rate; retry later", max(1, math.ceil(wait))
+            )
+        buckets.take(credential_id)

@@ -11,6 +11,10 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
   returned, nothing is written) or a conflict (the whole request is refused, the others of the
   group go ahead).
 * ``query`` pages by ``seq`` and sees only committed events of its tenant.
+* The Merkle tree of each tenant's log (``auditlog.service.integrator``) is kept as tree nodes
+  and checkpoints. A node, once stored, never changes: storing it again is a no-op. A
+  checkpoint is stored only if it is larger than every checkpoint the tenant has, so the
+  latest checkpoint never goes backwards, whichever process writes it.
 """
 
 from __future__ import annotations
@@ -57,6 +61,23 @@ class IdConflict:
 
 
 AppendOutcome = tuple[Appended, ...] | IdConflict
+
+
+#: A perfect subtree of a tenant's Merkle tree as ``(level, index, hash)``: the subtree of
+#: 2^level leaves from index * 2^level on. Level 0 holds the leaf hashes: node (0, i) is the
+#: hash of the event with seq i. A plain tuple: the integrator stores tens of thousands a second.
+TreeNode = tuple[int, int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint of a tenant's log as stored: its tree ``size`` and ``root_hash``,
+    when it was signed (``timestamp_us``, not part of the signed text), and the signed note."""
+
+    size: int
+    root_hash: bytes
+    timestamp_us: int
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +141,45 @@ class Store(Protocol):
         ``value``, exactly one is stored and every caller gets that one. A stored secret is
         never changed.
         """
+
+    async def log_sizes(self) -> dict[str, int]:
+        """Every tenant that has committed events, with the number of them (its next seq)."""
+
+    async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` committed events of the tenant with seq >= ``start``, in seq order.
+
+        Each as (seq, stored bytes); the seq is the event's position in the store, not read
+        from its bytes. A committed log has no gaps; a damaged one may, and the caller sees them.
+        """
+
+    async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        """Store tree nodes of the tenant. A node already stored keeps its hash: idempotent."""
+
+    async def get_nodes(
+        self, tenant: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """The hashes of the stored nodes among ``keys`` ((level, index) pairs), by key.
+
+        Nodes that are not stored are left out.
+        """
+
+    async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+        """Store a checkpoint if it is larger than the tenant's latest; whether it was stored.
+
+        Atomic with respect to other writers: of several offering checkpoints at once, each
+        is stored only if it is larger than every one stored before it.
+        """
+
+    async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
+        """The tenant's largest checkpoint, or ``None`` if it has none."""
+
+    async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        """The tenant's smallest checkpoint of at least ``size`` leaves, or ``None``."""
+
+    async def list_checkpoints(
+        self, tenant: str, after_size: int = -1, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        """Up to ``limit`` of the tenant's checkpoints larger than ``after_size``, smallest first."""
 
 
 @dataclass(slots=True)

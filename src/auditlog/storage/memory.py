@@ -7,6 +7,7 @@ keeps nothing across restarts. Every other backend must behave exactly like it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,14 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
-from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
+from auditlog.storage.base import (
+    AppendOutcome,
+    AppendRequest,
+    GroupPlan,
+    Page,
+    StoredCheckpoint,
+    TreeNode,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,10 @@ class MemoryStore:
         self._keys: dict[str, ApiKey] = {}
         self._users: dict[str, User] = {}
         self._secrets: dict[str, bytes] = {}
+        self._nodes: dict[tuple[str, int, int], bytes] = {}
+        # Each tenant's checkpoints, smallest first, and their sizes for bisection.
+        self._checkpoints: dict[str, list[StoredCheckpoint]] = {}
+        self._checkpoint_sizes: dict[str, list[int]] = {}
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -124,3 +136,49 @@ class MemoryStore:
 
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return self._secrets.setdefault(name, bytes(value))
+
+    async def log_sizes(self) -> dict[str, int]:
+        return {tenant: len(log) for tenant, log in self._logs.items() if log}
+
+    async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        log = self._logs.get(tenant, [])
+        first = max(start, 0)
+        return [(seq, log[seq].body) for seq in range(first, min(len(log), first + limit))]
+
+    async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        for level, index, h in nodes:
+            self._nodes.setdefault((tenant, level, index), bytes(h))
+
+    async def get_nodes(
+        self, tenant: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        for level, index in keys:
+            h = self._nodes.get((tenant, level, index))
+            if h is not None:
+                found[(level, index)] = h
+        return found
+
+    async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+        sizes = self._checkpoint_sizes.setdefault(tenant, [])
+        if sizes and checkpoint.size <= sizes[-1]:
+            return False
+        sizes.append(checkpoint.size)
+        self._checkpoints.setdefault(tenant, []).append(checkpoint)
+        return True
+
+    async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
+        checkpoints = self._checkpoints.get(tenant)
+        return checkpoints[-1] if checkpoints else None
+
+    async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        sizes = self._checkpoint_sizes.get(tenant, [])
+        i = bisect.bisect_left(sizes, size)
+        return self._checkpoints[tenant][i] if i < len(sizes) else None
+
+    async def list_checkpoints(
+        self, tenant: str, after_size: int = -1, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        sizes = self._checkpoint_sizes.get(tenant, [])
+        i = bisect.bisect_right(sizes, after_size)
+        return self._checkpoints.get(tenant, [])[i : i + limit]

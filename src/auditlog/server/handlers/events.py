@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from auditlog.errors import UnsupportedMediaType
+from auditlog.errors import BadRequest, UnsupportedMediaType
 from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
 from auditlog.server.asgi import Request, Response
 from auditlog.server.routing import Route
 from auditlog.service.events import Events
+from auditlog.service.proofs import LogProofs
 
 _NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonlines")
 
@@ -31,9 +32,26 @@ def body_format(content_type: str | None) -> bool:
     )
 
 
-def routes(events: Events, max_body_bytes: int) -> list[Route]:
+def wait_for_checkpoint(request: Request) -> bool:
+    """Whether ``POST /v1/events`` asks to wait for a checkpoint (``?wait=checkpoint``).
+
+    Other query parameters are ignored, as they always were; a ``wait`` with another value,
+    or given twice, is 400.
+    """
+    values = [value for name, value in request.query_params() if name == "wait"]
+    if not values:
+        return False
+    if len(values) > 1:
+        raise BadRequest("parameter 'wait' is given more than once")
+    if values[0] != "checkpoint":
+        raise BadRequest(f"wait {values[0]!r} is not supported; expected 'checkpoint'")
+    return True
+
+
+def routes(events: Events, max_body_bytes: int, log: LogProofs | None = None) -> list[Route]:
     async def create(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
+        wait = log is not None and wait_for_checkpoint(request)
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding != "identity":
             raise UnsupportedMediaType(
@@ -43,6 +61,11 @@ def routes(events: Events, max_body_bytes: int) -> list[Route]:
         body = await request.body(max_body_bytes)
         answer = await events.write(credential, body, ndjson)
         headers = [(b"location", answer.location.encode())] if answer.location else None
+        if wait:
+            assert log is not None
+            return Response(
+                answer.status, await log.cover(credential, answer.body), headers=headers
+            )
         return Response(answer.status, answer.body, headers=headers)
 
     async def get(request: Request, credential: Credential | None) -> Response:

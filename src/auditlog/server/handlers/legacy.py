@@ -59,6 +59,7 @@ from auditlog.server.handlers.events import body_format
 from auditlog.server.routing import AUTHENTICATED, Route
 from auditlog.service.events import Events
 from auditlog.service.login import Logins
+from auditlog.service.selfaudit import SelfAudit
 
 LEGACY_SOURCE = "legacy"
 TEXT_PLAIN = "text/plain; charset=utf-8"
@@ -188,7 +189,13 @@ def _in_old_terms(exc: RequestError) -> RequestError:
 # -- the routes -------------------------------------------------------------------------------
 
 
-def routes(events: Events, logins: Logins, max_body_bytes: int, max_events: int) -> list[Route]:
+def routes(
+    events: Events,
+    logins: Logins,
+    audit: SelfAudit,
+    max_body_bytes: int,
+    max_events: int,
+) -> list[Route]:
     async def ping(request: Request, credential: Credential | None) -> Response:
         return Response(200, b'"pong!"')
 
@@ -222,7 +229,7 @@ def routes(events: Events, logins: Logins, max_body_bytes: int, max_events: int)
         cursor: str | None = None
         while True:
             page_params = [*params, ("cursor", cursor)] if cursor is not None else params
-            answer = await events.query(credential, page_params)
+            answer = await events.query(credential, page_params, audit=False)
             page = orjson.loads(answer.body)
             for stored in page["events"]:
                 old = from_event(stored)
@@ -235,6 +242,8 @@ def routes(events: Events, logins: Logins, max_body_bytes: int, max_events: int)
                 )
             cursor = page["next_cursor"]
             if cursor is None:
+                shown = [[name, value] for name, value in request.query_params()]
+                await audit.read(credential, "GET /event", {"query": shown, "results": len(found)})
                 return Response.json(200, found)
 
     return [

@@ -22,6 +22,7 @@ Concurrency model (the one place it is written down for this backend):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import logging
@@ -48,7 +49,14 @@ from auditlog.model.fields import condition_matches
 from auditlog.model.matching import text_matches
 from auditlog.model.query import Query
 from auditlog.model.text import event_words
-from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
+from auditlog.storage.base import (
+    AppendOutcome,
+    AppendRequest,
+    GroupPlan,
+    Page,
+    StoredCheckpoint,
+    TreeNode,
+)
 from auditlog.storage.sqlite import database, querysql
 from auditlog.storage.sqlite.indexer import Indexer
 
@@ -62,6 +70,16 @@ _ROWS_PER_STATEMENT = (256, 64, 16, 4, 1)
 _SELECT_KEYS = (
     "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
 )
+_SELECT_CHECKPOINTS = (
+    "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
+    " WHERE tenant_id = (SELECT tenant_id FROM tenants WHERE name = ?)"
+)
+#: Most (level, index) pairs looked up by one statement.
+_NODE_CHUNK = 400
+#: Node lookups up to this many run on the loop's own connection (a proof's few probes).
+_NODES_INLINE = 64
+#: Leaf reads up to this many run on the loop's own connection.
+_LEAVES_INLINE = 20_000
 _spec_cache: dict[str, Any] = {}
 _T = TypeVar("_T")
 
@@ -82,7 +100,9 @@ def _al_match(body: bytes, spec: str) -> int:
     return int(not text or text_matches(event_words(event), text))
 
 
-def _insert_rows(conn: sqlite3.Connection, target: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def _insert_rows(
+    conn: sqlite3.Connection, target: str, rows: Sequence[tuple[Any, ...]], verb: str = "INSERT"
+) -> None:
     """INSERT many rows with few statements: one multi-row VALUES per chunk.
 
     ``executemany`` steps once per row, and each step lets go of the GIL and must win it back
@@ -96,7 +116,7 @@ def _insert_rows(conn: sqlite3.Connection, target: str, rows: Sequence[tuple[Any
         size = next(n for n in _ROWS_PER_STATEMENT if n <= len(rows) - start)
         chunk = rows[start : start + size]
         values = ",".join([tuple_marks] * size)
-        sql = f"INSERT INTO {target} VALUES {values}"  # noqa: S608 (constant fragments only)
+        sql = f"{verb} INTO {target} VALUES {values}"  # constant fragments only
         conn.execute(sql, [v for row in chunk for v in row])
         start += size
 
@@ -294,10 +314,10 @@ class SQLiteStore:
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         return await self._write(self._append_sync, requests)
 
-    async def _write(self, work: Callable[..., _T], *args: Any) -> _T:
+    async def _write(self, work: Callable[..., _T], *args: Any, urgent: bool = False) -> _T:
         if self._write_thread is None:
             raise StorageError("the store is not open", self._retry)
-        return await self._write_thread.submit(work, *args)
+        return await self._write_thread.submit(work, *args, urgent=urgent)
 
     def _append_sync(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
         conn = self._w()
@@ -597,30 +617,223 @@ class SQLiteStore:
             raise database.translate(exc, self._retry, f"storing the secret {name!r}") from exc
         return bytes(row[0])
 
+    # -- the Merkle tree ------------------------------------------------------------------
+
+    async def log_sizes(self) -> dict[str, int]:
+        try:
+            rows = self._r().execute("SELECT name, size FROM tenants WHERE size > 0").fetchall()
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "reading the log sizes") from exc
+        return {str(name): int(size) for name, size in rows}
+
+    async def _on_pool(self, work: Callable[..., _T], *args: Any) -> _T:
+        if self._pool is None:
+            raise StorageError("the store is not open", self._retry)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, work, *args)
+
+    async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        # A key range scan that costs about 2 us an event. On the loop's own connection up to
+        # a few thousand: a reader thread would take longer, fighting the loop for the GIL.
+        if limit <= _LEAVES_INLINE:
+            return self._read_leaves(tenant, start, limit, self._r())
+        return await self._on_pool(self._read_leaves, tenant, start, limit)
+
+    def _read_leaves(
+        self, tenant: str, start: int, limit: int, conn: sqlite3.Connection | None = None
+    ) -> list[tuple[int, bytes]]:
+        conn = conn or self._thread_conn()
+        try:
+            row = conn.execute("SELECT tenant_id FROM tenants WHERE name = ?", (tenant,)).fetchone()
+            if row is None or limit <= 0 or start > querysql.SEQ_MASK:
+                return []
+            tenant_id = int(row[0])
+            rows = conn.execute(
+                "SELECT key, body FROM events WHERE key >= ? AND key <= ? ORDER BY key LIMIT ?",
+                (
+                    querysql.key_of(tenant_id, max(start, 0)),
+                    querysql.key_of(tenant_id, querysql.SEQ_MASK),
+                    limit,
+                ),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "reading leaves") from exc
+        # A body rewritten by hand may come back as TEXT: its bytes are its UTF-8.
+        return [
+            (key & querysql.SEQ_MASK, body.encode() if isinstance(body, str) else bytes(body))
+            for key, body in rows
+        ]
+
+    async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        if nodes:
+            await self._write(self._put_nodes, tenant, nodes, urgent=True)
+
+    def _put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        conn = self._w()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tenant_id = self._tenant_id(conn, tenant)
+                rows = [(tenant_id, level, index, h) for level, index, h in nodes]
+                _insert_rows(
+                    conn, "tree_nodes (tenant_id, level, idx, hash)", rows, "INSERT OR IGNORE"
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                self._tenant_ids.clear()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "storing tree nodes") from exc
+
+    async def get_nodes(
+        self, tenant: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        if not keys:
+            return {}
+        if len(keys) <= _NODES_INLINE:
+            return self._get_nodes(self._r(), tenant, keys)
+        return await self._on_pool(self._get_nodes, None, tenant, keys)
+
+    def _get_nodes(
+        self, conn: sqlite3.Connection | None, tenant: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        conn = conn or self._thread_conn()
+        found: dict[tuple[int, int], bytes] = {}
+        try:
+            row = conn.execute("SELECT tenant_id FROM tenants WHERE name = ?", (tenant,)).fetchone()
+            if row is None:
+                return found
+            tenant_id = int(row[0])
+            by_level: dict[int, list[int]] = {}
+            for level, index in keys:
+                by_level.setdefault(level, []).append(index)
+            for level, indexes in by_level.items():
+                for start in range(0, len(indexes), _NODE_CHUNK):
+                    chunk = indexes[start : start + _NODE_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    sql = (
+                        "SELECT idx, hash FROM tree_nodes WHERE tenant_id = ? AND level = ?"  # noqa: S608
+                        f" AND idx IN ({marks})"
+                    )
+                    for index, h in conn.execute(sql, (tenant_id, level, *chunk)):
+                        found[(level, int(index))] = bytes(h)
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "reading tree nodes") from exc
+        return found
+
+    async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+        return await self._write(self._add_checkpoint, tenant, checkpoint, urgent=True)
+
+    def _add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+        # The write lock (BEGIN IMMEDIATE) makes "larger than the latest" and the insert one
+        # step, also against other processes on this database.
+        conn = self._w()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tenant_id = self._tenant_id(conn, tenant)
+                latest = conn.execute(
+                    "SELECT max(size) FROM checkpoints WHERE tenant_id = ?", (tenant_id,)
+                ).fetchone()[0]
+                stored = latest is None or checkpoint.size > latest
+                if stored:
+                    conn.execute(
+                        "INSERT INTO checkpoints (tenant_id, size, root_hash, timestamp_us, note)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            tenant_id,
+                            checkpoint.size,
+                            checkpoint.root_hash,
+                            checkpoint.timestamp_us,
+                            checkpoint.note,
+                        ),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                self._tenant_ids.clear()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "storing a checkpoint") from exc
+        return stored
+
+    @staticmethod
+    def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
+        return StoredCheckpoint(int(row[0]), bytes(row[1]), int(row[2]), str(row[3]))
+
+    def _checkpoints(self, where: str, params: tuple[Any, ...]) -> list[StoredCheckpoint]:
+        try:
+            rows = self._r().execute(_SELECT_CHECKPOINTS + where, params).fetchall()
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "reading checkpoints") from exc
+        return [self._checkpoint(r) for r in rows]
+
+    async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
+        found = self._checkpoints(" ORDER BY size DESC LIMIT 1", (tenant,))
+        return found[0] if found else None
+
+    async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        found = self._checkpoints(" AND size >= ? ORDER BY size LIMIT 1", (tenant, size))
+        return found[0] if found else None
+
+    async def list_checkpoints(
+        self, tenant: str, after_size: int = -1, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        return self._checkpoints(
+            " AND size > ? ORDER BY size LIMIT ?", (tenant, after_size, max(limit, 0))
+        )
+
+
+_URGENT = ("urgent",)
+
 
 class _WriteThread:
-    """The one thread that uses the write connection, running work in submission order."""
+    """The one thread that uses the write connection, running work in submission order.
+
+    Urgent work (the integrator's tree nodes and checkpoints: small, and what the checkpoint
+    lag waits on) goes before any group commit still waiting, never before one running.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._urgent: collections.deque[tuple[Any, ...]] = collections.deque()
         self._thread = threading.Thread(target=self._run, name="al-write", daemon=True)
         self._thread.start()
 
-    def submit(self, work: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+    def submit(
+        self, work: Callable[..., _T], *args: Any, urgent: bool = False
+    ) -> asyncio.Future[_T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
-        self._queue.put((work, args, loop, future))
+        if urgent:
+            self._urgent.append((work, args, loop, future))
+            self._queue.put(_URGENT)  # wakes the thread if it waits
+        else:
+            self._queue.put((work, args, loop, future))
         return future
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            work, args, loop, future = item
-            try:
-                result = work(*args)
-            except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, future, None, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, future, result, None)
+        while True:
+            item = self._queue.get()
+            while self._urgent:
+                self._do(self._urgent.popleft())
+            if item is None:
+                return
+            if item is not _URGENT:
+                self._do(item)
+
+    @staticmethod
+    def _do(item: tuple[Any, ...]) -> None:
+        work, args, loop, future = item
+        try:
+            result = work(*args)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
 
     def stop(self) -> None:
         self._queue.put(None)
