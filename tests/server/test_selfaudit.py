@@ -85,11 +85,11 @@ def claims_of(token: str) -> dict[str, Any]:
 
 
 def key_actor(api: Api, name: str = "producer") -> dict[str, str]:
-    return {"id": f"key:{api.key_id}", "type": "api_key", "name": name}
+    return {"id": f"key:{api.key_id}", "type": "credential", "name": name}
 
 
 def user_actor(username: str) -> dict[str, str]:
-    return {"id": f"user:{username}", "type": "user", "name": username}
+    return {"id": f"user:{username}", "type": "credential", "name": username}
 
 
 # -- logins -----------------------------------------------------------------------------------
@@ -126,7 +126,8 @@ async def test_a_failed_login_is_recorded_with_outcome_failure(
         expected(
             "acme",
             "auditlog.login.failed",
-            user_actor("alice"),
+            # No credential was proven: the actor is the user the attempt named.
+            {"id": "user:alice", "type": "user", "name": "alice"},
             {"address": ADDRESS},
             outcome="failure",
         )

@@ -48,9 +48,9 @@ MAX_SHOWN_BYTES = 16 * 1024
 
 
 def credential_actor(credential: Credential) -> dict[str, str]:
-    """The actor of an action a credential took."""
-    kind = "user" if credential.kind == "jwt" else "api_key"
-    return {"id": credential.principal, "type": kind, "name": credential.name}
+    """The actor of an action a credential took: as the default actor of the events it writes
+    (API.md §1, type ``credential``), with the credential's name."""
+    return {"id": credential.principal, "type": "credential", "name": credential.name}
 
 
 def _bounded(data: dict[str, Any]) -> dict[str, Any]:
