@@ -239,7 +239,10 @@ def create_key(data: str) -> str:
     return out.strip().splitlines()[-1]
 
 
-def start_server(data: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    data: str, port: int, ready: str = "/healthz", timeout: float = 15.0
+) -> subprocess.Popen[bytes]:
+    """``auditlog serve`` on ``data`` at 127.0.0.1:``port``, once ``ready`` answers 200."""
     server = subprocess.Popen(
         [
             AUDITLOG,
@@ -256,18 +259,18 @@ def start_server(data: str, port: int) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         env=clean_env(),
     )
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"server exited with {server.returncode} during start-up")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=1) as r:
                 if r.status == 200:
                     return server
         except OSError:
             time.sleep(0.1)
     stop_server(server)
-    raise RuntimeError("server did not answer /healthz within 15 s")
+    raise RuntimeError(f"server did not answer {ready} within {timeout:g} s")
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> tuple[float, bool]:

@@ -31,13 +31,11 @@ import asyncio
 import json
 import os
 import random
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,16 @@ import httpx
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from ingest import AUDITLOG, CpuWindow, clean_env, code_version, free_port, others_now  # noqa: E402
+from ingest import (  # noqa: E402
+    AUDITLOG,
+    CpuWindow,
+    clean_env,
+    code_version,
+    free_port,
+    others_now,
+    start_server,
+    stop_server,
+)
 
 from auditlog.config import Settings  # noqa: E402
 from auditlog.model import cursor as cursors  # noqa: E402
@@ -374,34 +381,9 @@ async def async_timed_samples(
 
 def http_round(data: str, key: str, qs: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    server = subprocess.Popen(
-        [
-            AUDITLOG,
-            "serve",
-            "--data",
-            data,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdin=subprocess.DEVNULL,
-        env=clean_env(),
-    )
+    server = start_server(data, port, ready="/readyz", timeout=30)
     results: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("server did not become ready") from None
-                time.sleep(0.1)
         headers = {"Authorization": f"Bearer {key}"}
         window = CpuWindow([server.pid])
         window.begin()
@@ -432,13 +414,7 @@ def http_round(data: str, key: str, qs: list[Any], args: argparse.Namespace) -> 
                 results[label] = {"ms": ms, "rows": rows, "server_cpu_ms": cpu_ms}
         results["_round"] = window.end(0.0)
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_server(server)
     return results
 
 
