@@ -142,13 +142,20 @@ async def _with_store(settings: config.Settings, args: argparse.Namespace) -> in
         await store.close()
 
 
+def _scopes(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The ``--scopes`` of a command, or ``None`` once the problem is told on stderr."""
+    try:
+        return parse_scopes(args.scopes)
+    except ValueError as exc:
+        print(f"auditlog: --scopes: {exc}", file=sys.stderr)
+        return None
+
+
 async def _keys(store: Store, args: argparse.Namespace) -> int:
     api_keys = ApiKeys(store)
     if args.keys_command == "create":
-        try:
-            scopes = parse_scopes(args.scopes)
-        except ValueError as exc:
-            print(f"auditlog: --scopes: {exc}", file=sys.stderr)
+        scopes = _scopes(args)
+        if scopes is None:
             return 2
         try:
             key, token = await api_keys.create(args.tenant, scopes, args.name)
@@ -201,10 +208,8 @@ async def _users(store: Store, args: argparse.Namespace) -> int:
     if args.users_command != "add":
         raise AssertionError(args.users_command)
     # Everything given as an argument is checked before the password is asked for.
-    try:
-        scopes = parse_scopes(args.scopes)
-    except ValueError as exc:
-        print(f"auditlog: --scopes: {exc}", file=sys.stderr)
+    scopes = _scopes(args)
+    if scopes is None:
         return 2
     try:
         check_username(args.username)
