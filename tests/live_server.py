@@ -1,8 +1,9 @@
 """``auditlog serve`` as a real process, and the ``auditlog`` command in subprocesses, for the
 tests that need the real thing (uvicorn, signals, several processes on one store).
 
-Each server listens on a free port of 127.0.0.1 with its data in a directory of the test's;
-``serving`` stops it by its pid in a ``finally`` block, whatever happened. Every wait is bounded.
+Each server listens on a free port of 127.0.0.1 with its data in a directory of the test's
+(or in the store a ``Storage`` names); ``serving`` stops it by its pid in a ``finally`` block,
+whatever happened. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -15,13 +16,42 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 START_TIMEOUT = 30.0  # seconds until /healthz answers
 STOP_TIMEOUT = 60.0  # seconds until the process has exited after SIGTERM
 COMMAND_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a server and the admin commands keep the log: the flags that say so.
+
+    ``Storage.sqlite(DIR)`` is the default store (``--data DIR``); ``Storage.at(URL)`` any
+    store URL (``--store URL``), so tests written against a ``Storage`` run on every backend.
+    """
+
+    flags: tuple[str, ...]
+    #: The SQLite database file, for checks below the API; None for other backends.
+    sqlite_file: Path | None = None
+
+    @classmethod
+    def sqlite(cls, data: Path) -> Storage:
+        return cls(("--data", str(data)), data / "auditlog.db")
+
+    @classmethod
+    def at(cls, url: str) -> Storage:
+        sqlite_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        return cls(("--store", url), sqlite_file)
+
+
+def storage_flags(data: Path | Storage) -> tuple[str, ...]:
+    """The ``--data``/``--store`` flags of ``data``: a data directory or a ``Storage``."""
+    return data.flags if isinstance(data, Storage) else ("--data", str(data))
 
 
 def environment() -> dict[str, str]:
@@ -43,13 +73,20 @@ def auditlog(*argv: str, stdin: str | None = None) -> subprocess.CompletedProces
     )
 
 
-def create_key(data: Path, tenant: str = "t", scopes: str = "events:write,events:read") -> str:
+def create_key(
+    data: Path | Storage, tenant: str = "t", scopes: str = "events:write,events:read"
+) -> str:
     """A new API key made with ``auditlog keys create`` on ``data``."""
-    done = auditlog("keys", "create", "--tenant", tenant, "--scopes", scopes, "--data", str(data))
+    done = auditlog("keys", "create", "--tenant", tenant, "--scopes", scopes, *storage_flags(data))
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip().splitlines()[-1]
     assert token.startswith("alk_")
     return token
+
+
+def verify(data: Path | Storage) -> subprocess.CompletedProcess[str]:
+    """``auditlog verify`` on ``data``, offline: exit status 0 when every log is intact."""
+    return auditlog("verify", *storage_flags(data))
 
 
 def free_port() -> int:
@@ -62,7 +99,7 @@ def free_port() -> int:
 class Server:
     """One ``auditlog serve`` process on 127.0.0.1."""
 
-    def __init__(self, data: Path, log: Path, *flags: str) -> None:
+    def __init__(self, data: Path | Storage, log: Path, *flags: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
@@ -77,8 +114,7 @@ class Server:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
-                "--data",
-                str(data),
+                *storage_flags(data),
                 "--log-level",
                 "warning",
                 *flags,
@@ -114,16 +150,66 @@ class Server:
                 f"the server did not exit within {STOP_TIMEOUT} s of SIGTERM:\n{self.log()}"
             ) from None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing of the server runs on, not even its children.
+
+        Its children (the SQLite search indexer) notice the orphaning and exit by themselves;
+        one still there after a bounded wait is killed by its pid too.
+        """
+        if self.process.poll() is not None:
+            return
+        children = child_pids(self.process.pid)
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for pid in children:
+            while process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if process_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def peak_rss_kib(self) -> int:
+        """The most memory the server process has held so far (VmHWM), in KiB."""
+        return peak_rss_kib(self.process.pid)
+
     def stop(self) -> None:
         """Make sure the process is gone, whatever happened."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=STOP_TIMEOUT)
+        self.kill()
         self._log.close()
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM of a running process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
 @contextlib.contextmanager
-def serving(data: Path, log: Path, *flags: str) -> Iterator[Server]:
+def serving(data: Path | Storage, log: Path, *flags: str) -> Iterator[Server]:
     """A server on ``data`` (more ``serve`` flags may follow), stopped when the block ends."""
     server = Server(data, log, *flags)
     try:
@@ -131,3 +217,26 @@ def serving(data: Path, log: Path, *flags: str) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+# -- reading a whole log back --------------------------------------------------------------
+
+
+def all_events(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every event of the client's tenant, in ``seq`` order, through the listing's pages."""
+    found: list[dict[str, Any]] = []
+    params: dict[str, str] = {"order": "asc", "limit": "1000"}
+    for _ in range(100_000):
+        response = client.get("/v1/events", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found.extend(page["events"])
+        if page["next_cursor"] is None:
+            return found
+        params["cursor"] = page["next_cursor"]
+    raise AssertionError("the query did not end")
+
+
+def is_own_record(event: dict[str, Any]) -> bool:
+    """Whether the service made this event itself (its self-audit)."""
+    return str(event["type"]).startswith("auditlog.")
