@@ -48,8 +48,8 @@ SETTINGS: tuple[Setting, ...] = (
         "store",
         str,
         "",
-        "Storage URL: sqlite:///path/to/file.db, or memory: (nothing kept). Empty means "
-        "sqlite in the data directory.",
+        "Storage URL: sqlite:///path/to/file.db, postgresql://user@host:port/database, or "
+        "memory: (nothing kept). Empty means sqlite in the data directory.",
     ),
     Setting(
         "sqlite_synchronous",
@@ -60,6 +60,43 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("FULL", "NORMAL"),
     ),
     Setting("sqlite_cache_mb", int, 64, "SQLite page cache per connection, in MiB.", minimum=1),
+    Setting(
+        "postgres_pool_size",
+        int,
+        10,
+        "Most connections one process keeps to the PostgreSQL primary (writes, reads by id, "
+        "credentials, the Merkle tree).",
+        minimum=2,
+    ),
+    Setting(
+        "postgres_read_pool_size",
+        int,
+        4,
+        "Most connections one process keeps for queries (GET /v1/events), to the read "
+        "replica if one is set, else to the primary.",
+        minimum=1,
+    ),
+    Setting(
+        "postgres_read_url",
+        str,
+        "",
+        "Optional postgresql:// URL of a read replica for queries. Empty: queries go to the "
+        "primary.",
+    ),
+    Setting(
+        "postgres_statement_timeout_ms",
+        int,
+        10000,
+        "PostgreSQL statement_timeout of the primary's connections (queries use query_timeout_ms).",
+        minimum=1,
+    ),
+    Setting(
+        "postgres_connect_timeout",
+        int,
+        3,
+        "Seconds to wait for a PostgreSQL connection before answering 503.",
+        minimum=1,
+    ),
     Setting(
         "read_threads",
         int,
@@ -213,6 +250,11 @@ class Settings:
     store: str = ""
     sqlite_synchronous: str = "FULL"
     sqlite_cache_mb: int = 64
+    postgres_pool_size: int = 10
+    postgres_read_pool_size: int = 4
+    postgres_read_url: str = ""
+    postgres_statement_timeout_ms: int = 10000
+    postgres_connect_timeout: int = 3
     read_threads: int = 4
     max_event_bytes: int = 65536
     max_batch_events: int = 10000

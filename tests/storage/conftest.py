@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import pgtest
 from auditlog.storage.base import AppendOutcome, AppendRequest, Store
 from auditlog.storage.memory import MemoryStore
+from auditlog.storage.postgres.store import PostgresStore
 from auditlog.storage.sqlite.store import SQLiteStore
 
 StoreFactory = Callable[[Path], Awaitable[Store]]
@@ -45,10 +47,16 @@ async def _sqlite_indexed(tmp_path: Path) -> Store:
     return store
 
 
+async def _postgres(tmp_path: Path) -> Store:
+    """PostgreSQL (``AUDITLOG_TEST_POSTGRES_URL``), in this test process's own schema."""
+    return PostgresStore(pgtest.fresh_url())
+
+
 BACKENDS: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "sqlite-indexed": _sqlite_indexed,
+    "postgres": _postgres,
 }
 
 

@@ -11,7 +11,8 @@ def open_store(settings: Settings, serving: bool = False) -> Store:
     """The (not yet opened) store that ``settings.store_url`` names.
 
     ``serving``: the store backs a running service, so it also runs its background work (the
-    SQLite search indexer); commands that only administer keys pass ``False``.
+    SQLite search indexer, PostgreSQL partition upkeep and key revocation notices); commands
+    that only administer keys pass ``False``.
     """
     url = settings.store_url
     if url == "memory:":
@@ -26,4 +27,8 @@ def open_store(settings: Settings, serving: bool = False) -> Store:
         if path == url or not path:
             raise ConfigError(f"store {url!r}: expected sqlite:///path/to/file.db")
         return SQLiteStore(path, settings, indexer="process" if serving else "off")
-    raise ConfigError(f"store {url!r}: expected sqlite:///path, or memory:")
+    if url.startswith(("postgresql://", "postgres://")):
+        from auditlog.storage.postgres.store import PostgresStore
+
+        return PostgresStore(url, settings, serving=serving)
+    raise ConfigError(f"store {url!r}: expected sqlite:///path, postgresql://..., or memory:")

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: production storage for several service processes on one database."""

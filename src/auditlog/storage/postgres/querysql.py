@@ -1,0 +1,142 @@
+"""A query syntax tree to one PostgreSQL statement that finds its candidate events.
+
+The statement returns, in ``seq`` order, a superset of the tenant's events that match: every
+match and perhaps a few more. The store checks each candidate with ``model.matching`` (the
+definition of what a query means) and fetches further chunks until the page is full, so SQL
+never has to reproduce the reference semantics exactly, only never miss a match.
+
+What goes into SQL, each with an index behind it:
+
+* ``type``, ``source``, ``outcome``, ``actor`` (its id), ``subject`` (its id) and ``id``:
+  equality and ``in`` on their columns (btree indexes that lead with the tenant).
+* ``since``/``until``: a range on ``time_us``.
+* equality, ``in`` and ``exists=true`` on ``data`` paths: a JSON path test on the ``data``
+  column (``@?``, served by its GIN ``jsonb_path_ops`` index). In lax mode a JSON path steps
+  through one level of array at each step, where ``model.fields`` steps through any number;
+  events whose ``data`` nests an array directly in an array are flagged (``nested``, with a
+  partial index) and are always candidates.
+* ``q``: the words and prefixes as a ``tsquery`` over the GIN index of the event's words.
+
+Everything else (``ne``, ranges and ``prefix`` on fields, conditions on other envelope paths)
+is left to the check of each candidate. Field paths never reach SQL text: each becomes a
+quoted JSON path inside a bound parameter, built only from validated segments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from auditlog.model.fields import Value
+from auditlog.model.query import Condition, Query, TextTerm
+
+#: Envelope paths held in columns of their own.
+COLUMNS: dict[tuple[str, ...], str] = {
+    ("type",): "type",
+    ("source",): "source",
+    ("outcome",): "outcome",
+    ("actor", "id"): "actor",
+    ("subject", "id"): "subject",
+    ("id",): "id",
+}
+
+#: Bounds of a page's position: beyond every seq, and before the first.
+TOP = (1 << 62) - 1
+BOTTOM = -1
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateQuery:
+    """The statement that finds candidates; its last two parameters are the position to
+    continue after (a seq) and the number of rows to fetch."""
+
+    sql: str
+    params: tuple[object, ...]
+    descending: bool
+    start: int
+
+
+def _has_nul(values: tuple[Value, ...]) -> bool:
+    # Text in PostgreSQL cannot hold NUL; stored NULs are replaced, so such a value is only
+    # checked outside SQL.
+    return any("\x00" in v.raw for v in values)
+
+
+def json_path(path: tuple[str, ...]) -> str:
+    """``("data", "a", "b")`` as the lax JSON path ``$."a"."b"`` into the ``data`` column."""
+    return "$" + "".join(f'."{segment}"' for segment in path[1:])
+
+
+def _literals(value: Value) -> list[str]:
+    """The JSON path literals a query value equals under ``model.fields.scalar_matches``."""
+    out = [orjson.dumps(value.raw).decode()]
+    if value.number is not None:
+        out.append(repr(value.number))
+    if value.raw in ("true", "false", "null"):
+        out.append(value.raw)
+    return out
+
+
+def data_test(cond: Condition) -> str | None:
+    """The JSON path test (``@?``) that every event matching ``cond`` passes, or ``None``."""
+    if len(cond.path) < 2 or cond.path[0] != "data" or _has_nul(cond.values):
+        return None
+    if cond.op == "exists":
+        return json_path(cond.path) if cond.values[0].raw == "true" else None
+    if cond.op not in ("eq", "in"):
+        return None
+    tests = [f"@ == {lit}" for value in cond.values for lit in _literals(value)]
+    return f"{json_path(cond.path)} ? ({' || '.join(tests)})"
+
+
+def tsquery(terms: tuple[TextTerm, ...]) -> str:
+    """The words of ``q`` as ``tsquery`` text: every word, a prefix for ``word*``."""
+    parts = []
+    for term in terms:
+        quoted = "'" + term.word.replace("\\", "\\\\").replace("'", "''") + "'"
+        parts.append(quoted + (":*" if term.prefix else ""))
+    return " & ".join(parts)
+
+
+def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
+    """The candidate statement for ``query`` within one tenant."""
+    where = ["tenant_id = %s"]
+    params: list[object] = [tenant_id]
+    for cond in query.conditions:
+        column = COLUMNS.get(cond.path)
+        if column is not None and cond.op in ("eq", "in") and not _has_nul(cond.values):
+            raws = sorted({v.raw for v in cond.values})
+            if len(raws) == 1:
+                where.append(f"{column} = %s")
+                params.append(raws[0])
+            else:
+                where.append(f"{column} = ANY(%s)")
+                params.append(raws)
+            continue
+        test = data_test(cond)
+        if test is not None:
+            where.append("(data @? %s::jsonpath OR nested)")
+            params.append(test)
+    if query.since_us is not None:
+        where.append("time_us >= %s")
+        params.append(query.since_us)
+    if query.until_us is not None:
+        where.append("time_us < %s")
+        params.append(query.until_us)
+    if query.text:
+        where.append("array_to_tsvector(words) @@ %s::tsquery")
+        params.append(tsquery(query.text))
+    descending = query.order == "desc"
+    if descending:
+        where.append("seq < %s")
+        start = TOP if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
+    else:
+        where.append("seq > %s")
+        start = BOTTOM if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
+    sql = (
+        "SELECT seq, time_us, body FROM events WHERE "
+        + " AND ".join(where)
+        + f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT %s"
+    )
+    return CandidateQuery(sql, tuple(params), descending, start)

@@ -1,0 +1,578 @@
+"""The PostgreSQL store: several stateless service processes on one database.
+
+Concurrency model (the one place it is written down for this backend):
+
+* Each process keeps a pool of connections to the primary (``postgres_pool_size``) for writes,
+  reads by id, credentials and the Merkle tree, and a second, small pool for queries, on the
+  primary or on a read replica (``postgres_read_url``), whose statements stop after
+  ``query_timeout_ms``.
+* A group commit is one transaction. It first locks the row of each tenant it writes to, in
+  tenant order, by advancing the tenant's ``next_seq`` in place; only then does it look up
+  the ids the group may repeat, assign seqs, copy the rows in with binary COPY and commit.
+  The row lock is held until the commit, so the transactions that write to one tenant, from
+  any number of processes, run one after another: each sees every event committed before it,
+  takes the seqs that follow them, and becomes visible before the next one can commit. Seqs
+  are therefore gap-free in commit order, and a rolled-back transaction gives its seqs back
+  (docs/design/postgres.md says why, and what it costs).
+* API keys are cached per process; every revocation sends a notification (``NOTIFY``) in its
+  transaction, and each process listens for them and drops the key from its cache. While the
+  listening connection is down, nothing is cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+import psycopg
+import psycopg_pool
+from psycopg.rows import TupleRow
+
+from auditlog.config import Settings
+from auditlog.errors import StorageError, Unavailable
+from auditlog.model import times
+from auditlog.model.credentials import ApiKey, User
+from auditlog.model.matching import event_matches
+from auditlog.model.query import Query
+from auditlog.storage.base import (
+    AppendOutcome,
+    AppendRequest,
+    GroupPlan,
+    Page,
+    StoredCheckpoint,
+    TreeNode,
+)
+from auditlog.storage.postgres import database, querysql, rows
+
+log = logging.getLogger("auditlog.storage.postgres")
+
+Conn = psycopg.AsyncConnection[TupleRow]
+Pool = psycopg_pool.AsyncConnectionPool[Conn]
+
+_KEYS_CHANNEL = "auditlog_keys"
+_KEY_CACHE_LIMIT = 10_000
+_KEY_CACHE_SECONDS = 30.0
+_SELECT_KEYS = (
+    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
+)
+_SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
+_COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+#: Months of event partitions made ahead of the current one.
+PARTITIONS_AHEAD = 2
+_PARTITION_CHECK_SECONDS = 3600.0
+#: Most candidate rows fetched by one statement of a query.
+_MAX_CHUNK = 5000
+
+
+class PostgresStore:
+    """``Store`` on a PostgreSQL database (``postgresql://`` URL).
+
+    ``serving``: the store backs a running service, so it also keeps the event partitions made
+    ahead of time and listens for key revocations; commands leave both off.
+    """
+
+    def __init__(self, url: str, settings: Settings | None = None, serving: bool = False) -> None:
+        self.url = url
+        self._settings = settings or Settings()
+        s = self._settings
+        self._retry = s.retry_after
+        self._wait = float(s.postgres_connect_timeout)
+        self._serving = serving
+        self._pool: Pool | None = None
+        self._read_pool: Pool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._tenant_ids: dict[str, int] = {}
+        self._key_cache: dict[str, tuple[ApiKey, float]] = {}
+        # Bumped by every revocation heard and every (re)connection of the listener: a key
+        # read before a bump is not cached after it.
+        self._key_epoch = 0
+        self._listening = False
+
+    # -- connections -------------------------------------------------------------------
+
+    def _new_pool(self, url: str, size: int, timeout_ms: int, name: str) -> Pool:
+        return psycopg_pool.AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            open=False,
+            name=name,
+            timeout=self._wait,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, round(self._wait)),
+                "application_name": "auditlog",
+                "options": database.options(url, f"-c statement_timeout={timeout_ms}"),
+            },
+        )
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        s = self._settings
+        pool = self._new_pool(
+            self.url, s.postgres_pool_size, s.postgres_statement_timeout_ms, "auditlog"
+        )
+        read_pool = self._new_pool(
+            s.postgres_read_url or self.url,
+            s.postgres_read_pool_size,
+            s.query_timeout_ms,
+            "auditlog-read",
+        )
+        try:
+            await pool.open(wait=True, timeout=self._wait)
+            await read_pool.open(wait=True, timeout=self._wait)
+            async with pool.connection(timeout=self._wait) as conn:
+                await database.migrate(conn)
+                await database.ensure_partitions(conn, times.now_us(), PARTITIONS_AHEAD)
+        except (psycopg.Error, OSError) as exc:
+            await pool.close()
+            await read_pool.close()
+            raise database.translate(exc, self._retry, f"opening {self.safe_url}") from exc
+        self._pool, self._read_pool = pool, read_pool
+        if self._serving:
+            self._tasks = [
+                asyncio.create_task(self._keep_partitions(), name="auditlog-partitions"),
+                asyncio.create_task(self._listen_for_revocations(), name="auditlog-keys"),
+            ]
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        return f"postgresql database {info.get('dbname', '')!s} on {info.get('host', '')!s}"
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for pool in (self._read_pool, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._read_pool = None
+        self._tenant_ids.clear()
+        self._key_cache.clear()
+        self._listening = False
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, what: str, read: bool = False) -> AsyncIterator[Conn]:
+        """A pooled connection; driver errors inside become storage errors naming ``what``."""
+        pool = self._read_pool if read else self._pool
+        if pool is None:
+            raise StorageError("the store is not open", self._retry)
+        try:
+            async with pool.connection(timeout=self._wait) as conn:
+                yield conn
+        except (psycopg.Error, OSError) as exc:
+            raise database.translate(exc, self._retry, what) from exc
+
+    async def _keep_partitions(self) -> None:
+        while True:
+            await asyncio.sleep(_PARTITION_CHECK_SECONDS)
+            try:
+                async with self._connection("making event partitions") as conn:
+                    await database.ensure_partitions(conn, times.now_us(), PARTITIONS_AHEAD)
+            except Unavailable as exc:
+                log.warning("%s; trying again in an hour", exc)
+
+    async def ping(self) -> None:
+        async with self._connection("ping") as conn:
+            await conn.execute("SELECT 1")
+
+    async def stats(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self._pool is not None:
+            pool_stats = self._pool.get_stats()
+            out["postgres_pool_connections"] = float(pool_stats.get("pool_size", 0))
+            out["postgres_pool_waiting"] = float(pool_stats.get("requests_waiting", 0))
+        return out
+
+    async def _tenant_id(self, conn: Conn, tenant: str, create: bool) -> int | None:
+        tenant_id = self._tenant_ids.get(tenant)
+        if tenant_id is not None:
+            return tenant_id
+        cur = await conn.execute("SELECT tenant_id FROM tenants WHERE name = %s", (tenant,))
+        row = await cur.fetchone()
+        if row is None:
+            if not create:
+                return None
+            # Outside any transaction: a tenant row, once made, stays (with next_seq 0).
+            await conn.execute(
+                "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (tenant,)
+            )
+            cur = await conn.execute("SELECT tenant_id FROM tenants WHERE name = %s", (tenant,))
+            row = await cur.fetchone()
+            assert row is not None
+        tenant_id = int(row[0])
+        self._tenant_ids[tenant] = tenant_id
+        return tenant_id
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        plan = GroupPlan(requests)
+        async with self._connection("commit") as conn:
+            tenant_ids: dict[str, int] = {}
+            for tenant in sorted({r.tenant for r in requests}):
+                found = await self._tenant_id(conn, tenant, create=True)
+                assert found is not None
+                tenant_ids[tenant] = found
+            async with conn.transaction():
+                await self._append(conn, plan, tenant_ids)
+        return plan.outcomes()
+
+    async def _append(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
+        counts: dict[str, int] = {}
+        for request in plan.requests:
+            counts[request.tenant] = counts.get(request.tenant, 0) + len(request.events)
+        # The serialisation point: lock each tenant's row, in one order so that groups for
+        # several tenants cannot deadlock, reserving a seq for every event of the group. The
+        # reservation is corrected below once replays are known.
+        start: dict[str, int] = {}
+        for tenant in sorted(counts, key=tenant_ids.__getitem__):
+            cur = await conn.execute(
+                "UPDATE tenants SET next_seq = next_seq + %s WHERE tenant_id = %s"
+                " RETURNING next_seq",
+                (counts[tenant], tenant_ids[tenant]),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            start[tenant] = int(row[0]) - counts[tenant]
+        # Under the lock, every event of the tenant committed before is visible here.
+        existing: dict[tuple[str, str], bytes] = {}
+        for tenant, wanted in plan.wanted().items():
+            if not wanted:
+                continue
+            cur = await conn.execute(
+                "SELECT id, body FROM events WHERE tenant_id = %s AND id = ANY(%s)",
+                (tenant_ids[tenant], list(wanted)),
+            )
+            for event_id, body in await cur.fetchall():
+                existing[(tenant, str(event_id))] = bytes(body)
+        plan.plan(existing)
+        next_seq = dict(start)
+        received_us = times.now_us()
+        plan.assign(next_seq, received_us)
+        for tenant, seq in next_seq.items():
+            if seq != start[tenant] + counts[tenant]:
+                await conn.execute(
+                    "UPDATE tenants SET next_seq = %s WHERE tenant_id = %s",
+                    (seq, tenant_ids[tenant]),
+                )
+        if not plan.new:
+            return
+        async with conn.cursor() as cur, cur.copy(_COPY_EVENTS) as copy:
+            copy.set_types(rows.TYPES)
+            for p in plan.new:
+                await copy.write_row(
+                    rows.event_row(tenant_ids[p.tenant], p.seq, received_us, p.event, p.body)
+                )
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get_event(self, tenant: str, event_id: str) -> bytes | None:
+        async with self._connection("reading an event") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=False)
+            if tenant_id is None:
+                return None
+            cur = await conn.execute(
+                "SELECT body FROM events WHERE tenant_id = %s AND id = %s LIMIT 1",
+                (tenant_id, event_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def query(self, tenant: str, query: Query) -> Page:
+        deadline = time.monotonic() + self._settings.query_timeout_ms / 1000
+        async with self._connection("query", read=True) as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=False)
+            if tenant_id is None:
+                return Page((), None, False)
+            compiled = querysql.compile_query(tenant_id, query)
+            found: list[tuple[int, bytes]] = []
+            position = compiled.start
+            fetch = query.limit + 1
+            while True:
+                cur = await conn.execute(compiled.sql, (*compiled.params, position, fetch))
+                candidates = await cur.fetchall()
+                for seq, time_us, body in candidates:
+                    raw = bytes(body)
+                    if event_matches(orjson.loads(raw), int(time_us), query):
+                        found.append((int(seq), raw))
+                        if len(found) > query.limit:
+                            break
+                if len(found) > query.limit or len(candidates) < fetch:
+                    break
+                if time.monotonic() > deadline:
+                    raise Unavailable("query: the query took too long and was stopped", self._retry)
+                position = int(candidates[-1][0])
+                fetch = min(fetch * 4, _MAX_CHUNK)
+        more = len(found) > query.limit
+        found = found[: query.limit]
+        last = found[-1][0] if found else None
+        return Page(tuple(body for _, body in found), last, more)
+
+    # -- API keys ----------------------------------------------------------------------
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        async with self._connection("creating an API key") as conn:
+            await conn.execute(
+                "INSERT INTO api_keys (key_id, tenant, name, scopes, secret_hash, created_us)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    key.key_id,
+                    key.tenant,
+                    key.name,
+                    ",".join(key.scopes),
+                    key.secret_hash,
+                    key.created_us,
+                ),
+            )
+
+    @staticmethod
+    def _key(row: Sequence[Any]) -> ApiKey:
+        return ApiKey(
+            key_id=row[0],
+            tenant=row[1],
+            name=row[2],
+            scopes=tuple(row[3].split(",")),
+            secret_hash=bytes(row[4]),
+            created_us=row[5],
+            revoked_us=row[6],
+        )
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._key_cache.get(key_id)
+        if cached is not None and cached[1] > now and self._listening:
+            return cached[0]
+        epoch = self._key_epoch
+        async with self._connection("reading an API key") as conn:
+            cur = await conn.execute(_SELECT_KEYS + " WHERE key_id = %s", (key_id,))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        key = self._key(row)
+        if self._listening and epoch == self._key_epoch:
+            if len(self._key_cache) >= _KEY_CACHE_LIMIT:
+                self._key_cache.clear()
+            self._key_cache[key_id] = (key, now + _KEY_CACHE_SECONDS)
+        return key
+
+    async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        sql = _SELECT_KEYS
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = %s"
+            params = (tenant,)
+        async with self._connection("listing API keys") as conn:
+            cur = await conn.execute(sql + " ORDER BY created_us, key_id", params)
+            found = await cur.fetchall()
+        return [self._key(r) for r in found]
+
+    async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
+        async with self._connection("revoking an API key") as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE api_keys SET revoked_us = coalesce(revoked_us, %s) WHERE key_id = %s",
+                (revoked_us, key_id),
+            )
+            # Delivered to every listening process when this transaction commits.
+            await conn.execute("SELECT pg_notify(%s, %s)", (_KEYS_CHANNEL, key_id))
+            changed = cur.rowcount > 0
+        self._key_cache.pop(key_id, None)
+        self._key_epoch += 1
+        return changed
+
+    async def _listen_for_revocations(self) -> None:
+        """Drop revoked keys from the cache as other processes revoke them."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, round(self._wait))
+                )
+                try:
+                    await conn.execute(f"LISTEN {_KEYS_CHANNEL}")
+                    self._key_cache.clear()
+                    self._key_epoch += 1
+                    self._listening = True
+                    async for notify in conn.notifies():
+                        self._key_epoch += 1
+                        self._key_cache.pop(notify.payload, None)
+                finally:
+                    self._listening = False
+                    self._key_cache.clear()
+                    await conn.close()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("listening for key revocations: %s; trying again", exc)
+            await asyncio.sleep(self._retry)
+
+    # -- users and secrets ----------------------------------------------------------------
+
+    async def create_user(self, user: User) -> bool:
+        async with self._connection("creating a user") as conn:
+            cur = await conn.execute(
+                "INSERT INTO users (username, tenant, scopes, password_hash, created_us)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (username) DO NOTHING",
+                (
+                    user.username,
+                    user.tenant,
+                    ",".join(user.scopes),
+                    user.password_hash,
+                    user.created_us,
+                ),
+            )
+            return cur.rowcount > 0
+
+    async def get_user(self, username: str) -> User | None:
+        async with self._connection("reading a user") as conn:
+            cur = await conn.execute(
+                "SELECT username, tenant, scopes, password_hash, created_us FROM users"
+                " WHERE username = %s",
+                (username,),
+            )
+            row: Any = await cur.fetchone()
+        if row is None:
+            return None
+        return User(
+            username=row[0],
+            tenant=row[1],
+            scopes=tuple(row[2].split(",")),
+            password_hash=row[3],
+            created_us=row[4],
+        )
+
+    async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
+        async with self._connection(f"storing the secret {name!r}") as conn:
+            # Of several processes inserting at once, one wins; the others' inserts wait for
+            # it and do nothing, and the read that follows sees the winner's value.
+            await conn.execute(
+                "INSERT INTO secrets (name, value, created_us) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, value, times.now_us()),
+            )
+            cur = await conn.execute("SELECT value FROM secrets WHERE name = %s", (name,))
+            row: Any = await cur.fetchone()
+        return bytes(row[0])
+
+    # -- the Merkle tree ------------------------------------------------------------------
+
+    async def log_sizes(self) -> dict[str, int]:
+        async with self._connection("reading the log sizes") as conn:
+            cur = await conn.execute("SELECT name, next_seq FROM tenants WHERE next_seq > 0")
+            found: list[Any] = await cur.fetchall()
+        return {str(name): int(size) for name, size in found}
+
+    async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
+        if limit <= 0 or start > querysql.TOP:
+            return []
+        async with self._connection("reading leaves") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=False)
+            if tenant_id is None:
+                return []
+            cur = await conn.execute(
+                "SELECT seq, body FROM events WHERE tenant_id = %s AND seq >= %s"
+                " ORDER BY seq LIMIT %s",
+                (tenant_id, max(start, 0), limit),
+            )
+            found: list[Any] = await cur.fetchall()
+        return [(int(seq), bytes(body)) for seq, body in found]
+
+    async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        if not nodes:
+            return
+        async with self._connection("storing tree nodes") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=True)
+            await conn.execute(
+                "INSERT INTO tree_nodes (tenant_id, level, idx, hash)"
+                " SELECT %s, * FROM unnest(%s::int2[], %s::int8[], %s::bytea[])"
+                " ON CONFLICT DO NOTHING",
+                (
+                    tenant_id,
+                    [n[0] for n in nodes],
+                    [n[1] for n in nodes],
+                    [n[2] for n in nodes],
+                ),
+            )
+
+    async def get_nodes(
+        self, tenant: str, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        if not keys:
+            return {}
+        async with self._connection("reading tree nodes") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=False)
+            if tenant_id is None:
+                return {}
+            cur = await conn.execute(
+                "SELECT n.level, n.idx, n.hash FROM tree_nodes AS n"
+                " JOIN unnest(%s::int2[], %s::int8[]) AS k (level, idx)"
+                " ON n.level = k.level AND n.idx = k.idx WHERE n.tenant_id = %s",
+                ([k[0] for k in keys], [k[1] for k in keys], tenant_id),
+            )
+            found: list[Any] = await cur.fetchall()
+        return {(int(level), int(idx)): bytes(h) for level, idx, h in found}
+
+    async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+        async with self._connection("storing a checkpoint") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=True)
+            async with conn.transaction():
+                # One writer of the tenant's checkpoints at a time, from any process, so that
+                # "larger than the latest" and the insert are one step.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", (database.LOCK_CHECKPOINT, tenant_id)
+                )
+                cur = await conn.execute(
+                    "SELECT max(size) FROM checkpoints WHERE tenant_id = %s", (tenant_id,)
+                )
+                row: Any = await cur.fetchone()
+                latest = row[0]
+                stored = latest is None or checkpoint.size > latest
+                if stored:
+                    await conn.execute(
+                        "INSERT INTO checkpoints (tenant_id, size, root_hash, timestamp_us, note)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        (
+                            tenant_id,
+                            checkpoint.size,
+                            checkpoint.root_hash,
+                            checkpoint.timestamp_us,
+                            checkpoint.note,
+                        ),
+                    )
+        return stored
+
+    async def _checkpoints(
+        self, tenant: str, where: str, params: tuple[Any, ...]
+    ) -> list[StoredCheckpoint]:
+        async with self._connection("reading checkpoints") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=False)
+            if tenant_id is None:
+                return []
+            cur = await conn.execute(
+                _SELECT_CHECKPOINTS + " WHERE tenant_id = %s" + where, (tenant_id, *params)
+            )
+            found: list[Any] = await cur.fetchall()
+        return [StoredCheckpoint(int(r[0]), bytes(r[1]), int(r[2]), str(r[3])) for r in found]
+
+    async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
+        found = await self._checkpoints(tenant, " ORDER BY size DESC LIMIT 1", ())
+        return found[0] if found else None
+
+    async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        found = await self._checkpoints(tenant, " AND size >= %s ORDER BY size LIMIT 1", (size,))
+        return found[0] if found else None
+
+    async def list_checkpoints(
+        self, tenant: str, after_size: int = -1, limit: int = 1000
+    ) -> list[StoredCheckpoint]:
+        return await self._checkpoints(
+            tenant, " AND size > %s ORDER BY size LIMIT %s", (after_size, max(limit, 0))
+        )

@@ -1,0 +1,80 @@
+"""PostgreSQL for tests: the server named by ``AUDITLOG_TEST_POSTGRES_URL``, one schema each.
+
+Tests that need PostgreSQL call ``require()``, which skips them with a reason where the
+variable is unset (a laptop without PostgreSQL) and fails them in CI, where they must run.
+Each test process works in a schema of its own (``session_url``), so runs side by side do not
+meet; ``fresh_url`` empties it for the next test, and ``private_url`` gives a schema of its own
+to a test that runs server processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+URL = os.environ.get("AUDITLOG_TEST_POSTGRES_URL", "")
+SKIP_REASON = "AUDITLOG_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server"
+TABLES = "tenants, events, api_keys, users, secrets, tree_nodes, checkpoints"
+
+_schemas: list[str] = []
+_session: list[str] = []
+
+
+def require() -> str:
+    """The server's URL; skips the test where there is none (fails it in CI)."""
+    if not URL:
+        if os.environ.get("CI"):
+            pytest.fail("AUDITLOG_TEST_POSTGRES_URL must be set in CI: PostgreSQL tests never skip")
+        pytest.skip(SKIP_REASON)
+    return URL
+
+
+def in_schema(url: str, schema: str) -> str:
+    """``url`` with its connections' ``search_path`` set to ``schema``."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def _drop_all() -> None:
+    if not _schemas:
+        return
+    with psycopg.connect(URL, autocommit=True) as conn:
+        for schema in _schemas:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def private_url() -> str:
+    """A new, empty schema (dropped when the test process exits)."""
+    base = require()
+    schema = f"auditlog_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    if not _schemas:
+        atexit.register(_drop_all)
+    _schemas.append(schema)
+    return in_schema(base, schema)
+
+
+def session_url() -> str:
+    """This test process's shared schema."""
+    if not _session:
+        _session.append(private_url())
+    return _session[0]
+
+
+def fresh_url() -> str:
+    """The shared schema, emptied: every row of a migrated schema deleted."""
+    url = session_url()
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrated = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
+        if migrated is not None and migrated[0]:
+            # DELETE, not TRUNCATE: the tables are small, and TRUNCATE makes new files for
+            # every partition and index (a quarter of a second each time).
+            for table in TABLES.split(", "):
+                conn.execute(f"DELETE FROM {table}")
+    return url
