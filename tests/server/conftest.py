@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import pgtest
 from auditlog.config import Settings
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.query import Query
@@ -32,14 +33,16 @@ from auditlog.storage.base import (
     TreeNode,
 )
 from auditlog.storage.memory import MemoryStore
+from auditlog.storage.postgres.store import PostgresStore
 from auditlog.storage.sqlite.store import SQLiteStore
 from server.api import AnswerGuard, Api
 
 #: Settings for tests about something else than self-audit and rate limits.
 QUIET = Settings(audit_reads=False, read_rate=0, write_rate=0)
 
-#: The backends every HTTP test runs on.
-BACKENDS = ("memory", "sqlite")
+#: The backends every HTTP test runs on. PostgreSQL runs where AUDITLOG_TEST_POSTGRES_URL
+#: names a server (always in CI) and is skipped with that reason elsewhere.
+BACKENDS = ("memory", "sqlite", "postgres")
 #: Also SQLite with its search index brought up to date after every append, so queries go
 #: through the index as they do in a running service (whose indexer is a separate process).
 ALL_BACKENDS = (*BACKENDS, "sqlite-indexed")
@@ -158,6 +161,8 @@ def new_store(backend: str, tmp_path: Path) -> ControlledStore:
         return ControlledStore(SQLiteStore(str(tmp_path / "audit.db")))
     if backend == "sqlite-indexed":
         return ControlledStore(SQLiteStore(str(tmp_path / "audit.db")), index_after_append=True)
+    if backend == "postgres":
+        return ControlledStore(PostgresStore(pgtest.fresh_url()))
     raise AssertionError(backend)
 
 
