@@ -23,7 +23,7 @@ import pytest
 
 from auditlog.server.app import AuditlogApp, build_app
 from server.api import AnswerGuard, Api, bearer, problem
-from server.conftest import ALL_BACKENDS, QUIET, new_store
+from server.conftest import COMPARED_BACKENDS, QUIET, new_store
 
 pytestmark = pytest.mark.anyio
 
@@ -138,7 +138,7 @@ async def backends(tmp_path: Path) -> AsyncIterator[list[Backend]]:
     """The same log (the events of ``EVENTS``, at fixed times) on every backend."""
     async with contextlib.AsyncExitStack() as stack:
         out = []
-        for name in ALL_BACKENDS:
+        for name in COMPARED_BACKENDS:
             folder = tmp_path / name
             folder.mkdir()
             app = build_app(QUIET, new_store(name, folder))

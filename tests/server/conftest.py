@@ -46,6 +46,9 @@ BACKENDS = ("memory", "sqlite", "postgres")
 #: Also SQLite with its search index brought up to date after every append, so queries go
 #: through the index as they do in a running service (whose indexer is a separate process).
 ALL_BACKENDS = (*BACKENDS, "sqlite-indexed")
+#: The backends available here, for tests that compare backends with each other: PostgreSQL
+#: only where a server is named (a test of one backend skips instead).
+COMPARED_BACKENDS = tuple(b for b in ALL_BACKENDS if b != "postgres" or pgtest.URL)
 
 
 class ControlledStore:
