@@ -59,6 +59,35 @@ async def test_a_full_ingest_queue_is_503_with_retry_after(
 
 
 @pytest.mark.parametrize(
+    "settings", [replace(QUIET, queue_max_events=1, retry_after=3)], ids=["queue-1-event"]
+)
+async def test_a_full_queue_refuses_a_write_before_reading_its_body(
+    api: Api, store: ControlledStore, client: httpx.AsyncClient
+) -> None:
+    """Under a flood, refusing costs nothing: the body is not read, parsed nor validated."""
+    store.hold_appends()
+    answers: list[httpx.Response] = []
+
+    async def post() -> None:
+        answers.append(await api.post({"id": "first", "type": "t"}))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(post)
+        with anyio.fail_after(WAIT):
+            await store.appending.wait()
+        # Not JSON at all, so it would be a 400 had it been read: it is refused unread.
+        unread = await api.post_raw(b"{not json", "application/json")
+        assert "queue" in problem(unread, 503)["detail"]
+        assert unread.headers["retry-after"] == "3"
+        legacy = await client.post("/event", content=b"{not json", headers=api.headers)
+        problem(legacy, 503)
+        store.release_appends()
+    assert [a.status_code for a in answers] == [201]
+    # With room in the queue again, the same body is read, and refused for what it is.
+    problem(await api.post_raw(b"{not json", "application/json"), 400)
+
+
+@pytest.mark.parametrize(
     "error",
     [
         StorageError("the database is locked", 2),

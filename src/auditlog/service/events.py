@@ -39,6 +39,11 @@ class Events:
         self._ingestor = ingestor
         self._limits = limits
 
+    def admit(self, credential: Credential) -> None:
+        """Refuse a write at once (503) when it cannot be queued now, before its body is read."""
+        require(credential, EVENTS_WRITE)
+        self._ingestor.admit()
+
     async def write(self, credential: Credential, body: bytes, ndjson: bool) -> Answer:
         """Validate, commit and answer ``POST /v1/events``; the answer follows the commit."""
         require(credential, EVENTS_WRITE)

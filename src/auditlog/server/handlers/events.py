@@ -58,6 +58,7 @@ def routes(events: Events, max_body_bytes: int, log: LogProofs | None = None) ->
                 f"Content-Encoding {encoding!r} is not accepted; send the body uncompressed"
             )
         ndjson = body_format(request.headers.get("content-type"))
+        events.admit(credential)
         body = await request.body(max_body_bytes)
         answer = await events.write(credential, body, ndjson)
         headers = [(b"location", answer.location.encode())] if answer.location else None

@@ -212,6 +212,7 @@ def routes(
         content_type = request.headers.get("content-type")
         if content_type and body_format(content_type):
             raise UnsupportedMediaType("the body is one JSON object; send application/json")
+        events.admit(credential)
         try:
             values, batch = parse_body(await request.body(max_body_bytes), ndjson=False)
             event = to_event(None if batch else values[0], credential)
