@@ -173,7 +173,19 @@ def test_unix_seconds(seconds: float, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [float("nan"), float("inf"), float("-inf"), 10**12, -(10**12), 1e300, True, False],
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        10**12,
+        -(10**12),
+        1e300,
+        # Large enough that seconds * 1e6 is a float infinity (an OverflowError, once a 500).
+        1.7976931348623157e302,
+        -1.7976931348623157e308,
+        True,
+        False,
+    ],
 )
 def test_unusable_unix_seconds_are_refused(value: object) -> None:
     with pytest.raises(TimeFormatError):

@@ -89,6 +89,10 @@ def from_unix_seconds(seconds: float | int) -> int:
     """Unix seconds (integer or fraction) to microseconds."""
     if isinstance(seconds, float) and not math.isfinite(seconds):
         raise TimeFormatError(f"{seconds!r} is not {EXPECTED}")
+    if not MIN_US <= seconds * 1_000_000 <= MAX_US:
+        # Before round(): past about 1.8e302 seconds the product is a float infinity, which
+        # round() cannot turn into an integer (OverflowError).
+        raise TimeFormatError(f"{seconds!r} is outside the years 0001-9999")
     us = round(seconds * 1_000_000) if isinstance(seconds, float) else seconds * 1_000_000
     if not MIN_US <= us <= MAX_US:
         raise TimeFormatError(f"{seconds!r} is outside the years 0001-9999")

@@ -47,6 +47,9 @@ class Events:
     async def write(self, credential: Credential, body: bytes, ndjson: bool) -> Answer:
         """Validate, commit and answer ``POST /v1/events``; the answer follows the commit."""
         require(credential, EVENTS_WRITE)
+        # Again now that the body is in: the queue may have filled while it arrived, and
+        # parsing a body only to refuse it is the costliest way to say no.
+        self._ingestor.admit()
         values, batch = parse_body(body, ndjson)
         principal = Principal(credential.principal, credential.name)
         events = validate_batch(values, batch, principal, self._limits, times.now_us())
