@@ -125,7 +125,7 @@ def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
         where.append("time_us < %s")
         params.append(query.until_us)
     if query.text:
-        where.append("array_to_tsvector(words) @@ %s::tsquery")
+        where.append("array_to_tsvector(string_to_array(words, ' ')) @@ %s::tsquery")
         params.append(tsquery(query.text))
     descending = query.order == "desc"
     if descending:

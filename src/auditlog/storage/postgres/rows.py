@@ -45,7 +45,7 @@ TYPES = (
     "text",
     "text",
     "jsonb",
-    "text[]",
+    "text",
     "bool",
     "bytea",
 )
@@ -75,10 +75,12 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-def event_row(
-    tenant_id: int, seq: int, received_us: int, event: NewEvent, body: bytes
-) -> tuple[object, ...]:
-    """The row of one event, in the order of ``COLUMNS``."""
+def derived(event: NewEvent, body: bytes) -> list[Any]:
+    """The columns derived from an event, from ``id`` to ``nested`` in ``COLUMNS`` order.
+
+    ``data`` is given as a JSON-ready value (NUL replaced); ``body`` only needs the event's
+    fields, whatever its seq.
+    """
     content = event.content
     actor = content.get("actor") or {}
     subject = content.get("subject") or {}
@@ -88,10 +90,7 @@ def event_row(
     # In the compact stored JSON, an array begins directly inside an array only after "[" or
     # ",": a string holding these characters makes a harmless false positive.
     nested = b"[[" in body or b",[" in body
-    return (
-        tenant_id,
-        seq,
-        received_us,
+    return [
         event.id,
         _text(event.type),
         event.time_us,
@@ -99,8 +98,33 @@ def event_row(
         _text(subject.get("id")),
         _text(content.get("source")),
         _text(content.get("outcome")),
-        Jsonb(data, dumps=_dumps),
-        sorted(event_words(content)),
+        data,
+        " ".join(event_words(content)),
         nested,
-        body,
-    )
+    ]
+
+
+def event_row(
+    tenant_id: int, seq: int, received_us: int, event: NewEvent, body: bytes
+) -> tuple[object, ...]:
+    """The row of one event, in the order of ``COLUMNS``, for COPY."""
+    columns = derived(event, body)
+    columns[7] = Jsonb(columns[7], dumps=_dumps)
+    return (tenant_id, seq, received_us, *columns, body)
+
+
+_SEQ_ZERO = b'"seq":0,'
+
+
+def split_body(body: bytes) -> tuple[bytes, bytes]:
+    """A stored body made with seq 0, as the bytes before and after its seq's digits.
+
+    Keys are sorted, so the event's own ``seq`` is the last member spelled ``"seq":0,``:
+    only ``source``, ``subject``, ``tenant``, ``time`` and ``type`` follow it, and none of
+    them can hold that text outside a JSON string.
+    """
+    at = body.rfind(_SEQ_ZERO)
+    if at < 0:
+        raise ValueError("a stored body without its seq")
+    cut = at + len(_SEQ_ZERO) - 2
+    return body[:cut], body[cut + 1 :]

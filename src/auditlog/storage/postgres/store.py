@@ -32,11 +32,13 @@ import orjson
 import psycopg
 import psycopg_pool
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
 
 from auditlog.config import Settings
 from auditlog.errors import StorageError, Unavailable
 from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
+from auditlog.model.event import stored_bytes
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
 from auditlog.storage.base import (
@@ -61,7 +63,11 @@ _SELECT_KEYS = (
     "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
 )
 _SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
+#: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
+_ID_TAKEN = "AL409"
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+#: Seconds a pool keeps trying to replace a lost connection in the background.
+_RECONNECT_SECONDS = 5.0
 #: Months of event partitions made ahead of the current one.
 PARTITIONS_AHEAD = 2
 _PARTITION_CHECK_SECONDS = 3600.0
@@ -103,11 +109,22 @@ class PostgresStore:
             open=False,
             name=name,
             timeout=self._wait,
+            # A connection the database dropped (a restart, a failover) is found at checkout
+            # and replaced, not handed to a request; a lost connection is retried in the
+            # background for a short while only, then made again when a request needs it, so
+            # the service serves again soon after the database is back, however long it was
+            # away (the pool's own backoff doubles without bound).
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            reconnect_timeout=_RECONNECT_SECONDS,
             kwargs={
                 "autocommit": True,
                 "connect_timeout": max(1, round(self._wait)),
                 "application_name": "auditlog",
-                "options": database.options(url, f"-c statement_timeout={timeout_ms}"),
+                # synchronous_commit on whatever the server's default: an acknowledged
+                # write must be on disk (see append).
+                "options": database.options(
+                    url, f"-c statement_timeout={timeout_ms} -c synchronous_commit=on"
+                ),
             },
         )
 
@@ -218,18 +235,91 @@ class PostgresStore:
     # -- writing -----------------------------------------------------------------------
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        plan = GroupPlan(requests)
         async with self._connection("commit") as conn:
             tenant_ids: dict[str, int] = {}
             for tenant in sorted({r.tenant for r in requests}):
                 found = await self._tenant_id(conn, tenant, create=True)
                 assert found is not None
                 tenant_ids[tenant] = found
-            async with conn.transaction():
-                await self._append(conn, plan, tenant_ids)
+            plan = GroupPlan(requests)
+            try:
+                await self._append_fast(conn, plan, tenant_ids)
+                # The fast path commits without waiting for its flush; this synchronous commit
+                # of a transaction id waits for the WAL to be flushed past its own commit
+                # record, so past ours (and past every commit this group replays), together
+                # with whatever other processes commit meanwhile.
+                await conn.execute("SELECT pg_current_xact_id()")
+            except psycopg.Error as exc:
+                if exc.sqlstate != _ID_TAKEN:
+                    raise
+                # An id planned as new was committed by another process meanwhile.
+                plan = GroupPlan(requests)
+                async with conn.transaction():
+                    await self._append_locked(conn, plan, tenant_ids)
         return plan.outcomes()
 
-    async def _append(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
+    async def _existing(
+        self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]
+    ) -> dict[tuple[str, str], bytes]:
+        """The stored bodies of the ids the group's producers chose that are stored."""
+        existing: dict[tuple[str, str], bytes] = {}
+        for tenant, wanted in plan.wanted().items():
+            if not wanted:
+                continue
+            cur = await conn.execute(
+                "SELECT id, body FROM events WHERE tenant_id = %s AND id = ANY(%s)",
+                (tenant_ids[tenant], list(wanted)),
+            )
+            for event_id, body in await cur.fetchall():
+                existing[(tenant, str(event_id))] = bytes(body)
+        return existing
+
+    async def _append_fast(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
+        """Plan outside the locks, then lock, check and insert in one call (one round trip).
+
+        Stored events never change, so a replay or a conflict found before the locks stays
+        one; only an id planned as new can be taken meanwhile, which ``auditlog_append``
+        checks under the locks (and then fails with ``_ID_TAKEN``).
+        """
+        plan.plan(await self._existing(conn, plan, tenant_ids))
+        if not plan.new:
+            return
+        received_us = times.now_us()
+        received_at = times.format_us(received_us)
+        order = sorted({p.tenant for p in plan.new}, key=tenant_ids.__getitem__)
+        index = {tenant: i for i, tenant in enumerate(order)}
+        parts: list[tuple[bytes, bytes]] = []
+        payload: list[list[Any]] = []
+        given: list[tuple[int, str]] = []
+        for p in plan.new:
+            head, tail = rows.split_body(stored_bytes(p.event, p.tenant, 0, received_at))
+            parts.append((head, tail))
+            payload.append(
+                [index[p.tenant], *rows.derived(p.event, head), head.decode(), tail.decode()]
+            )
+            if "id" in p.event.given:
+                given.append((tenant_ids[p.tenant], p.event.id))
+        cur = await conn.execute(
+            "SELECT auditlog_append(%s, %s, %s, %s)",
+            (
+                [tenant_ids[t] for t in order],
+                received_us,
+                Jsonb(payload, dumps=orjson.dumps),
+                Jsonb(given, dumps=orjson.dumps),
+            ),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        next_seq = dict(zip(order, row[0], strict=True))
+        for p, (head, tail) in zip(plan.new, parts, strict=True):
+            seq = next_seq[p.tenant]
+            next_seq[p.tenant] = seq + 1
+            p.seq = seq
+            p.body = b"%s%d%s" % (head, seq, tail)
+
+    async def _append_locked(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
+        """Lock first, then plan and insert with COPY: several round trips under the locks,
+        for the rare group whose fast path met an id committed meanwhile."""
         counts: dict[str, int] = {}
         for request in plan.requests:
             counts[request.tenant] = counts.get(request.tenant, 0) + len(request.events)
@@ -247,17 +337,7 @@ class PostgresStore:
             assert row is not None
             start[tenant] = int(row[0]) - counts[tenant]
         # Under the lock, every event of the tenant committed before is visible here.
-        existing: dict[tuple[str, str], bytes] = {}
-        for tenant, wanted in plan.wanted().items():
-            if not wanted:
-                continue
-            cur = await conn.execute(
-                "SELECT id, body FROM events WHERE tenant_id = %s AND id = ANY(%s)",
-                (tenant_ids[tenant], list(wanted)),
-            )
-            for event_id, body in await cur.fetchall():
-                existing[(tenant, str(event_id))] = bytes(body)
-        plan.plan(existing)
+        plan.plan(await self._existing(conn, plan, tenant_ids))
         next_seq = dict(start)
         received_us = times.now_us()
         plan.assign(next_seq, received_us)

@@ -25,8 +25,9 @@ CREATE TABLE events (
     source      text NOT NULL,
     outcome     text,
     data        jsonb NOT NULL,
-    -- The distinct words of the event's searchable text (auditlog.model.text).
-    words       text[] NOT NULL,
+    -- The distinct words of the event's searchable text (auditlog.model.text), separated
+    -- by spaces (a word never holds one).
+    words       text NOT NULL,
     -- Whether ``data`` holds an array directly inside an array, which JSON path's lax mode
     -- does not step through: conditions on such events are checked outside SQL.
     nested      boolean NOT NULL,
@@ -46,7 +47,7 @@ CREATE INDEX events_source ON events (tenant_id, source, seq);
 CREATE INDEX events_time ON events (tenant_id, time_us);
 CREATE INDEX events_nested ON events (tenant_id, seq) WHERE nested;
 CREATE INDEX events_data ON events USING gin (data jsonb_path_ops);
-CREATE INDEX events_words ON events USING gin (array_to_tsvector(words));
+CREATE INDEX events_words ON events USING gin (array_to_tsvector(string_to_array(words, ' ')));
 
 CREATE TABLE api_keys (
     key_id      text PRIMARY KEY,
@@ -89,3 +90,70 @@ CREATE TABLE checkpoints (
     note         text NOT NULL,
     PRIMARY KEY (tenant_id, size)
 );
+
+-- The fast path of a group commit: one call that takes each tenant's serialisation point,
+-- checks that no id the caller planned as new was committed meanwhile, and inserts the rows
+-- with their seqs, so the tenant rows stay locked for this call and the writing of its commit
+-- record only: never across round trips to the client, nor across the flush to disk.
+--
+-- p_tenants: the group's tenant ids, each once, in the order their rows are locked (ascending).
+-- p_rows: one JSON array per new event, in seq order within each tenant:
+--   [tenant (index into p_tenants, 0-based), id, type, time_us, actor, subject, source,
+--    outcome, data, words, nested, head, tail]
+--   where the stored body is head || seq || tail (the event's canonical bytes split around
+--   its seq).
+-- p_given: [[tenant_id, id], ...] the producer-chosen ids among the rows.
+-- Returns each tenant's first seq, in the order of p_tenants. Raises SQLSTATE AL409 (and the
+-- transaction rolls back) when an id of p_given is already stored: the caller then plans the
+-- group again under the locks.
+CREATE FUNCTION auditlog_append(
+    p_tenants integer[], p_received bigint, p_rows jsonb, p_given jsonb
+) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    counts bigint[];
+    bases bigint[] := '{}';
+    base bigint;
+    i integer;
+BEGIN
+    -- Commit without waiting for the WAL flush, so the tenant rows are unlocked as soon as
+    -- the commit record is written; the caller acknowledges nothing before it has made a
+    -- later synchronous commit, whose flush covers this one (docs/design/postgres.md).
+    PERFORM set_config('synchronous_commit', 'off', true);
+    SELECT array_agg(coalesce(c.n, 0) ORDER BY t.i) INTO counts
+    FROM generate_subscripts(p_tenants, 1) AS t(i)
+    LEFT JOIN (
+        SELECT (r->>0)::integer + 1 AS i, count(*) AS n
+        FROM jsonb_array_elements(p_rows) AS r GROUP BY 1
+    ) AS c ON c.i = t.i;
+    FOR i IN 1 .. cardinality(p_tenants) LOOP
+        UPDATE tenants SET next_seq = next_seq + counts[i]
+        WHERE tenant_id = p_tenants[i]
+        RETURNING next_seq - counts[i] INTO base;
+        IF base IS NULL THEN
+            RAISE EXCEPTION 'no tenant with id %', p_tenants[i];
+        END IF;
+        bases := bases || base;
+    END LOOP;
+    -- A new statement, so a new snapshot: it sees every commit made before the locks above
+    -- were granted.
+    IF jsonb_array_length(p_given) > 0 AND EXISTS (
+        SELECT 1 FROM jsonb_array_elements(p_given) AS g
+        JOIN events AS e ON e.tenant_id = (g->>0)::integer AND e.id = g->>1
+    ) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AL409', MESSAGE = 'an id of the group is already stored';
+    END IF;
+    INSERT INTO events (tenant_id, seq, received_us, id, type, time_us, actor, subject, source,
+                        outcome, data, words, nested, body)
+    SELECT p_tenants[x.t + 1], x.seq, p_received, x.r->>1, x.r->>2, (x.r->>3)::bigint,
+           x.r->>4, x.r->>5, x.r->>6, x.r->>7, x.r->8, x.r->>9, (x.r->>10)::boolean,
+           convert_to((x.r->>11) || x.seq::text || (x.r->>12), 'UTF8')
+    FROM (
+        SELECT r, (r->>0)::integer AS t,
+               bases[(r->>0)::integer + 1]
+                 + row_number() OVER (PARTITION BY (r->>0)::integer ORDER BY ord) - 1 AS seq
+        FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(r, ord)
+    ) AS x;
+    RETURN bases;
+END
+$$;
