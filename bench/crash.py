@@ -106,7 +106,8 @@ def main() -> int:
             r = done.report
             print(
                 f"kill {done.number:3d} after {done.kill_after:5.2f} s: {done.requests:5d} "
-                f"requests this round, {done.unanswered} cut off ({done.retried} retried); "
+                f"requests this round, {done.unanswered} cut off ({done.retried} retried, "
+                f"{done.committed_unanswered} of them already stored); "
                 f"log {r.stored_events} events, acknowledged {r.acknowledged_events}, "
                 f"lost {r.lost}, duplicates {r.duplicates}, partial {r.partial}, "
                 f"changed {r.changed}, seq gaps {r.seq_gaps}",
@@ -123,12 +124,14 @@ def main() -> int:
     last = run.rounds[-1].report if run.rounds else None
     cut_off = sum(d.unanswered for d in run.rounds)
     retried = sum(d.retried for d in run.rounds)
+    committed = sum(d.committed_unanswered for d in run.rounds)
     verify_line = verified.strip().splitlines()[-1] if verified.strip() else "(no output)"
     print()
     print(f"kills: {len(run.rounds)} in {time.monotonic() - started:.0f} s (seed {seed})")
     if last is not None:
         print(f"requests sent: {len(run.ledger.requests)}, cut off by a kill: {cut_off}")
         print(f"  of these retried with the same ids after the restart: {retried}")
+        print(f"    answered 200 (stored before the kill, answer lost): {committed}")
         print(f"  without an answer and not retried, found stored whole: {last.unanswered_stored}")
         print(f"acknowledged events: {last.acknowledged_events}")
         print(f"stored events (both tenants): {last.stored_events}")

@@ -37,6 +37,8 @@ class Round:
     requests: int
     unanswered: int
     retried: int
+    #: Retries answered 200: committed before the kill, but the answer never left.
+    committed_unanswered: int
     report: Report
 
 
@@ -110,12 +112,13 @@ class CrashRun:
         self.server = self._serve()
         clients = self._clients(self.server)
         try:
-            retried = 0
+            retried = committed = 0
             for sent in unanswered:
                 if sent.ids_given:  # a retry with the same ids is safe: at most once
                     sent.post(clients[sent.tenant])
                     assert sent.status in (200, 201), (sent.marker, sent.status, sent.body)
                     retried += 1
+                    committed += sent.status == 200
             report = check(self.ledger, clients, self.fetch_limit)
         finally:
             for client in clients.values():
@@ -126,6 +129,7 @@ class CrashRun:
             len(self.ledger.requests) - before,
             len(unanswered),
             retried,
+            committed,
             report,
         )
         self.rounds.append(done)
