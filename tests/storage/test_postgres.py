@@ -1,0 +1,257 @@
+"""What only the PostgreSQL store has: its fast and locked commit paths meeting other
+processes, migrations run at once, monthly partitions, and values PostgreSQL text cannot hold.
+
+The behaviour every backend shares is in test_contract.py; these tests need a server
+(``AUDITLOG_TEST_POSTGRES_URL``) and skip without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+import pgtest
+from auditlog.model import times
+from auditlog.model.event import Limits, NewEvent, Principal, validate_event
+from auditlog.model.query import Query, parse_query
+from auditlog.storage.base import Appended, AppendRequest, IdConflict
+from auditlog.storage.postgres import database
+from auditlog.storage.postgres.store import PostgresStore
+
+pytestmark = pytest.mark.anyio
+
+PRINCIPAL = Principal("key:test", "test")
+NOW = times.now_us()
+
+
+def event(raw: dict[str, Any]) -> NewEvent:
+    return validate_event(raw, PRINCIPAL, Limits(), NOW)
+
+
+def request(tenant: str, *raws: dict[str, Any]) -> AppendRequest:
+    return AppendRequest(tenant, tuple(event(r) for r in raws))
+
+
+@pytest.fixture
+def url() -> str:
+    return pgtest.fresh_url()
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[PostgresStore]:
+    backend = PostgresStore(url)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def all_bodies(store: PostgresStore, tenant: str) -> list[bytes]:
+    return [body for _, body in await store.read_leaves(tenant, 0, 100_000)]
+
+
+async def test_an_id_committed_after_planning_is_replayed_not_stored_twice(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path plans before it locks; an id another process commits in between is
+    caught under the lock and the group is planned again, so it becomes a replay."""
+    [first] = await store.append([request("t", {"id": "e-1", "type": "a"})])
+    assert not isinstance(first, IdConflict)
+    real = PostgresStore._existing
+    calls = 0
+
+    async def blind_first(self: PostgresStore, *args: Any) -> dict[tuple[str, str], bytes]:
+        nonlocal calls
+        calls += 1
+        return {} if calls == 1 else await real(self, *args)
+
+    monkeypatch.setattr(PostgresStore, "_existing", blind_first)
+    [again, other] = await store.append(
+        [request("t", {"id": "e-1", "type": "a"}), request("t", {"id": "e-2", "type": "b"})]
+    )
+    assert calls == 2
+    assert again == (Appended("e-1", 0, first[0].body, False),)
+    assert not isinstance(other, IdConflict)
+    assert other[0].seq == 1
+    assert other[0].created
+    assert len(await all_bodies(store, "t")) == 2
+    assert (await store.log_sizes()) == {"t": 2}
+
+
+async def test_an_id_committed_after_planning_with_other_content_conflicts(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.append([request("t", {"id": "e-1", "type": "a"})])
+    real = PostgresStore._existing
+    calls = 0
+
+    async def blind_first(self: PostgresStore, *args: Any) -> dict[tuple[str, str], bytes]:
+        nonlocal calls
+        calls += 1
+        return {} if calls == 1 else await real(self, *args)
+
+    monkeypatch.setattr(PostgresStore, "_existing", blind_first)
+    [outcome] = await store.append([request("t", {"id": "e-1", "type": "changed"})])
+    assert outcome == IdConflict(0, "e-1")
+    assert (await store.log_sizes()) == {"t": 1}
+
+
+async def test_the_append_function_refuses_an_id_already_stored(
+    store: PostgresStore, url: str
+) -> None:
+    await store.append([request("t", {"id": "e-1", "type": "a"})])
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT tenant_id FROM tenants WHERE name = 't'")
+        row = await cur.fetchone()
+        assert row is not None
+        with pytest.raises(psycopg.Error) as caught:
+            await conn.execute(
+                "SELECT auditlog_append(%s, 0, '[]'::jsonb, %s::jsonb)",
+                ([row[0]], f'[[{row[0]}, "e-1"]]'),
+            )
+        assert caught.value.sqlstate == "AL409"
+        cur = await conn.execute("SELECT next_seq FROM tenants WHERE name = 't'")
+        assert await cur.fetchone() == (1,)
+
+
+async def test_two_processes_writing_one_tenant_keep_seq_gap_free(url: str) -> None:
+    """Two stores (two pools, as two service processes) append at once to one tenant, some
+    groups repeating each other's ids: every id is stored once and seqs have no gap."""
+    stores = [PostgresStore(url), PostgresStore(url)]
+    for s in stores:
+        await s.open()
+    try:
+
+        async def writer(s: PostgresStore, worker: int) -> list[Any]:
+            out = []
+            for i in range(40):
+                shared = {"id": f"shared-{i}", "type": "shared", "data": {"i": i}}
+                own = {"id": f"own-{worker}-{i}", "type": "own"}
+                out += await s.append([request("t", shared, own), request("u", own)])
+            return out
+
+        results = await asyncio.gather(*(writer(s, n) for n, s in enumerate(stores)))
+        for outcomes in results:
+            assert not any(isinstance(o, IdConflict) for o in outcomes)
+        for tenant, expected in (("t", 40 + 80), ("u", 80)):
+            leaves = await stores[0].read_leaves(tenant, 0, 10_000)
+            assert [seq for seq, _ in leaves] == list(range(expected))
+        # Both writers were told the same seq for each shared id.
+        seqs: dict[str, set[int]] = {}
+        for outcomes in results:
+            for outcome in outcomes:
+                assert not isinstance(outcome, IdConflict)
+                for appended in outcome:
+                    if appended.id.startswith("shared-"):
+                        seqs.setdefault(appended.id, set()).add(appended.seq)
+        assert all(len(s) == 1 for s in seqs.values())
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_migrations_started_at_once_apply_once() -> None:
+    url = pgtest.private_url()
+
+    async def migrate() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            return await database.migrate(conn)
+
+    applied = await asyncio.gather(*(migrate() for _ in range(4)))
+    numbers = [n for n, _, _ in database.migrations()]
+    assert sorted(n for one in applied for n in one) == numbers
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r[0] for r in await cur.fetchall()] == numbers
+
+
+def test_months_run_across_a_year_end() -> None:
+    december = int(dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC).timestamp() * 1e6)
+    names = [name for name, _, _ in database.months_from(december, 3)]
+    assert names == ["events_2026_12", "events_2027_01", "events_2027_02"]
+    (_, start, end) = database.months_from(december, 1)[0]
+    assert start <= december < end
+    assert end == database.month_start(2027, 1)
+
+
+async def test_partitions_are_made_ahead_and_hold_their_month(
+    store: PostgresStore, url: str
+) -> None:
+    await store.append([request("t", {"type": "a"})])
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        later = times.now_us() + 200 * 86_400_000_000
+        made = await database.ensure_partitions(conn, later, 1)
+        assert len(made) == 2
+        assert await database.ensure_partitions(conn, later, 1) == []
+        cur = await conn.execute("SELECT tableoid::regclass::text FROM events")
+        [(partition,)] = await cur.fetchall()
+        this_month = database.months_from(times.now_us(), 1)[0][0]
+        assert partition.rsplit(".", 1)[-1] == this_month
+        cur = await conn.execute("SELECT count(*) FROM events_default")
+        assert await cur.fetchone() == (0,)
+
+
+def query(*pairs: tuple[str, str]) -> Query:
+    parsed, _ = parse_query(pairs)
+    return parsed
+
+
+async def test_nul_characters_are_kept_and_found(store: PostgresStore) -> None:
+    """PostgreSQL text cannot hold NUL: the stored bytes keep it, and a query for it is
+    answered by checking candidates outside SQL."""
+    raw = {
+        "type": "a",
+        "data": {"note": "x\x00y", "who": {"k\x00ey": "al\x00ice"}},
+    }
+    [outcome] = await store.append([request("t", raw)])
+    assert not isinstance(outcome, IdConflict)
+    body = outcome[0].body
+    assert b"al\\u0000ice" in body
+    for params in (
+        (("data.note", "x\x00y"),),
+        (("data.who[exists]", "true"),),
+        (("q", "ice"),),
+    ):
+        page = await store.query("t", query(*params))
+        assert page.bodies == (body,), params
+    replaced = await store.query("t", query(("data.note", "x\ufffdy")))
+    assert replaced.bodies == ()
+
+
+async def test_arrays_nested_in_arrays_are_found(store: PostgresStore) -> None:
+    """JSON path steps through one level of array; deeper nesting is flagged and checked."""
+    [nested] = await store.append([request("t", {"type": "a", "data": {"a": [[{"b": "v"}]]}})])
+    [flat] = await store.append([request("t", {"type": "a", "data": {"a": [{"b": "v"}]}})])
+    await store.append([request("t", {"type": "a", "data": {"a": [{"b": "w"}]}})])
+    assert not isinstance(nested, IdConflict)
+    assert not isinstance(flat, IdConflict)
+    page = await store.query("t", query(("data.a.b", "v"), ("order", "asc")))
+    assert page.bodies == (nested[0].body, flat[0].body)
+    exists = await store.query("t", query(("data.a.b[exists]", "true"), ("order", "asc")))
+    assert len(exists.bodies) == 3
+
+
+async def test_a_query_filtered_outside_sql_still_fills_its_page(store: PostgresStore) -> None:
+    """Conditions SQL cannot answer are checked per candidate, in growing chunks, until the
+    page is full: one match among many candidates is found, with the cursor right."""
+    raws = [{"type": "a", "data": {"n": i}} for i in range(300)]
+    await store.append([request("t", *raws)])
+    page = await store.query("t", query(("data.n[gt]", "297"), ("limit", "1")))
+    assert len(page.bodies) == 1
+    assert page.more
+    assert page.last_seq == 299
+    rest = await store.query(
+        "t", Query(conditions=page_conditions(), order="desc", limit=5, after_seq=299)
+    )
+    assert rest.last_seq == 298
+    assert not rest.more
+
+
+def page_conditions() -> Any:
+    return query(("data.n[gt]", "297")).conditions
