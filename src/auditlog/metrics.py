@@ -55,6 +55,16 @@ class Metrics:
             "Committed events not yet in the search index (queries check them one by one).",
             registry=self.registry,
         )
+        self.pool_connections = Gauge(
+            "auditlog_postgres_pool_connections",
+            "Connections open in this process's pool to the PostgreSQL primary.",
+            registry=self.registry,
+        )
+        self.pool_waiting = Gauge(
+            "auditlog_postgres_pool_waiting",
+            "Requests of this process waiting for a pooled PostgreSQL connection.",
+            registry=self.registry,
+        )
         self.rejected = Counter(
             "auditlog_ingest_rejected",
             "Write requests refused before storage, by reason.",
@@ -64,9 +74,15 @@ class Metrics:
 
     def set_store_stats(self, stats: dict[str, float]) -> None:
         """Copy the store's gauges (``Store.stats``) into the exported metrics."""
-        lag = stats.get("search_index_lag_events")
-        if lag is not None:
-            self.index_lag.set(lag)
+        gauges = {
+            "search_index_lag_events": self.index_lag,
+            "postgres_pool_connections": self.pool_connections,
+            "postgres_pool_waiting": self.pool_waiting,
+        }
+        for name, gauge in gauges.items():
+            value = stats.get(name)
+            if value is not None:
+                gauge.set(value)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
