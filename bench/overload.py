@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +41,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import code_version  # noqa: E402
 
 from live_server import Server, Storage, child_pids, create_key, peak_rss_kib  # noqa: E402
 from reliability.flood import (  # noqa: E402
@@ -60,16 +62,6 @@ SCENARIOS: dict[str, tuple[int, int | None, tuple[str, ...]]] = {
     "big": (10_000, 64, ()),
 }
 RECOVERY_LIMIT = 30.0
-
-
-def code_version() -> str:
-    done = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() or "unknown"
 
 
 class RssSampler:
