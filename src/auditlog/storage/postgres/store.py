@@ -66,6 +66,8 @@ _SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoin
 #: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
 _ID_TAKEN = "AL409"
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+#: A transaction that writes WAL and so, committing synchronously, flushes everything before it.
+_FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'auditlog', '')"
 #: Seconds a pool keeps trying to replace a lost connection in the background.
 _RECONNECT_SECONDS = 5.0
 #: Months of event partitions made ahead of the current one.
@@ -245,10 +247,12 @@ class PostgresStore:
             try:
                 await self._append_fast(conn, plan, tenant_ids)
                 # The fast path commits without waiting for its flush; this synchronous commit
-                # of a transaction id waits for the WAL to be flushed past its own commit
-                # record, so past ours (and past every commit this group replays), together
-                # with whatever other processes commit meanwhile.
-                await conn.execute("SELECT pg_current_xact_id()")
+                # waits for the WAL to be flushed past its own commit record, so past ours (and
+                # past every commit this group replays), together with whatever other processes
+                # commit meanwhile. It must write WAL before its commit (here a transactional
+                # logical message, a few bytes): PostgreSQL commits a transaction that wrote
+                # none asynchronously, even one holding a transaction id, and so flushes nothing.
+                await conn.execute(_FLUSH_BARRIER)
             except psycopg.Error as exc:
                 if exc.sqlstate != _ID_TAKEN:
                     raise
