@@ -215,14 +215,18 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AUDITLOG_")}
 
 
+def store_flags(data: str) -> list[str]:
+    """``--store URL`` for a storage URL, else ``--data DIR`` for a data directory."""
+    return ["--store", data] if "://" in data else ["--data", data]
+
+
 def create_key(data: str) -> str:
     out = subprocess.run(
         [
             AUDITLOG,
             "keys",
             "create",
-            "--data",
-            data,
+            *store_flags(data),
             "--tenant",
             "bench",
             "--scopes",
@@ -242,13 +246,13 @@ def create_key(data: str) -> str:
 def start_server(
     data: str, port: int, ready: str = "/healthz", timeout: float = 15.0
 ) -> subprocess.Popen[bytes]:
-    """``auditlog serve`` on ``data`` at 127.0.0.1:``port``, once ``ready`` answers 200."""
+    """``auditlog serve`` on ``data`` (a data directory or a store URL) at
+    127.0.0.1:``port``, once ``ready`` answers 200."""
     server = subprocess.Popen(
         [
             AUDITLOG,
             "serve",
-            "--data",
-            data,
+            *store_flags(data),
             "--host",
             "127.0.0.1",
             "--port",

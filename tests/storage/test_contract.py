@@ -1071,6 +1071,20 @@ async def test_checkpoint_lookups(store: Store) -> None:
     assert stored.note == "note of size 8\n"
 
 
+async def test_lookups_beyond_any_log_find_nothing(store: Store) -> None:
+    """Sizes and positions past 64 bits (a client's numbers reach these lookups) and ids no
+    event can have are answers of "nothing", never storage errors."""
+    await append_ok(store, "acme", *events(2))
+    assert await store.add_checkpoint("acme", checkpoint_of(2, when=1))
+    huge = 2**70
+    assert await store.checkpoint_at_least("acme", huge) is None
+    assert await store.list_checkpoints("acme", after_size=huge) == []
+    assert [c.size for c in await store.list_checkpoints("acme", limit=huge)] == [2]
+    assert await store.read_leaves("acme", huge, 10) == []
+    assert await store.get_event("acme", "e\x000") is None
+    assert await store.get_event("nobody", "e0") is None
+
+
 async def test_checkpoints_are_per_tenant(store: Store) -> None:
     await append_ok(store, "acme", *events(1))
     await append_ok(store, "beta", *events(1))

@@ -363,6 +363,8 @@ class PostgresStore:
     # -- reading -----------------------------------------------------------------------
 
     async def get_event(self, tenant: str, event_id: str) -> bytes | None:
+        if "\x00" in event_id:  # no stored id holds NUL, and PostgreSQL text cannot
+            return None
         async with self._connection("reading an event") as conn:
             tenant_id = await self._tenant_id(conn, tenant, create=False)
             if tenant_id is None:
@@ -651,12 +653,18 @@ class PostgresStore:
         return found[0] if found else None
 
     async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        if size > querysql.TOP:  # beyond bigint: no log is that large
+            return None
         found = await self._checkpoints(tenant, " AND size >= %s ORDER BY size LIMIT 1", (size,))
         return found[0] if found else None
 
     async def list_checkpoints(
         self, tenant: str, after_size: int = -1, limit: int = 1000
     ) -> list[StoredCheckpoint]:
+        if after_size >= querysql.TOP:
+            return []
         return await self._checkpoints(
-            tenant, " AND size > %s ORDER BY size LIMIT %s", (after_size, max(limit, 0))
+            tenant,
+            " AND size > %s ORDER BY size LIMIT %s",
+            (max(after_size, -1), min(max(limit, 0), querysql.TOP)),
         )

@@ -776,14 +776,19 @@ class SQLiteStore:
         return found[0] if found else None
 
     async def checkpoint_at_least(self, tenant: str, size: int) -> StoredCheckpoint | None:
+        if size > querysql.SEQ_MASK:  # past any log (and past SQLite's integers)
+            return None
         found = self._checkpoints(" AND size >= ? ORDER BY size LIMIT 1", (tenant, size))
         return found[0] if found else None
 
     async def list_checkpoints(
         self, tenant: str, after_size: int = -1, limit: int = 1000
     ) -> list[StoredCheckpoint]:
+        if after_size >= querysql.SEQ_MASK:
+            return []
         return self._checkpoints(
-            " AND size > ? ORDER BY size LIMIT ?", (tenant, after_size, max(limit, 0))
+            " AND size > ? ORDER BY size LIMIT ?",
+            (tenant, max(after_size, -1), min(max(limit, 0), querysql.SEQ_MASK)),
         )
 
 
