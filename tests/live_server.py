@@ -219,6 +219,24 @@ def serving(data: Path | Storage, log: Path, *flags: str) -> Iterator[Server]:
         server.stop()
 
 
+@contextlib.contextmanager
+def serving_many(
+    data: Path | Storage, logs: Path, count: int, *flags: str
+) -> Iterator[list[Server]]:
+    """``count`` servers on one store, started at once (logs ``serve0.log``... in ``logs``),
+    each stopped when the block ends."""
+    servers: list[Server] = []
+    try:
+        for number in range(count):
+            servers.append(Server(data, logs / f"serve{number}.log", *flags))
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
 # -- reading a whole log back --------------------------------------------------------------
 
 
