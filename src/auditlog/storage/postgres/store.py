@@ -70,6 +70,9 @@ _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINA
 _FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'auditlog', '')"
 #: Seconds a pool keeps trying to replace a lost connection in the background.
 _RECONNECT_SECONDS = 5.0
+#: A pooled connection idle longer than this is checked (a round trip) before it is used.
+_CHECK_IDLE_SECONDS = 1.0
+_LAST_USED_LIMIT = 1000
 #: Months of event partitions made ahead of the current one.
 PARTITIONS_AHEAD = 2
 _PARTITION_CHECK_SECONDS = 3600.0
@@ -100,6 +103,8 @@ class PostgresStore:
         # read before a bump is not cached after it.
         self._key_epoch = 0
         self._listening = False
+        # When each pooled connection (by id) was last given back.
+        self._last_used: dict[int, float] = {}
 
     # -- connections -------------------------------------------------------------------
 
@@ -116,7 +121,7 @@ class PostgresStore:
             # background for a short while only, then made again when a request needs it, so
             # the service serves again soon after the database is back, however long it was
             # away (the pool's own backoff doubles without bound).
-            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            check=self._check_idle,
             reconnect_timeout=_RECONNECT_SECONDS,
             kwargs={
                 "autocommit": True,
@@ -129,6 +134,13 @@ class PostgresStore:
                 ),
             },
         )
+
+    async def _check_idle(self, conn: Conn) -> None:
+        """Check a connection at checkout if it sat idle: one used a moment ago is known good,
+        and checking it would cost a round trip per use under load."""
+        last = self._last_used.get(id(conn))
+        if last is None or time.monotonic() - last > _CHECK_IDLE_SECONDS:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
     async def open(self) -> None:
         if self._pool is not None:
@@ -189,7 +201,12 @@ class PostgresStore:
             raise StorageError("the store is not open", self._retry)
         try:
             async with pool.connection(timeout=self._wait) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    if len(self._last_used) > _LAST_USED_LIMIT:  # ids of connections long gone
+                        self._last_used.clear()
+                    self._last_used[id(conn)] = time.monotonic()
         except (psycopg.Error, OSError) as exc:
             raise database.translate(exc, self._retry, what) from exc
 
