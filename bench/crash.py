@@ -98,7 +98,8 @@ def main() -> int:
             r = done.report
             print(
                 f"kill {done.number:3d} after {done.kill_after:5.2f} s: {done.requests:5d} "
-                f"requests this round, {done.unanswered} cut off ({done.retried} retried, "
+                f"requests this round, {done.unanswered} cut off ({done.in_flight} in flight; "
+                f"{done.retried} retried, "
                 f"{done.committed_unanswered} of them already stored); "
                 f"log {r.stored_events} events, acknowledged {r.acknowledged_events}, "
                 f"lost {r.lost}, duplicates {r.duplicates}, partial {r.partial}, "

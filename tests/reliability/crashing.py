@@ -36,6 +36,8 @@ class Round:
     kill_after: float
     requests: int
     unanswered: int
+    #: Of those, requests the kill cut off after they were sent (not a refused connection).
+    in_flight: int
     retried: int
     #: Retries answered 200: committed before the kill, but the answer never left.
     committed_unanswered: int
@@ -128,6 +130,7 @@ class CrashRun:
             kill_after,
             len(self.ledger.requests) - before,
             len(unanswered),
+            sum(1 for s in unanswered if not s.error.startswith("ConnectError")),
             retried,
             committed,
             report,
