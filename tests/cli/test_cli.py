@@ -454,12 +454,23 @@ def test_sqlite_store_url_with_a_relative_path(
     assert (tmp_path / "rel" / "keys.db").is_file()
 
 
-@pytest.mark.parametrize("url", ["sqlite://keys.db", "sqlite:///", "postgresql://h/db", "x"])
+@pytest.mark.parametrize("url", ["sqlite://keys.db", "sqlite:///", "mysql://h/db", "x"])
 def test_bad_store_url_exits_2(capsys: pytest.CaptureFixture[str], url: str) -> None:
     code, out, err = run(capsys, "keys", "list", "--store", url)
     assert code == 2
     assert out == ""
     assert url in err
+
+
+def test_unreachable_postgresql_exits_1_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = "postgresql://auditor:s3cret-pw@127.0.0.1:1/audit?connect_timeout=1"
+    code, out, err = run(capsys, "keys", "list", "--store", url)
+    assert code == 1
+    assert out == ""
+    assert "audit" in err
+    assert "s3cret-pw" not in err
 
 
 def test_data_directory_from_the_environment(

@@ -48,13 +48,22 @@ BOTTOM = -1
 
 @dataclass(frozen=True, slots=True)
 class CandidateQuery:
-    """The statement that finds candidates; its last two parameters are the position to
-    continue after (a seq) and the number of rows to fetch."""
+    """The statements that find candidates, in seq order from ``start``.
+
+    ``sql`` leaves the plan to PostgreSQL; its last two parameters are the position to continue
+    after (a seq) and the number of rows to fetch. ``walk`` (only when the query has conditions
+    on ``data`` or words, which PostgreSQL cannot estimate well) walks the tenant's events in
+    seq order instead, through a window of a given number of rows, and returns every row of the
+    window, with ``body`` NULL where the indexed conditions do not hold; its parameters are
+    ``walk_params`` followed by the position and the window size.
+    """
 
     sql: str
     params: tuple[object, ...]
     descending: bool
     start: int
+    walk: str | None = None
+    walk_params: tuple[object, ...] = ()
 
 
 def _has_nul(values: tuple[Value, ...]) -> bool:
@@ -100,9 +109,13 @@ def tsquery(terms: tuple[TextTerm, ...]) -> str:
 
 
 def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
-    """The candidate statement for ``query`` within one tenant."""
+    """The candidate statements for ``query`` within one tenant."""
     where = ["tenant_id = %s"]
     params: list[object] = [tenant_id]
+    # Conditions served by GIN indexes (data paths, words): PostgreSQL guesses how many rows
+    # match them, often badly, so the store may walk instead (``CandidateQuery.walk``).
+    gin: list[str] = []
+    gin_params: list[object] = []
     for cond in query.conditions:
         column = COLUMNS.get(cond.path)
         if column is not None and cond.op in ("eq", "in") and not _has_nul(cond.values):
@@ -116,8 +129,8 @@ def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
             continue
         test = data_test(cond)
         if test is not None:
-            where.append("(data @? %s::jsonpath OR nested)")
-            params.append(test)
+            gin.append("(data @? %s::jsonpath OR nested)")
+            gin_params.append(test)
     if query.since_us is not None:
         where.append("time_us >= %s")
         params.append(query.since_us)
@@ -125,18 +138,37 @@ def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
         where.append("time_us < %s")
         params.append(query.until_us)
     if query.text:
-        where.append("array_to_tsvector(string_to_array(words, ' ')) @@ %s::tsquery")
-        params.append(tsquery(query.text))
+        gin.append("array_to_tsvector(string_to_array(words, ' ')) @@ %s::tsquery")
+        gin_params.append(tsquery(query.text))
     descending = query.order == "desc"
+    direction = "DESC" if descending else "ASC"
     if descending:
-        where.append("seq < %s")
+        position = "seq < %s"
         start = TOP if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
     else:
-        where.append("seq > %s")
+        position = "seq > %s"
         start = BOTTOM if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
     sql = (
         "SELECT seq, time_us, body FROM events WHERE "
-        + " AND ".join(where)
-        + f" ORDER BY seq {'DESC' if descending else 'ASC'} LIMIT %s"
+        + " AND ".join([*where, *gin, position])
+        + f" ORDER BY seq {direction} LIMIT %s"
     )
-    return CandidateQuery(sql, tuple(params), descending, start)
+    if not gin:
+        return CandidateQuery(sql, tuple(params), descending, start)
+    # The window is a subquery with its own ORDER BY and LIMIT, so it is read in seq order
+    # first and the indexed conditions are only evaluated on its rows.
+    walk = (
+        f"SELECT seq, time_us, CASE WHEN {' AND '.join(gin)} THEN body END FROM ("
+        "SELECT seq, time_us, body, data, words, nested FROM events WHERE "
+        + " AND ".join([*where, position])
+        + f" ORDER BY seq {direction} LIMIT %s) AS w ORDER BY seq {direction}"
+    )
+    # In the walk's text the indexed conditions come first, then the window's own.
+    return CandidateQuery(
+        sql,
+        (*params, *gin_params),
+        descending,
+        start,
+        walk,
+        (*gin_params, *params),
+    )

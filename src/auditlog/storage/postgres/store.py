@@ -78,6 +78,10 @@ PARTITIONS_AHEAD = 2
 _PARTITION_CHECK_SECONDS = 3600.0
 #: Most candidate rows fetched by one statement of a query.
 _MAX_CHUNK = 5000
+#: Rows of the first window a query with conditions on data or words walks (see _walk).
+_PROBE_ROWS = 512
+#: Most rows such a query walks when the rest of its page is expected beyond them.
+_WALK_MAX = 20_000
 
 
 class PostgresStore:
@@ -395,33 +399,99 @@ class PostgresStore:
 
     async def query(self, tenant: str, query: Query) -> Page:
         deadline = time.monotonic() + self._settings.query_timeout_ms / 1000
+        found: list[tuple[int, bytes]] = []
         async with self._connection("query", read=True) as conn:
             tenant_id = await self._tenant_id(conn, tenant, create=False)
             if tenant_id is None:
                 return Page((), None, False)
             compiled = querysql.compile_query(tenant_id, query)
-            found: list[tuple[int, bytes]] = []
-            position = compiled.start
-            fetch = query.limit + 1
-            while True:
-                cur = await conn.execute(compiled.sql, (*compiled.params, position, fetch))
-                candidates = await cur.fetchall()
-                for seq, time_us, body in candidates:
-                    raw = bytes(body)
-                    if event_matches(orjson.loads(raw), int(time_us), query):
-                        found.append((int(seq), raw))
-                        if len(found) > query.limit:
-                            break
-                if len(found) > query.limit or len(candidates) < fetch:
-                    break
-                if time.monotonic() > deadline:
-                    raise Unavailable("query: the query took too long and was stopped", self._retry)
-                position = int(candidates[-1][0])
-                fetch = min(fetch * 4, _MAX_CHUNK)
+            position: int | None = compiled.start
+            if compiled.walk is not None:
+                position = await self._walk(conn, compiled, query, found, deadline)
+            if position is not None:
+                await self._fetch(conn, compiled, query, found, position, deadline)
         more = len(found) > query.limit
         found = found[: query.limit]
         last = found[-1][0] if found else None
         return Page(tuple(body for _, body in found), last, more)
+
+    @staticmethod
+    def _keep(
+        query: Query, found: list[tuple[int, bytes]], seq: int, time_us: int, body: bytes
+    ) -> bool:
+        """Add a candidate to the page if it matches; whether the page (plus one) is full."""
+        if event_matches(orjson.loads(body), time_us, query):
+            found.append((seq, body))
+        return len(found) > query.limit
+
+    def _check_deadline(self, deadline: float) -> None:
+        if time.monotonic() > deadline:
+            raise Unavailable("query: the query took too long and was stopped", self._retry)
+
+    async def _fetch(
+        self,
+        conn: Conn,
+        compiled: querysql.CandidateQuery,
+        query: Query,
+        found: list[tuple[int, bytes]],
+        position: int,
+        deadline: float,
+    ) -> None:
+        """Fill the page with the planner's statement, in growing chunks from ``position``."""
+        fetch = query.limit + 1
+        while True:
+            cur = await conn.execute(compiled.sql, (*compiled.params, position, fetch))
+            candidates = await cur.fetchall()
+            for seq, time_us, body in candidates:
+                if self._keep(query, found, int(seq), int(time_us), bytes(body)):
+                    return
+            if len(candidates) < fetch:
+                return
+            self._check_deadline(deadline)
+            position = int(candidates[-1][0])
+            fetch = min(fetch * 4, _MAX_CHUNK)
+
+    async def _walk(
+        self,
+        conn: Conn,
+        compiled: querysql.CandidateQuery,
+        query: Query,
+        found: list[tuple[int, bytes]],
+        deadline: float,
+    ) -> int | None:
+        """Walk the tenant's events in seq order while the matches are dense enough.
+
+        A GIN index finds every match at once, but then all of them are read and sorted to
+        take the first page: slow for a common value. Walking in seq order finds a common
+        value's first page after a few hundred rows, but a rare one's only after most of the
+        log. The first window measures how dense the matches are; the walk goes on while the
+        rest of the page is expected within ``_WALK_MAX`` rows. Returns ``None`` when the page
+        is complete, else the position from which the indexes should find the rest.
+        """
+        assert compiled.walk is not None
+        position = compiled.start
+        window = _PROBE_ROWS
+        examined = matched = 0
+        while True:
+            cur = await conn.execute(compiled.walk, (*compiled.walk_params, position, window))
+            rows = await cur.fetchall()
+            for seq, time_us, body in rows:
+                if body is None:
+                    continue
+                matched += 1
+                if self._keep(query, found, int(seq), int(time_us), bytes(body)):
+                    return None
+            if len(rows) < window:
+                return None  # the whole log is walked
+            examined += len(rows)
+            position = int(rows[-1][0])
+            self._check_deadline(deadline)
+            if matched == 0:
+                return position
+            expected = (query.limit + 1 - len(found)) * examined // matched
+            if expected > _WALK_MAX:
+                return position
+            window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), _WALK_MAX)
 
     # -- API keys ----------------------------------------------------------------------
 
