@@ -135,10 +135,15 @@ def main() -> int:
         print(f"seq gaps: {last.seq_gaps}")
     print(f"SIGTERM exit status of the last server: {returncode}")
     print(f"auditlog verify: {verify_line}")
-    print(f"PRAGMA integrity_check: {integrity or '(not run)'}")
+    if storage.sqlite_file is None:
+        print("PRAGMA integrity_check: not applicable (not SQLite)")
+    else:
+        print(f"PRAGMA integrity_check: {integrity or '(not run)'}")
+    where_flag = f" --store '{args.store}'" if args.store else ""
     print(
         f"reproduce: .venv/bin/python bench/crash.py --kills {args.kills} "
-        f"--seconds-per-round {args.seconds_per_round:g} --workers {args.workers} --seed {seed}"
+        f"--seconds-per-round {args.seconds_per_round:g} --workers {args.workers} "
+        f"--seed {seed}{where_flag}"
     )
     ok = not failed and returncode == 0 and verify_line.startswith("intact") and integrity == "ok"
     if args.keep or not ok:
