@@ -471,10 +471,11 @@ class PostgresStore:
         assert compiled.walk is not None
         position = compiled.start
         window = _PROBE_ROWS
-        examined = matched = 0
+        walked = 0
         while True:
             cur = await conn.execute(compiled.walk, (*compiled.walk_params, position, window))
             rows = await cur.fetchall()
+            matched = 0
             for seq, time_us, body in rows:
                 if body is None:
                     continue
@@ -483,15 +484,17 @@ class PostgresStore:
                     return None
             if len(rows) < window:
                 return None  # the whole log is walked
-            examined += len(rows)
+            walked += len(rows)
             position = int(rows[-1][0])
             self._check_deadline(deadline)
+            # How far the rest of the page is, at the density of the last window (matches
+            # cluster: the first window's density says little about the next).
             if matched == 0:
                 return position
-            expected = (query.limit + 1 - len(found)) * examined // matched
-            if expected > _WALK_MAX:
+            expected = (query.limit + 1 - len(found)) * len(rows) // matched
+            if walked + expected > _WALK_MAX:
                 return position
-            window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), _WALK_MAX)
+            window = max(expected + expected // 4 + 16, _PROBE_ROWS)
 
     # -- API keys ----------------------------------------------------------------------
 
