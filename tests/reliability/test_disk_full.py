@@ -12,6 +12,7 @@ Mounting needs root (CAP_SYS_ADMIN); where it is refused the tests are skipped, 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -38,8 +39,8 @@ CHUNK = b"\0" * 65536
 @pytest.fixture
 def small_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of ``FILESYSTEM_SIZE`` mounted in the test's directory, unmounted afterwards."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("a size-limited tmpfs needs Linux")
+    if not sys.platform.startswith("linux") or shutil.which("mount") is None:
+        pytest.skip("a size-limited tmpfs needs Linux and its mount command")
     mount_point = tmp_path / "small"
     mount_point.mkdir()
     done = subprocess.run(
