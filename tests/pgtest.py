@@ -19,7 +19,10 @@ import pytest
 
 URL = os.environ.get("AUDITLOG_TEST_POSTGRES_URL", "")
 SKIP_REASON = "AUDITLOG_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server"
-TABLES = "tenants, events, api_keys, users, secrets, tree_nodes, checkpoints"
+TABLES = (
+    "tenants, events, event_search, search_progress, api_keys, users, secrets, tree_nodes,"
+    " checkpoints"
+)
 
 _schemas: list[str] = []
 _session: list[str] = []
@@ -75,6 +78,6 @@ def fresh_url() -> str:
         if migrated is not None and migrated[0]:
             # DELETE, not TRUNCATE: the tables are small, and TRUNCATE makes new files for
             # every partition and index (a quarter of a second each time).
-            for table in TABLES.split(", "):
-                conn.execute(f"DELETE FROM {table}")
+            for table in TABLES.split(","):
+                conn.execute(f"DELETE FROM {table.strip()}")
     return url

@@ -43,12 +43,13 @@ QUIET = Settings(audit_reads=False, read_rate=0, write_rate=0)
 #: The backends every HTTP test runs on. PostgreSQL runs where AUDITLOG_TEST_POSTGRES_URL
 #: names a server (always in CI) and is skipped with that reason elsewhere.
 BACKENDS = ("memory", "sqlite", "postgres")
-#: Also SQLite with its search index brought up to date after every append, so queries go
-#: through the index as they do in a running service (whose indexer is a separate process).
-ALL_BACKENDS = (*BACKENDS, "sqlite-indexed")
+#: Also SQLite and PostgreSQL with their search index brought up to date after every append,
+#: so queries go through the index as they do in a running service (whose indexer is a
+#: separate process).
+ALL_BACKENDS = (*BACKENDS, "sqlite-indexed", "postgres-indexed")
 #: The backends available here, for tests that compare backends with each other: PostgreSQL
 #: only where a server is named (a test of one backend skips instead).
-COMPARED_BACKENDS = tuple(b for b in ALL_BACKENDS if b != "postgres" or pgtest.URL)
+COMPARED_BACKENDS = tuple(b for b in ALL_BACKENDS if not b.startswith("postgres") or pgtest.URL)
 
 
 class ControlledStore:
@@ -92,7 +93,7 @@ class ControlledStore:
             raise self.append_error
         outcomes = await self.inner.append(requests)
         if self.index_after_append:
-            assert isinstance(self.inner, SQLiteStore)
+            assert isinstance(self.inner, SQLiteStore | PostgresStore)
             self.inner.index_pending()
         return outcomes
 
@@ -166,6 +167,8 @@ def new_store(backend: str, tmp_path: Path) -> ControlledStore:
         return ControlledStore(SQLiteStore(str(tmp_path / "audit.db")), index_after_append=True)
     if backend == "postgres":
         return ControlledStore(PostgresStore(pgtest.fresh_url()))
+    if backend == "postgres-indexed":
+        return ControlledStore(PostgresStore(pgtest.fresh_url()), index_after_append=True)
     raise AssertionError(backend)
 
 

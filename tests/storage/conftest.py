@@ -48,8 +48,23 @@ async def _sqlite_indexed(tmp_path: Path) -> Store:
 
 
 async def _postgres(tmp_path: Path) -> Store:
-    """PostgreSQL (``AUDITLOG_TEST_POSTGRES_URL``), in this test process's own schema."""
+    """PostgreSQL (``AUDITLOG_TEST_POSTGRES_URL``), in this test process's own schema, its
+    search index left empty: every query checks events one by one."""
     return PostgresStore(pgtest.fresh_url())
+
+
+class _IndexedPostgres(PostgresStore):
+    """PostgreSQL whose search index is brought up to date after every append, so that
+    queries go through its GIN indexes (the indexer process does the same in a service)."""
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        outcomes = await super().append(requests)
+        self.index_pending()
+        return outcomes
+
+
+async def _postgres_indexed(tmp_path: Path) -> Store:
+    return _IndexedPostgres(pgtest.fresh_url())
 
 
 BACKENDS: dict[str, StoreFactory] = {
@@ -57,6 +72,7 @@ BACKENDS: dict[str, StoreFactory] = {
     "sqlite": _sqlite,
     "sqlite-indexed": _sqlite_indexed,
     "postgres": _postgres,
+    "postgres-indexed": _postgres_indexed,
 }
 
 

@@ -30,6 +30,7 @@ log = logging.getLogger("auditlog.storage.postgres")
 LOCK_MIGRATE = 0x6175_6400
 LOCK_PARTITIONS = 0x6175_6401
 LOCK_CHECKPOINT = 0x6175_6402
+LOCK_INDEXER = 0x6175_6403
 
 
 def migrations() -> list[tuple[int, str, str]]:

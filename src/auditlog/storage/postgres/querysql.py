@@ -47,23 +47,30 @@ BOTTOM = -1
 
 
 @dataclass(frozen=True, slots=True)
-class CandidateQuery:
-    """The statements that find candidates, in seq order from ``start``.
+class Segment:
+    """Statements that find candidates in one range of seqs, in seq order.
 
-    ``sql`` leaves the plan to PostgreSQL; its last two parameters are the position to continue
-    after (a seq) and the number of rows to fetch. ``walk`` (only when the query has conditions
-    on ``data`` or words, which PostgreSQL cannot estimate well) walks the tenant's events in
-    seq order instead, through a window of a given number of rows, and returns every row of the
-    window, with ``body`` NULL where the indexed conditions do not hold; its parameters are
-    ``walk_params`` followed by the position and the window size.
+    ``sql`` leaves the plan to PostgreSQL; its parameters are ``params`` followed by the
+    position to continue after (a seq) and the number of rows to fetch. ``walk`` (only for the
+    indexed range of a query with conditions on data or words, whose matches PostgreSQL
+    cannot count well) walks the events in seq order through a window of a given number of
+    rows instead, and returns every row of the window with ``body`` NULL where the indexed
+    conditions do not hold; its parameters are ``walk_params``, the position and the window.
     """
 
     sql: str
     params: tuple[object, ...]
-    descending: bool
-    start: int
     walk: str | None = None
     walk_params: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateQuery:
+    """The segments to read one after another, in the page's order, from ``start``."""
+
+    segments: tuple[Segment, ...]
+    descending: bool
+    start: int
 
 
 def _has_nul(values: tuple[Value, ...]) -> bool:
@@ -108,12 +115,15 @@ def tsquery(terms: tuple[TextTerm, ...]) -> str:
     return " & ".join(parts)
 
 
-def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
-    """The candidate statements for ``query`` within one tenant."""
-    where = ["tenant_id = %s"]
-    params: list[object] = [tenant_id]
-    # Conditions served by GIN indexes (data paths, words): PostgreSQL guesses how many rows
-    # match them, often badly, so the store may walk instead (``CandidateQuery.walk``).
+def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
+    """The candidate statements for ``query`` within one tenant.
+
+    ``indexed``: the tenant's search progress; events with a smaller seq are in
+    ``event_search``, the others (the tail) are checked without its indexes.
+    """
+    columns: list[str] = []
+    params: list[object] = []
+    # Conditions served by the GIN indexes of event_search (data paths, words).
     gin: list[str] = []
     gin_params: list[object] = []
     for cond in query.conditions:
@@ -121,54 +131,72 @@ def compile_query(tenant_id: int, query: Query) -> CandidateQuery:
         if column is not None and cond.op in ("eq", "in") and not _has_nul(cond.values):
             raws = sorted({v.raw for v in cond.values})
             if len(raws) == 1:
-                where.append(f"{column} = %s")
+                columns.append(f"e.{column} = %s")
                 params.append(raws[0])
             else:
-                where.append(f"{column} = ANY(%s)")
+                columns.append(f"e.{column} = ANY(%s)")
                 params.append(raws)
             continue
         test = data_test(cond)
         if test is not None:
-            gin.append("(data @? %s::jsonpath OR nested)")
+            gin.append("(s.data @? %s::jsonpath OR s.nested)")
             gin_params.append(test)
     if query.since_us is not None:
-        where.append("time_us >= %s")
+        columns.append("e.time_us >= %s")
         params.append(query.since_us)
     if query.until_us is not None:
-        where.append("time_us < %s")
+        columns.append("e.time_us < %s")
         params.append(query.until_us)
     if query.text:
-        gin.append("array_to_tsvector(string_to_array(words, ' ')) @@ %s::tsquery")
+        gin.append("array_to_tsvector(string_to_array(s.words, ' ')) @@ %s::tsquery")
         gin_params.append(tsquery(query.text))
     descending = query.order == "desc"
     direction = "DESC" if descending else "ASC"
+    after = "<" if descending else ">"
     if descending:
-        position = "seq < %s"
         start = TOP if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
     else:
-        position = "seq > %s"
         start = BOTTOM if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
-    sql = (
-        "SELECT seq, time_us, body FROM events WHERE "
-        + " AND ".join([*where, *gin, position])
-        + f" ORDER BY seq {direction} LIMIT %s"
-    )
+    select = "SELECT e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+    order = f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s"
     if not gin:
-        return CandidateQuery(sql, tuple(params), descending, start)
+        where = "".join(f" AND {c}" for c in columns)
+        return CandidateQuery(
+            (Segment(select + where + order, (tenant_id, *params)),), descending, start
+        )
+    # The tail: every event from the search progress on, its indexed conditions checked by
+    # the store on each candidate.
+    where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
+    tail = Segment(select + where + order, (tenant_id, *params, indexed))
+    join = (
+        " JOIN event_search AS s ON s.tenant_id = e.tenant_id AND s.seq = e.seq"
+        " AND s.received_us = e.received_us"
+    )
+    where = "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
+    planned = (
+        "SELECT e.seq, e.time_us, e.body FROM events AS e"
+        + join
+        + " WHERE e.tenant_id = %s"
+        + "".join(f" AND {c}" for c in gin)
+        + where
+        + order
+    )
     # The window is a subquery with its own ORDER BY and LIMIT, so it is read in seq order
     # first and the indexed conditions are only evaluated on its rows.
     walk = (
         f"SELECT seq, time_us, CASE WHEN {' AND '.join(gin)} THEN body END FROM ("
-        "SELECT seq, time_us, body, data, words, nested FROM events WHERE "
-        + " AND ".join([*where, position])
-        + f" ORDER BY seq {direction} LIMIT %s) AS w ORDER BY seq {direction}"
+        "SELECT e.seq, e.time_us, e.body, s.data, s.words, s.nested FROM events AS e"
+        + join
+        + " WHERE e.tenant_id = %s"
+        + where
+        + f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s) AS s"
+        + f" ORDER BY seq {direction}"
     )
-    # In the walk's text the indexed conditions come first, then the window's own.
-    return CandidateQuery(
-        sql,
-        (*params, *gin_params),
-        descending,
-        start,
+    indexed_segment = Segment(
+        planned,
+        (tenant_id, *gin_params, *params, indexed),
         walk,
-        (*gin_params, *params),
+        (*gin_params, tenant_id, *params, indexed),
     )
+    segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
+    return CandidateQuery(segments, descending, start)

@@ -1,9 +1,11 @@
-"""An event as the row the PostgreSQL store copies into ``events``.
+"""An event as the rows the PostgreSQL store keeps: its ``events`` row and its search row.
 
-``body`` keeps the stored bytes exactly; the other columns are derived from the event so that
-queries can find it (``querysql``). PostgreSQL text and ``jsonb`` cannot hold the character
-NUL, which JSON allows: in the derived columns it is replaced by U+FFFD, and query values that
-contain NUL are checked outside SQL, so a replaced character never hides a match.
+``body`` keeps the stored bytes exactly; every other column is derived from the event so that
+queries can find it (``querysql``). The ``events`` row is written with the commit; the
+``event_search`` row (``data``, ``words``, ``nested``) later, by the search indexer, from the
+stored body. PostgreSQL text and ``jsonb`` cannot hold the character NUL, which JSON allows:
+in the derived columns it is replaced by U+FFFD, and query values that contain NUL are checked
+outside SQL, so a replaced character never hides a match.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from psycopg.types.json import Jsonb
 from auditlog.model.event import NewEvent
 from auditlog.model.text import event_words
 
+#: The columns of ``events`` a COPY fills, in order.
 COLUMNS = (
     "tenant_id",
     "seq",
@@ -27,28 +30,14 @@ COLUMNS = (
     "subject",
     "source",
     "outcome",
-    "data",
-    "words",
-    "nested",
     "body",
 )
 #: The PostgreSQL types of ``COLUMNS``, for binary COPY.
-TYPES = (
-    "int4",
-    "int8",
-    "int8",
-    "text",
-    "text",
-    "int8",
-    "text",
-    "text",
-    "text",
-    "text",
-    "jsonb",
-    "text",
-    "bool",
-    "bytea",
-)
+TYPES = ("int4", "int8", "int8", "text", "text", "int8", "text", "text", "text", "text", "bytea")
+
+#: The columns of ``event_search``, in order, and their types.
+SEARCH_COLUMNS = ("tenant_id", "seq", "received_us", "data", "words", "nested")
+SEARCH_TYPES = ("int4", "int8", "int8", "jsonb", "text", "bool")
 
 _REPLACEMENT = "\ufffd"
 
@@ -75,21 +64,11 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
-def derived(event: NewEvent, body: bytes) -> list[Any]:
-    """The columns derived from an event, from ``id`` to ``nested`` in ``COLUMNS`` order.
-
-    ``data`` is given as a JSON-ready value (NUL replaced); ``body`` only needs the event's
-    fields, whatever its seq.
-    """
+def envelope(event: NewEvent) -> list[Any]:
+    """The columns of an event's ``events`` row from ``id`` to ``outcome``."""
     content = event.content
     actor = content.get("actor") or {}
     subject = content.get("subject") or {}
-    data = content.get("data", {})
-    if b"\\u0000" in body:
-        data = _clean(data)
-    # In the compact stored JSON, an array begins directly inside an array only after "[" or
-    # ",": a string holding these characters makes a harmless false positive.
-    nested = b"[[" in body or b",[" in body
     return [
         event.id,
         _text(event.type),
@@ -98,19 +77,27 @@ def derived(event: NewEvent, body: bytes) -> list[Any]:
         _text(subject.get("id")),
         _text(content.get("source")),
         _text(content.get("outcome")),
-        data,
-        " ".join(event_words(content)),
-        nested,
     ]
 
 
 def event_row(
     tenant_id: int, seq: int, received_us: int, event: NewEvent, body: bytes
 ) -> tuple[object, ...]:
-    """The row of one event, in the order of ``COLUMNS``, for COPY."""
-    columns = derived(event, body)
-    columns[7] = Jsonb(columns[7], dumps=_dumps)
-    return (tenant_id, seq, received_us, *columns, body)
+    """The ``events`` row of one event, in the order of ``COLUMNS``, for COPY."""
+    return (tenant_id, seq, received_us, *envelope(event), body)
+
+
+def search_row(tenant_id: int, seq: int, received_us: int, body: bytes) -> tuple[object, ...]:
+    """The ``event_search`` row of a stored event, in the order of ``SEARCH_COLUMNS``."""
+    stored = orjson.loads(body)
+    data = stored.get("data", {})
+    if b"\\u0000" in body:
+        data = _clean(data)
+    # In the compact stored JSON, an array begins directly inside an array only after "[" or
+    # ",": a string holding these characters makes a harmless false positive.
+    nested = b"[[" in body or b",[" in body
+    words = " ".join(event_words(stored))
+    return (tenant_id, seq, received_us, Jsonb(data, dumps=_dumps), words, nested)
 
 
 _SEQ_ZERO = b'"seq":0,'

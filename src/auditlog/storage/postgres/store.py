@@ -49,7 +49,9 @@ from auditlog.storage.base import (
     StoredCheckpoint,
     TreeNode,
 )
+from auditlog.storage.childprocess import IndexerProcess
 from auditlog.storage.postgres import database, querysql, rows
+from auditlog.storage.postgres.indexer import Indexer
 
 log = logging.getLogger("auditlog.storage.postgres")
 
@@ -101,6 +103,7 @@ class PostgresStore:
         self._pool: Pool | None = None
         self._read_pool: Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._indexer: IndexerProcess | None = None
         self._tenant_ids: dict[str, int] = {}
         self._key_cache: dict[str, tuple[ApiKey, float]] = {}
         # Bumped by every revocation heard and every (re)connection of the listener: a key
@@ -171,6 +174,8 @@ class PostgresStore:
             raise database.translate(exc, self._retry, f"opening {self.safe_url}") from exc
         self._pool, self._read_pool = pool, read_pool
         if self._serving:
+            self._indexer = IndexerProcess("auditlog.storage.postgres.indexer", self.url, True)
+            self._indexer.start()
             self._tasks = [
                 asyncio.create_task(self._keep_partitions(), name="auditlog-partitions"),
                 asyncio.create_task(self._listen_for_revocations(), name="auditlog-keys"),
@@ -183,6 +188,9 @@ class PostgresStore:
         return f"postgresql database {info.get('dbname', '')!s} on {info.get('host', '')!s}"
 
     async def close(self) -> None:
+        if self._indexer is not None:
+            self._indexer.stop()
+            self._indexer = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -223,12 +231,26 @@ class PostgresStore:
             except Unavailable as exc:
                 log.warning("%s; trying again in an hour", exc)
 
+    def index_pending(self) -> int:
+        """Index every committed event not yet in the search index (in this process)."""
+        indexer = Indexer(self.url)
+        try:
+            return indexer.catch_up()
+        finally:
+            indexer.close()
+
     async def ping(self) -> None:
         async with self._connection("ping") as conn:
             await conn.execute("SELECT 1")
 
     async def stats(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+        async with self._connection("stats") as conn:
+            cur = await conn.execute(
+                "SELECT coalesce(sum(t.next_seq - coalesce(p.next_seq, 0)), 0) FROM tenants AS t"
+                " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id"
+            )
+            row = await cur.fetchone()
+        out: dict[str, float] = {"search_index_lag_events": float(row[0]) if row else 0.0}
         if self._pool is not None:
             pool_stats = self._pool.get_stats()
             out["postgres_pool_connections"] = float(pool_stats.get("pool_size", 0))
@@ -319,9 +341,7 @@ class PostgresStore:
         for p in plan.new:
             head, tail = rows.split_body(stored_bytes(p.event, p.tenant, 0, received_at))
             parts.append((head, tail))
-            payload.append(
-                [index[p.tenant], *rows.derived(p.event, head), head.decode(), tail.decode()]
-            )
+            payload.append([index[p.tenant], *rows.envelope(p.event), head.decode(), tail.decode()])
             if "id" in p.event.given:
                 given.append((tenant_ids[p.tenant], p.event.id))
         cur = await conn.execute(
@@ -401,15 +421,32 @@ class PostgresStore:
         deadline = time.monotonic() + self._settings.query_timeout_ms / 1000
         found: list[tuple[int, bytes]] = []
         async with self._connection("query", read=True) as conn:
-            tenant_id = await self._tenant_id(conn, tenant, create=False)
-            if tenant_id is None:
+            cur = await conn.execute(
+                "SELECT t.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS t"
+                " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id WHERE t.name = %s",
+                (tenant,),
+            )
+            row = await cur.fetchone()
+            if row is None:
                 return Page((), None, False)
-            compiled = querysql.compile_query(tenant_id, query)
-            position: int | None = compiled.start
-            if compiled.walk is not None:
-                position = await self._walk(conn, compiled, query, found, deadline)
-            if position is not None:
-                await self._fetch(conn, compiled, query, found, position, deadline)
+            compiled = querysql.compile_query(int(row[0]), query, int(row[1]))
+            position = compiled.start
+            for segment in compiled.segments:
+                reached = position
+                if segment.walk is not None:
+                    walked = await self._walk(conn, segment, query, found, position, deadline)
+                    if walked is None:
+                        if len(found) > query.limit:
+                            break
+                        continue
+                    reached = walked
+                if len(found) > query.limit:
+                    break
+                await self._fetch(conn, segment, query, found, reached, deadline)
+                if len(found) > query.limit:
+                    break
+                if found:
+                    position = found[-1][0]
         more = len(found) > query.limit
         found = found[: query.limit]
         last = found[-1][0] if found else None
@@ -431,16 +468,16 @@ class PostgresStore:
     async def _fetch(
         self,
         conn: Conn,
-        compiled: querysql.CandidateQuery,
+        segment: querysql.Segment,
         query: Query,
         found: list[tuple[int, bytes]],
         position: int,
         deadline: float,
     ) -> None:
-        """Fill the page with the planner's statement, in growing chunks from ``position``."""
+        """Fill the page from a segment's planned statement, in growing chunks."""
         fetch = query.limit + 1
         while True:
-            cur = await conn.execute(compiled.sql, (*compiled.params, position, fetch))
+            cur = await conn.execute(segment.sql, (*segment.params, position, fetch))
             candidates = await cur.fetchall()
             for seq, time_us, body in candidates:
                 if self._keep(query, found, int(seq), int(time_us), bytes(body)):
@@ -454,9 +491,10 @@ class PostgresStore:
     async def _walk(
         self,
         conn: Conn,
-        compiled: querysql.CandidateQuery,
+        segment: querysql.Segment,
         query: Query,
         found: list[tuple[int, bytes]],
+        position: int,
         deadline: float,
     ) -> int | None:
         """Walk the tenant's events in seq order while the matches are dense enough.
@@ -466,14 +504,14 @@ class PostgresStore:
         value's first page after a few hundred rows, but a rare one's only after most of the
         log. The first window measures how dense the matches are; the walk goes on while the
         rest of the page is expected within ``_WALK_MAX`` rows. Returns ``None`` when the page
-        is complete, else the position from which the indexes should find the rest.
+        is full or the segment walked to its end, else the position from which the indexes
+        should find the rest.
         """
-        assert compiled.walk is not None
-        position = compiled.start
+        assert segment.walk is not None
         window = _PROBE_ROWS
         walked = 0
         while True:
-            cur = await conn.execute(compiled.walk, (*compiled.walk_params, position, window))
+            cur = await conn.execute(segment.walk, (*segment.walk_params, position, window))
             rows = await cur.fetchall()
             matched = 0
             for seq, time_us, body in rows:

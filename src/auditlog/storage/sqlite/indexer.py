@@ -22,21 +22,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sqlite3
 import sys
-import time
-from types import FrameType
 
 import orjson
 
+from auditlog.storage.childprocess import run_loop
 from auditlog.storage.sqlite import database, querysql, terms
 
 log = logging.getLogger("auditlog.indexer")
 
 BATCH_EVENTS = 2000
 IDLE_SLEEP = 0.05
-NICENESS = 10
 
 
 class Indexer:
@@ -108,26 +105,9 @@ class Indexer:
 
 def run(events_path: str, parent: int) -> int:
     """Index until told to stop or orphaned."""
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    # Serving requests comes first: the indexer takes the CPU the server leaves, and catches
-    # up in the lulls. Queries stay complete meanwhile (the tail is checked directly).
-    os.nice(NICENESS)
     indexer = Indexer(events_path)
     try:
-        while not stopping and os.getppid() == parent:
-            try:
-                if indexer.index_batch() == 0:
-                    time.sleep(IDLE_SLEEP)
-            except sqlite3.Error as exc:
-                log.warning("indexing failed, retrying: %s", exc)
-                time.sleep(1.0)
+        run_loop(indexer.index_batch, parent, (sqlite3.Error,), IDLE_SLEEP)
     finally:
         indexer.close()
     return 0

@@ -30,8 +30,6 @@ import mmap
 import os
 import queue
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +55,7 @@ from auditlog.storage.base import (
     StoredCheckpoint,
     TreeNode,
 )
+from auditlog.storage.childprocess import IndexerProcess
 from auditlog.storage.sqlite import database, querysql
 from auditlog.storage.sqlite.indexer import Indexer
 
@@ -143,7 +142,7 @@ class SQLiteStore:
         self._thread_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._tenant_ids: dict[str, int] = {}
-        self._indexer: _IndexerProcess | None = None
+        self._indexer: IndexerProcess | None = None
         #: A time range holding fewer events than this is read through the time index.
         self.narrow_events = querysql.NARROW_EVENTS
         # API keys are read on every request; they are cached, and the cache is dropped when
@@ -198,7 +197,7 @@ class SQLiteStore:
         self._pool = ThreadPoolExecutor(self._settings.read_threads, thread_name_prefix="al-read")
         self._write_thread = _WriteThread()
         if self._indexer_mode == "process":
-            self._indexer = _IndexerProcess(self.path)
+            self._indexer = IndexerProcess("auditlog.storage.sqlite.indexer", self.path)
             self._indexer.start()
 
     def _check_index(self, index: sqlite3.Connection) -> None:
@@ -852,51 +851,3 @@ def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None)
         future.set_exception(exc)
     else:
         future.set_result(result)
-
-
-class _IndexerProcess:
-    """The indexer child process, restarted by a watchdog thread if it ever dies."""
-
-    RESTART_DELAY = 1.0
-
-    def __init__(self, events_path: str) -> None:
-        self._events_path = events_path
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="al-indexer-watch", daemon=True)
-
-    def _spawn(self) -> None:
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "auditlog.storage.sqlite.indexer",
-                self._events_path,
-                "--parent",
-                str(os.getpid()),
-            ],
-            stdin=subprocess.DEVNULL,
-        )
-
-    def start(self) -> None:
-        self._spawn()
-        self._watchdog.start()
-
-    def _watch(self) -> None:
-        while not self._stopping.wait(self.RESTART_DELAY):
-            process = self._process
-            if process is not None and process.poll() is not None and not self._stopping.is_set():
-                log.error("search indexer exited with %s; restarting it", process.returncode)
-                self._spawn()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self._watchdog.join(timeout=5)

@@ -24,13 +24,6 @@ CREATE TABLE events (
     subject     text,
     source      text NOT NULL,
     outcome     text,
-    data        jsonb NOT NULL,
-    -- The distinct words of the event's searchable text (auditlog.model.text), separated
-    -- by spaces (a word never holds one).
-    words       text NOT NULL,
-    -- Whether ``data`` holds an array directly inside an array, which JSON path's lax mode
-    -- does not step through: conditions on such events are checked outside SQL.
-    nested      boolean NOT NULL,
     body        bytea NOT NULL,
     PRIMARY KEY (tenant_id, seq, received_us)
 ) PARTITION BY RANGE (received_us);
@@ -45,9 +38,33 @@ CREATE INDEX events_actor ON events (tenant_id, actor, seq);
 CREATE INDEX events_subject ON events (tenant_id, subject, seq) WHERE subject IS NOT NULL;
 CREATE INDEX events_source ON events (tenant_id, source, seq);
 CREATE INDEX events_time ON events (tenant_id, time_us);
-CREATE INDEX events_nested ON events (tenant_id, seq) WHERE nested;
-CREATE INDEX events_data ON events USING gin (data jsonb_path_ops);
-CREATE INDEX events_words ON events USING gin (array_to_tsvector(string_to_array(words, ' ')));
+
+-- The search index: per event, what the GIN indexes find it by. Built after the commit by the
+-- search indexer (auditlog.storage.postgres.indexer), in seq order, up to search_progress;
+-- queries check the events above that mark directly.
+CREATE TABLE event_search (
+    tenant_id   integer NOT NULL,
+    seq         bigint NOT NULL,
+    received_us bigint NOT NULL,
+    data        jsonb NOT NULL,
+    -- The distinct words of the event's searchable text (auditlog.model.text), separated
+    -- by spaces (a word never holds one).
+    words       text NOT NULL,
+    -- Whether ``data`` holds an array directly inside an array, which JSON path's lax mode
+    -- does not step through: such events are candidates for every condition on data.
+    nested      boolean NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+CREATE INDEX event_search_nested ON event_search (tenant_id, seq) WHERE nested;
+CREATE INDEX event_search_data ON event_search USING gin (data jsonb_path_ops);
+CREATE INDEX event_search_words ON event_search
+    USING gin (array_to_tsvector(string_to_array(words, ' ')));
+
+CREATE TABLE search_progress (
+    tenant_id integer PRIMARY KEY,
+    -- Every event of the tenant with a smaller seq is in event_search.
+    next_seq  bigint NOT NULL
+);
 
 CREATE TABLE api_keys (
     key_id      text PRIMARY KEY,
@@ -99,7 +116,7 @@ CREATE TABLE checkpoints (
 -- p_tenants: the group's tenant ids, each once, in the order their rows are locked (ascending).
 -- p_rows: one JSON array per new event, in seq order within each tenant:
 --   [tenant (index into p_tenants, 0-based), id, type, time_us, actor, subject, source,
---    outcome, data, words, nested, head, tail]
+--    outcome, head, tail]
 --   where the stored body is head || seq || tail (the event's canonical bytes split around
 --   its seq).
 -- p_given: [[tenant_id, id], ...] the producer-chosen ids among the rows.
@@ -144,10 +161,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'AL409', MESSAGE = 'an id of the group is already stored';
     END IF;
     INSERT INTO events (tenant_id, seq, received_us, id, type, time_us, actor, subject, source,
-                        outcome, data, words, nested, body)
+                        outcome, body)
     SELECT p_tenants[x.t + 1], x.seq, p_received, x.r->>1, x.r->>2, (x.r->>3)::bigint,
-           x.r->>4, x.r->>5, x.r->>6, x.r->>7, x.r->8, x.r->>9, (x.r->>10)::boolean,
-           convert_to((x.r->>11) || x.seq::text || (x.r->>12), 'UTF8')
+           x.r->>4, x.r->>5, x.r->>6, x.r->>7,
+           convert_to((x.r->>8) || x.seq::text || (x.r->>9), 'UTF8')
     FROM (
         SELECT r, (r->>0)::integer AS t,
                bases[(r->>0)::integer + 1]
