@@ -16,7 +16,9 @@ after the servers stopped: events stored >= events acknowledged, and ``next_seq`
 
 Queries (``--part query``): builds ``--events`` synthetic events (bench/query.py's
 distribution) in ``--query-db`` through ``PostgresStore.append`` in groups of ``--group``
-(kept for reuse; ``--rebuild`` makes it again), runs ANALYZE, starts one server and times each
+(kept for reuse; ``--rebuild`` makes it again), indexes them for search
+(``PostgresStore.index_pending``, what the indexer process does), runs ANALYZE, starts one
+server and times each
 query over HTTP (one keep-alive connection, ``--warm`` unmeasured then ``--samples`` measured
 requests), and prints the median and p95 with the plan PostgreSQL chose for the first statement.
 
@@ -257,6 +259,14 @@ async def build(url: str, n: int, group: int, seed: int) -> float:
             await store.append([AppendRequest(TENANT, events)])
             if base and base % (group * 50) == 0:
                 print(f"  appended {base:,} events, {time.perf_counter() - t0:.0f} s", flush=True)
+        append_s = time.perf_counter() - t0
+        print(
+            f"  appended in {append_s:.1f} s ({n / append_s:,.0f} events/s); indexing", flush=True
+        )
+        t1 = time.perf_counter()
+        indexed = await asyncio.to_thread(store.index_pending)
+        index_s = time.perf_counter() - t1
+        print(f"  indexed {indexed:,} events in {index_s:.1f} s ({indexed / index_s:,.0f}/s)")
     finally:
         await store.close()
     return time.perf_counter() - t0
@@ -312,7 +322,7 @@ def query_part(args: argparse.Namespace) -> None:
         url = remake_db(args.admin_url, args.query_db)
         print(f"building {args.events:,} events in {args.query_db}", flush=True)
         seconds = asyncio.run(build(url, args.events, args.group, args.seed))
-        print(f"  appended in {seconds:.1f} s ({args.events / seconds:,.0f} events/s)")
+        print(f"  built in {seconds:.1f} s")
         with psycopg.connect(url, autocommit=True) as conn:
             t = time.perf_counter()
             conn.execute("VACUUM ANALYZE")

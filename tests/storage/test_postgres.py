@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -213,6 +214,7 @@ async def test_nul_characters_are_kept_and_found(store: PostgresStore) -> None:
     assert not isinstance(outcome, IdConflict)
     body = outcome[0].body
     assert b"al\\u0000ice" in body
+    assert store.index_pending() == 1
     for params in (
         (("data.note", "x\x00y"),),
         (("data.who[exists]", "true"),),
@@ -231,10 +233,13 @@ async def test_arrays_nested_in_arrays_are_found(store: PostgresStore) -> None:
     await store.append([request("t", {"type": "a", "data": {"a": [{"b": "w"}]}})])
     assert not isinstance(nested, IdConflict)
     assert not isinstance(flat, IdConflict)
-    page = await store.query("t", query(("data.a.b", "v"), ("order", "asc")))
-    assert page.bodies == (nested[0].body, flat[0].body)
-    exists = await store.query("t", query(("data.a.b[exists]", "true"), ("order", "asc")))
-    assert len(exists.bodies) == 3
+    for indexed in (False, True):
+        if indexed:
+            assert store.index_pending() == 3
+        page = await store.query("t", query(("data.a.b", "v"), ("order", "asc")))
+        assert page.bodies == (nested[0].body, flat[0].body)
+        exists = await store.query("t", query(("data.a.b[exists]", "true"), ("order", "asc")))
+        assert len(exists.bodies) == 3
 
 
 async def test_a_query_filtered_outside_sql_still_fills_its_page(store: PostgresStore) -> None:
@@ -255,3 +260,63 @@ async def test_a_query_filtered_outside_sql_still_fills_its_page(store: Postgres
 
 def page_conditions() -> Any:
     return query(("data.n[gt]", "297")).conditions
+
+
+async def test_queries_join_the_indexed_part_and_the_tail(store: PostgresStore) -> None:
+    """Half the log indexed, half not: pages in both orders, walked with the cursor, hold
+    exactly the matches, the tail's checked one by one and the rest found by the indexes."""
+    first = [{"type": "a", "data": {"n": i, "k": "x" if i % 3 == 0 else "y"}} for i in range(150)]
+    await store.append([request("t", *first)])
+    assert store.index_pending() == 150
+    second = [
+        {"type": "a", "data": {"n": i, "k": "x" if i % 3 == 0 else "y"}} for i in range(150, 300)
+    ]
+    await store.append([request("t", *second)])
+    assert (await store.stats())["search_index_lag_events"] == 150
+    expected = [i for i in range(300) if i % 3 == 0]
+    for order in ("asc", "desc"):
+        seen: list[int] = []
+        after: int | None = None
+        while True:
+            q = query(("data.k", "x"), ("q", "a"), ("order", order), ("limit", "7"))
+            page = await store.query(
+                "t", Query(q.conditions, text=q.text, order=q.order, limit=7, after_seq=after)
+            )
+            seen += [orjson.loads(b)["data"]["n"] for b in page.bodies]
+            if not page.more:
+                break
+            after = page.last_seq
+        assert seen == (expected if order == "asc" else expected[::-1])
+
+
+async def test_one_indexer_at_a_time(store: PostgresStore, url: str) -> None:
+    from auditlog.storage.postgres.indexer import Indexer
+
+    await store.append([request("t", {"type": "a"}), request("u", {"type": "b"})])
+    leader, standby = Indexer(url), Indexer(url)
+    try:
+        assert leader.index_batch() == 2
+        await store.append([request("t", {"type": "a"})])
+        assert standby.index_batch() == 0  # the leader holds the lock
+        assert leader.catch_up() == 1
+    finally:
+        leader.close()
+    try:
+        await store.append([request("t", {"type": "a"})])
+        assert standby.catch_up() == 1  # the leader's session ended: the standby leads
+    finally:
+        standby.close()
+    assert (await store.stats())["search_index_lag_events"] == 0
+
+
+async def test_a_serving_store_runs_its_indexer(url: str) -> None:
+    serving = PostgresStore(url, serving=True)
+    await serving.open()
+    try:
+        await serving.append([request("t", *({"type": "a", "data": {"i": i}} for i in range(50)))])
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await serving.stats())["search_index_lag_events"] > 0:
+            assert asyncio.get_running_loop().time() < deadline, "the indexer did not catch up"
+            await asyncio.sleep(0.1)
+    finally:
+        await serving.close()
