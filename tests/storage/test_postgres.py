@@ -57,6 +57,22 @@ async def all_bodies(store: PostgresStore, tenant: str) -> list[bytes]:
     return [body for _, body in await store.read_leaves(tenant, 0, 100_000)]
 
 
+lookups: list[int] = []
+
+
+def blind_first_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store's next lookup of stored ids find nothing, as if another process
+    committed them just after it; the lookups made are recorded in ``lookups``."""
+    real = PostgresStore._existing
+    lookups.clear()
+
+    async def blind_first(self: PostgresStore, *args: Any) -> dict[tuple[str, str], bytes]:
+        lookups.append(len(lookups))
+        return {} if len(lookups) == 1 else await real(self, *args)
+
+    monkeypatch.setattr(PostgresStore, "_existing", blind_first)
+
+
 async def test_an_id_committed_after_planning_is_replayed_not_stored_twice(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,19 +80,11 @@ async def test_an_id_committed_after_planning_is_replayed_not_stored_twice(
     caught under the lock and the group is planned again, so it becomes a replay."""
     [first] = await store.append([request("t", {"id": "e-1", "type": "a"})])
     assert not isinstance(first, IdConflict)
-    real = PostgresStore._existing
-    calls = 0
-
-    async def blind_first(self: PostgresStore, *args: Any) -> dict[tuple[str, str], bytes]:
-        nonlocal calls
-        calls += 1
-        return {} if calls == 1 else await real(self, *args)
-
-    monkeypatch.setattr(PostgresStore, "_existing", blind_first)
+    blind_first_lookup(monkeypatch)
     [again, other] = await store.append(
         [request("t", {"id": "e-1", "type": "a"}), request("t", {"id": "e-2", "type": "b"})]
     )
-    assert calls == 2
+    assert lookups == [0, 1]
     assert again == (Appended("e-1", 0, first[0].body, False),)
     assert not isinstance(other, IdConflict)
     assert other[0].seq == 1
@@ -89,15 +97,7 @@ async def test_an_id_committed_after_planning_with_other_content_conflicts(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store.append([request("t", {"id": "e-1", "type": "a"})])
-    real = PostgresStore._existing
-    calls = 0
-
-    async def blind_first(self: PostgresStore, *args: Any) -> dict[tuple[str, str], bytes]:
-        nonlocal calls
-        calls += 1
-        return {} if calls == 1 else await real(self, *args)
-
-    monkeypatch.setattr(PostgresStore, "_existing", blind_first)
+    blind_first_lookup(monkeypatch)
     [outcome] = await store.append([request("t", {"id": "e-1", "type": "changed"})])
     assert outcome == IdConflict(0, "e-1")
     assert (await store.log_sizes()) == {"t": 1}

@@ -41,6 +41,7 @@ from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import stored_bytes
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
+from auditlog.storage import records
 from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
@@ -61,10 +62,6 @@ Pool = psycopg_pool.AsyncConnectionPool[Conn]
 _KEYS_CHANNEL = "auditlog_keys"
 _KEY_CACHE_LIMIT = 10_000
 _KEY_CACHE_SECONDS = 30.0
-_SELECT_KEYS = (
-    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
-)
-_SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
 #: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
 _ID_TAKEN = "AL409"
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -545,23 +542,11 @@ class PostgresStore:
                     key.key_id,
                     key.tenant,
                     key.name,
-                    ",".join(key.scopes),
+                    records.scopes_text(key.scopes),
                     key.secret_hash,
                     key.created_us,
                 ),
             )
-
-    @staticmethod
-    def _key(row: Sequence[Any]) -> ApiKey:
-        return ApiKey(
-            key_id=row[0],
-            tenant=row[1],
-            name=row[2],
-            scopes=tuple(row[3].split(",")),
-            secret_hash=bytes(row[4]),
-            created_us=row[5],
-            revoked_us=row[6],
-        )
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         now = time.monotonic()
@@ -570,11 +555,11 @@ class PostgresStore:
             return cached[0]
         epoch = self._key_epoch
         async with self._connection("reading an API key") as conn:
-            cur = await conn.execute(_SELECT_KEYS + " WHERE key_id = %s", (key_id,))
+            cur = await conn.execute(records.SELECT_KEYS + " WHERE key_id = %s", (key_id,))
             row = await cur.fetchone()
         if row is None:
             return None
-        key = self._key(row)
+        key = records.api_key(row)
         if self._listening and epoch == self._key_epoch:
             if len(self._key_cache) >= _KEY_CACHE_LIMIT:
                 self._key_cache.clear()
@@ -582,7 +567,7 @@ class PostgresStore:
         return key
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
-        sql = _SELECT_KEYS
+        sql = records.SELECT_KEYS
         params: tuple[str, ...] = ()
         if tenant is not None:
             sql += " WHERE tenant = %s"
@@ -590,7 +575,7 @@ class PostgresStore:
         async with self._connection("listing API keys") as conn:
             cur = await conn.execute(sql + " ORDER BY created_us, key_id", params)
             found = await cur.fetchall()
-        return [self._key(r) for r in found]
+        return [records.api_key(r) for r in found]
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         async with self._connection("revoking an API key") as conn, conn.transaction():
@@ -638,7 +623,7 @@ class PostgresStore:
                 (
                     user.username,
                     user.tenant,
-                    ",".join(user.scopes),
+                    records.scopes_text(user.scopes),
                     user.password_hash,
                     user.created_us,
                 ),
@@ -648,20 +633,13 @@ class PostgresStore:
     async def get_user(self, username: str) -> User | None:
         async with self._connection("reading a user") as conn:
             cur = await conn.execute(
-                "SELECT username, tenant, scopes, password_hash, created_us FROM users"
-                " WHERE username = %s",
+                records.SELECT_USERS + " WHERE username = %s",
                 (username,),
             )
             row: Any = await cur.fetchone()
         if row is None:
             return None
-        return User(
-            username=row[0],
-            tenant=row[1],
-            scopes=tuple(row[2].split(",")),
-            password_hash=row[3],
-            created_us=row[4],
-        )
+        return records.user(row)
 
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         async with self._connection(f"storing the secret {name!r}") as conn:
@@ -771,10 +749,10 @@ class PostgresStore:
             if tenant_id is None:
                 return []
             cur = await conn.execute(
-                _SELECT_CHECKPOINTS + " WHERE tenant_id = %s" + where, (tenant_id, *params)
+                records.SELECT_CHECKPOINTS + " WHERE tenant_id = %s" + where, (tenant_id, *params)
             )
             found: list[Any] = await cur.fetchall()
-        return [StoredCheckpoint(int(r[0]), bytes(r[1]), int(r[2]), str(r[3])) for r in found]
+        return [records.checkpoint(r) for r in found]
 
     async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
         found = await self._checkpoints(tenant, " ORDER BY size DESC LIMIT 1", ())

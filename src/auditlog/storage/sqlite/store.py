@@ -47,6 +47,7 @@ from auditlog.model.fields import condition_matches
 from auditlog.model.matching import text_matches
 from auditlog.model.query import Query
 from auditlog.model.text import event_words
+from auditlog.storage import records
 from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
@@ -66,12 +67,8 @@ _GENERATION_BYTES = 16
 _KEY_CACHE_LIMIT = 10_000
 _KEY_CACHE_SECONDS = 30.0
 _ROWS_PER_STATEMENT = (256, 64, 16, 4, 1)
-_SELECT_KEYS = (
-    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
-)
 _SELECT_CHECKPOINTS = (
-    "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
-    " WHERE tenant_id = (SELECT tenant_id FROM tenants WHERE name = ?)"
+    records.SELECT_CHECKPOINTS + " WHERE tenant_id = (SELECT tenant_id FROM tenants WHERE name = ?)"  # noqa: S608
 )
 #: Most (level, index) pairs looked up by one statement.
 _NODE_CHUNK = 400
@@ -477,25 +474,13 @@ class SQLiteStore:
                     key.key_id,
                     key.tenant,
                     key.name,
-                    ",".join(key.scopes),
+                    records.scopes_text(key.scopes),
                     key.secret_hash,
                     key.created_us,
                 ),
             )
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "creating an API key") from exc
-
-    @staticmethod
-    def _key(row: tuple[Any, ...]) -> ApiKey:
-        return ApiKey(
-            key_id=row[0],
-            tenant=row[1],
-            name=row[2],
-            scopes=tuple(row[3].split(",")),
-            secret_hash=bytes(row[4]),
-            created_us=row[5],
-            revoked_us=row[6],
-        )
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         if self._generation is None:
@@ -509,19 +494,19 @@ class SQLiteStore:
         if cached is not None and cached[1] > now:
             return cached[0]
         try:
-            row = self._r().execute(_SELECT_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
+            row = self._r().execute(records.SELECT_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "reading an API key") from exc
         if row is None:
             return None
-        key = self._key(row)
+        key = records.api_key(row)
         if len(self._key_cache) >= _KEY_CACHE_LIMIT:
             self._key_cache.clear()
         self._key_cache[key_id] = (key, now + _KEY_CACHE_SECONDS)
         return key
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
-        sql = _SELECT_KEYS
+        sql = records.SELECT_KEYS
         params: tuple[str, ...] = ()
         if tenant is not None:
             sql += " WHERE tenant = ?"
@@ -530,7 +515,7 @@ class SQLiteStore:
             rows = self._r().execute(sql + " ORDER BY created_us, key_id", params).fetchall()
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "listing API keys") from exc
-        return [self._key(r) for r in rows]
+        return [records.api_key(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         return await self._write(self._revoke_api_key, key_id, revoked_us)
@@ -559,7 +544,7 @@ class SQLiteStore:
                 (
                     user.username,
                     user.tenant,
-                    ",".join(user.scopes),
+                    records.scopes_text(user.scopes),
                     user.password_hash,
                     user.created_us,
                 ),
@@ -573,8 +558,7 @@ class SQLiteStore:
             row = (
                 self._r()
                 .execute(
-                    "SELECT username, tenant, scopes, password_hash, created_us FROM users"
-                    " WHERE username = ?",
+                    records.SELECT_USERS + " WHERE username = ?",
                     (username,),
                 )
                 .fetchone()
@@ -583,13 +567,7 @@ class SQLiteStore:
             raise database.translate(exc, self._retry, "reading a user") from exc
         if row is None:
             return None
-        return User(
-            username=row[0],
-            tenant=row[1],
-            scopes=tuple(row[2].split(",")),
-            password_hash=row[3],
-            created_us=row[4],
-        )
+        return records.user(row)
 
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return await self._write(self._load_or_create_secret, name, value)
@@ -759,16 +737,12 @@ class SQLiteStore:
             raise database.translate(exc, self._retry, "storing a checkpoint") from exc
         return stored
 
-    @staticmethod
-    def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
-        return StoredCheckpoint(int(row[0]), bytes(row[1]), int(row[2]), str(row[3]))
-
     def _checkpoints(self, where: str, params: tuple[Any, ...]) -> list[StoredCheckpoint]:
         try:
             rows = self._r().execute(_SELECT_CHECKPOINTS + where, params).fetchall()
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "reading checkpoints") from exc
-        return [self._checkpoint(r) for r in rows]
+        return [records.checkpoint(r) for r in rows]
 
     async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
         found = self._checkpoints(" ORDER BY size DESC LIMIT 1", (tenant,))

@@ -1,0 +1,53 @@
+"""Credential and checkpoint records as the SQL stores keep them: one row layout, read once.
+
+Both SQL backends store API keys, users and checkpoints in tables of the same columns (scopes
+as comma-separated text); this module names the columns and turns a row back into its value,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from auditlog.model.credentials import ApiKey, User
+from auditlog.storage.base import StoredCheckpoint
+
+SELECT_KEYS = (
+    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
+)
+SELECT_USERS = "SELECT username, tenant, scopes, password_hash, created_us FROM users"
+SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
+
+
+def scopes_text(scopes: Sequence[str]) -> str:
+    return ",".join(scopes)
+
+
+def api_key(row: Sequence[Any]) -> ApiKey:
+    """An ``api_keys`` row (``SELECT_KEYS``) as its value."""
+    return ApiKey(
+        key_id=row[0],
+        tenant=row[1],
+        name=row[2],
+        scopes=tuple(row[3].split(",")),
+        secret_hash=bytes(row[4]),
+        created_us=row[5],
+        revoked_us=row[6],
+    )
+
+
+def user(row: Sequence[Any]) -> User:
+    """A ``users`` row (``SELECT_USERS``) as its value."""
+    return User(
+        username=row[0],
+        tenant=row[1],
+        scopes=tuple(row[2].split(",")),
+        password_hash=row[3],
+        created_us=row[4],
+    )
+
+
+def checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
+    """A ``checkpoints`` row (``SELECT_CHECKPOINTS``) as its value."""
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), int(row[2]), str(row[3]))
