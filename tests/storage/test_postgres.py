@@ -309,10 +309,14 @@ async def test_one_indexer_at_a_time(store: PostgresStore, url: str) -> None:
     assert (await store.stats())["search_index_lag_events"] == 0
 
 
-async def test_a_serving_store_runs_its_indexer(url: str) -> None:
+async def test_a_serving_store_runs_its_indexer_and_listens_for_revocations(url: str) -> None:
     serving = PostgresStore(url, serving=True)
     await serving.open()
     try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not serving._listening:  # keys are cached only while revocations are heard
+            assert asyncio.get_running_loop().time() < deadline, "not listening"
+            await asyncio.sleep(0.05)
         await serving.append([request("t", *({"type": "a", "data": {"i": i}} for i in range(50)))])
         deadline = asyncio.get_running_loop().time() + 30
         while (await serving.stats())["search_index_lag_events"] > 0:
