@@ -307,11 +307,16 @@ def queries(url: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
 def plan_of(url: str, params: list[tuple[str, str]]) -> str:
     query, _ = parse_query(params)
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT tenant_id FROM tenants WHERE name = %s", (TENANT,)).fetchone()
+        row = conn.execute(
+            "SELECT t.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS t"
+            " LEFT JOIN search_progress AS p USING (tenant_id) WHERE t.name = %s",
+            (TENANT,),
+        ).fetchone()
         assert row is not None
-        compiled = querysql.compile_query(int(row[0]), query)
-        sql = "EXPLAIN " + compiled.sql
-        plan = conn.execute(sql, (*compiled.params, compiled.start, query.limit + 1)).fetchall()
+        compiled = querysql.compile_query(int(row[0]), query, int(row[1]))
+        segment = compiled.segments[-1 if compiled.descending else 0]  # the indexed part
+        sql = "EXPLAIN " + segment.sql
+        plan = conn.execute(sql, (*segment.params, compiled.start, query.limit + 1)).fetchall()
     return " / ".join(str(r[0]).strip() for r in plan[:4])
 
 

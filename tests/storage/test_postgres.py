@@ -324,3 +324,18 @@ async def test_a_serving_store_runs_its_indexer_and_listens_for_revocations(url:
             await asyncio.sleep(0.1)
     finally:
         await serving.close()
+
+
+def test_nested_paths_name_where_arrays_hold_arrays() -> None:
+    from auditlog.storage.postgres.querysql import nested_prefixes
+    from auditlog.storage.postgres.rows import nested_paths
+
+    data = {
+        "query": [["type", "a"], ["q", "b"]],
+        "flat": [1, 2, {"deep": [[3]]}],
+        "plain": {"x": [{"y": 1}]},
+    }
+    assert nested_paths(data) == {"query", "flat.deep"}
+    assert nested_paths({"a": [[[1]]]}) == {"a"}
+    assert nested_paths({"a": [1, {"b": 2}]}) == set()
+    assert nested_prefixes(("data", "flat", "deep", "z")) == ["flat", "flat.deep", "flat.deep.z"]

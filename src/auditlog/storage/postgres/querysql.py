@@ -13,8 +13,8 @@ What goes into SQL, each with an index behind it:
 * equality, ``in`` and ``exists=true`` on ``data`` paths: a JSON path test on the ``data``
   column (``@?``, served by its GIN ``jsonb_path_ops`` index). In lax mode a JSON path steps
   through one level of array at each step, where ``model.fields`` steps through any number;
-  events whose ``data`` nests an array directly in an array are flagged (``nested``, with a
-  partial index) and are always candidates.
+  events record the paths where their ``data`` nests an array directly in an array
+  (``nested``, with a GIN index), and are always candidates for conditions on those paths.
 * ``q``: the words and prefixes as a ``tsquery`` over the GIN index of the event's words.
 
 Everything else (``ne``, ranges and ``prefix`` on fields, conditions on other envelope paths)
@@ -106,6 +106,13 @@ def data_test(cond: Condition) -> str | None:
     return f"{json_path(cond.path)} ? ({' || '.join(tests)})"
 
 
+def nested_prefixes(path: tuple[str, ...]) -> list[str]:
+    """The ``nested`` paths (see ``rows.nested_paths``) that make an event a candidate for a
+    condition on ``path`` whatever its JSON path test says: ``path`` and every prefix of it."""
+    keys = path[1:]
+    return [".".join(keys[: n + 1]) for n in range(len(keys))]
+
+
 def tsquery(terms: tuple[TextTerm, ...]) -> str:
     """The words of ``q`` as ``tsquery`` text: every word, a prefix for ``word*``."""
     parts = []
@@ -139,8 +146,8 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
             continue
         test = data_test(cond)
         if test is not None:
-            gin.append("(s.data @? %s::jsonpath OR s.nested)")
-            gin_params.append(test)
+            gin.append("(s.data @? %s::jsonpath OR s.nested && %s::text[])")
+            gin_params += [test, nested_prefixes(cond.path)]
     if query.since_us is not None:
         columns.append("e.time_us >= %s")
         params.append(query.since_us)
@@ -168,29 +175,25 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     # the store on each candidate.
     where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
     tail = Segment(select + where + order, (tenant_id, *params, indexed))
-    join = (
-        " JOIN event_search AS s ON s.tenant_id = e.tenant_id AND s.seq = e.seq"
-        " AND s.received_us = e.received_us"
-    )
-    where = "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
+    # Driven from the search rows: PostgreSQL picks the GIN index for the conditions on data
+    # and words, and fetches each match's event by key.
     planned = (
-        "SELECT e.seq, e.time_us, e.body FROM events AS e"
-        + join
-        + " WHERE e.tenant_id = %s"
-        + "".join(f" AND {c}" for c in gin)
-        + where
-        + order
+        "SELECT e.seq, e.time_us, e.body FROM event_search AS s JOIN events AS e"
+        " ON e.tenant_id = s.tenant_id AND e.seq = s.seq AND e.received_us = s.received_us"
+        " WHERE s.tenant_id = %s"
+        + "".join(f" AND {c}" for c in [*gin, *columns, "s.seq < %s"])
+        + f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s"
     )
-    # The window is a subquery with its own ORDER BY and LIMIT, so it is read in seq order
-    # first and the indexed conditions are only evaluated on its rows.
+    # The window is a subquery of events alone with its own ORDER BY and LIMIT, so it is read
+    # in seq order first (by the primary key, or the index of a column condition), and the
+    # search rows of its events only are joined and tested.
     walk = (
-        f"SELECT seq, time_us, CASE WHEN {' AND '.join(gin)} THEN body END FROM ("
-        "SELECT e.seq, e.time_us, e.body, s.data, s.words, s.nested FROM events AS e"
-        + join
-        + " WHERE e.tenant_id = %s"
-        + where
-        + f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s) AS s"
-        + f" ORDER BY seq {direction}"
+        f"SELECT w.seq, w.time_us, CASE WHEN {' AND '.join(gin)} THEN w.body END FROM ("
+        "SELECT e.tenant_id, e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+        + "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
+        + f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s) AS w"
+        " JOIN event_search AS s ON s.tenant_id = w.tenant_id AND s.seq = w.seq"
+        f" ORDER BY w.seq {direction}"
     )
     indexed_segment = Segment(
         planned,

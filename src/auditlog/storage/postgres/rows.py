@@ -37,7 +37,7 @@ TYPES = ("int4", "int8", "int8", "text", "text", "int8", "text", "text", "text",
 
 #: The columns of ``event_search``, in order, and their types.
 SEARCH_COLUMNS = ("tenant_id", "seq", "received_us", "data", "words", "nested")
-SEARCH_TYPES = ("int4", "int8", "int8", "jsonb", "text", "bool")
+SEARCH_TYPES = ("int4", "int8", "int8", "jsonb", "text", "text[]")
 
 _REPLACEMENT = "\ufffd"
 
@@ -94,10 +94,25 @@ def search_row(tenant_id: int, seq: int, received_us: int, body: bytes) -> tuple
     if b"\\u0000" in body:
         data = _clean(data)
     # In the compact stored JSON, an array begins directly inside an array only after "[" or
-    # ",": a string holding these characters makes a harmless false positive.
-    nested = b"[[" in body or b",[" in body
+    # ",", so most events need no walk.
+    nested = sorted(nested_paths(data)) or None if b"[[" in body or b",[" in body else None
     words = " ".join(event_words(stored))
     return (tenant_id, seq, received_us, Jsonb(data, dumps=_dumps), words, nested)
+
+
+def nested_paths(value: Any, path: str = "", out: set[str] | None = None) -> set[str]:
+    """The paths in ``value`` (keys joined by dots; array elements share their array's path)
+    where an array holds an array directly."""
+    found = set() if out is None else out
+    if isinstance(value, dict):
+        for key, item in value.items():
+            nested_paths(item, f"{path}.{key}" if path else str(key), found)
+    elif isinstance(value, list):
+        if any(isinstance(item, list) for item in value):
+            found.add(path)
+        for item in value:
+            nested_paths(item, path, found)
+    return found
 
 
 _SEQ_ZERO = b'"seq":0,'

@@ -50,12 +50,13 @@ CREATE TABLE event_search (
     -- The distinct words of the event's searchable text (auditlog.model.text), separated
     -- by spaces (a word never holds one).
     words       text NOT NULL,
-    -- Whether ``data`` holds an array directly inside an array, which JSON path's lax mode
-    -- does not step through: such events are candidates for every condition on data.
-    nested      boolean NOT NULL,
+    -- The paths of ``data`` (keys joined by dots) where an array holds an array directly,
+    -- which JSON path's lax mode does not step through: an event is a candidate for every
+    -- condition on such a path or below it. NULL when there are none.
+    nested      text[],
     PRIMARY KEY (tenant_id, seq)
 );
-CREATE INDEX event_search_nested ON event_search (tenant_id, seq) WHERE nested;
+CREATE INDEX event_search_nested ON event_search USING gin (nested) WHERE nested IS NOT NULL;
 CREATE INDEX event_search_data ON event_search USING gin (data jsonb_path_ops);
 CREATE INDEX event_search_words ON event_search
     USING gin (array_to_tsvector(string_to_array(words, ' ')));
