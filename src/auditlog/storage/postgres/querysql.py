@@ -184,9 +184,29 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
         + "".join(f" AND {c}" for c in [*gin, *columns, "s.seq < %s"])
         + f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s"
     )
-    # The window is a subquery of events alone with its own ORDER BY and LIMIT, so it is read
-    # in seq order first (by the primary key, or the index of a column condition), and the
-    # search rows of its events only are joined and tested.
+    # The window is a subquery with its own ORDER BY and LIMIT, so it is read in seq order
+    # first and the indexed conditions are only tested on its rows. Without column conditions
+    # it reads search rows alone (small, by their key) and fetches the events of the matches
+    # only; with them, it reads events first (by the index of a column condition) and joins
+    # their search rows.
+    if not columns:
+        walk = (
+            "SELECT m.seq, e.time_us, e.body FROM ("
+            f"SELECT s.tenant_id, s.seq, s.received_us, ({' AND '.join(gin)}) AS hit FROM ("
+            "SELECT s.tenant_id, s.seq, s.received_us, s.data, s.words, s.nested"
+            " FROM event_search AS s WHERE s.tenant_id = %s AND s.seq < %s"
+            f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s) AS s) AS m"
+            " LEFT JOIN events AS e ON m.hit AND e.tenant_id = m.tenant_id AND e.seq = m.seq"
+            f" AND e.received_us = m.received_us ORDER BY m.seq {direction}"
+        )
+        indexed_segment = Segment(
+            planned,
+            (tenant_id, *gin_params, indexed),
+            walk,
+            (*gin_params, tenant_id, indexed),
+        )
+        segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
+        return CandidateQuery(segments, descending, start)
     walk = (
         f"SELECT w.seq, w.time_us, CASE WHEN {' AND '.join(gin)} THEN w.body END FROM ("
         "SELECT e.tenant_id, e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"

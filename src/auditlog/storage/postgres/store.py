@@ -81,6 +81,8 @@ _MAX_CHUNK = 5000
 _PROBE_ROWS = 512
 #: Most rows such a query walks when the rest of its page is expected beyond them.
 _WALK_MAX = 20_000
+#: Rows such a query walks without finding a match before the indexes take over.
+_BLIND_ROWS = 2_560
 
 
 class PostgresStore:
@@ -507,26 +509,33 @@ class PostgresStore:
         assert segment.walk is not None
         window = _PROBE_ROWS
         walked = 0
+        # Matches cluster (a burst of other events sits at the head of many logs), so a
+        # window without one says little: a few more are read before the indexes take over.
+        # Once matches are found, the density since the first of them estimates the rest.
+        since_first = matched = 0
         while True:
             cur = await conn.execute(segment.walk, (*segment.walk_params, position, window))
             rows = await cur.fetchall()
-            matched = 0
             for seq, time_us, body in rows:
                 if body is None:
+                    if matched:
+                        since_first += 1
                     continue
                 matched += 1
+                since_first += 1
                 if self._keep(query, found, int(seq), int(time_us), bytes(body)):
                     return None
             if len(rows) < window:
-                return None  # the whole log is walked
+                return None  # the whole segment is walked
             walked += len(rows)
             position = int(rows[-1][0])
             self._check_deadline(deadline)
-            # How far the rest of the page is, at the density of the last window (matches
-            # cluster: the first window's density says little about the next).
             if matched == 0:
-                return position
-            expected = (query.limit + 1 - len(found)) * len(rows) // matched
+                if walked >= _BLIND_ROWS:
+                    return position
+                window *= 4
+                continue
+            expected = (query.limit + 1 - len(found)) * since_first // matched
             if walked + expected > _WALK_MAX:
                 return position
             window = max(expected + expected // 4 + 16, _PROBE_ROWS)
