@@ -10,7 +10,8 @@ and drives each with its own wrk (``-t1``), the connections split between them:
 * ``batch``:  ``bench/post_batch.lua``, 1,000 events per POST, ``--batch-conns`` (8).
 
 Events/s is the sum over the wrk instances; p50/p99 the worst of them. Measured besides: CPU
-of the servers, of every PostgreSQL process, of wrk and of every other process (a run where
+of the servers, of their search indexers, of every PostgreSQL process (the indexer's backend
+included), of wrk and of every other process (a run where
 others used more than ``--max-noise`` % of a core is repeated), the servers' peak RSS, and
 after the servers stopped: events stored >= events acknowledged, and ``next_seq`` = rows.
 
@@ -50,6 +51,7 @@ from ingest import (  # noqa: E402
     SCENARIOS,
     TICK,
     CpuWindow,
+    children,
     code_version,
     create_key,
     free_port,
@@ -128,7 +130,8 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
             _wrk_all(script, per, args.warmup, ports, key, args, results, wrk_ticks)
         warm_acked = sum(int(r["requests"] - r["non2xx"]) * batch for r in results)
         pg = postgres_pids()
-        window = CpuWindow([s.pid for s in servers] + pg)
+        indexers = [kid for s in servers for kid in children(s.pid)]
+        window = CpuWindow([s.pid for s in servers] + indexers + pg)
         window.begin()
         _wrk_all(script, per, args.duration, ports, key, args, results, wrk_ticks)
         cpu = window.end(sum(wrk_ticks))
@@ -149,6 +152,7 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
     events = sum(r["requests"] * batch for r in results)
     duration = max(r["duration_s"] for r in results)
     pg_pct = sum(cpu.get(f"pid{p}_pct", 0.0) for p in pg)
+    indexer_pct = sum(cpu.get(f"pid{p}_pct", 0.0) for p in indexers)
     return {
         "scenario": name,
         "conns": conns,
@@ -159,6 +163,7 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
         "errors": int(sum(r["errors"] for r in results)),
         "servers_cpu_pct": sum(cpu[f"pid{s.pid}_pct"] for s in servers),
         "postgres_cpu_pct": pg_pct,
+        "indexer_cpu_pct": indexer_pct,
         "wrk_cpu_pct": 100.0 * sum(wrk_ticks) / TICK / secs,
         "others_pct": cpu["others_pct"],
         "hwm_mib": max(hwm) / 1024,
@@ -202,15 +207,16 @@ def fmt_ingest(r: dict[str, Any]) -> str:
     return (
         f"| {r['scenario']} c{r['conns']} | {r['events_per_s']:,.0f} | {r['p50_ms']:.1f} | "
         f"{r['p99_ms']:.1f} | {r['non2xx']} | {r['servers_cpu_pct']:.0f} | "
-        f"{r['postgres_cpu_pct']:.0f} | {r['wrk_cpu_pct']:.0f} | {r['others_pct']:.1f} | "
+        f"{r['indexer_cpu_pct']:.0f} | {r['postgres_cpu_pct']:.0f} | {r['wrk_cpu_pct']:.0f} | "
+        f"{r['others_pct']:.1f} | "
         f"{r['hwm_mib']:.0f} | {r['acked']:,} / {r['stored']:,} {ok} | {r['code']} |"
     )
 
 
 INGEST_HEADER = (
-    "| scenario | events/s | p50 ms | p99 ms | non-2xx | servers CPU % | postgres CPU % | "
-    "wrk CPU % | others CPU % | server VmHWM MiB | acked / stored | code |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| scenario | events/s | p50 ms | p99 ms | non-2xx | servers CPU % | indexers CPU % | "
+    "postgres CPU % | wrk CPU % | others CPU % | server VmHWM MiB | acked / stored | code |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
