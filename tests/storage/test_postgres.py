@@ -339,3 +339,31 @@ def test_nested_paths_name_where_arrays_hold_arrays() -> None:
     assert nested_paths({"a": [[[1]]]}) == {"a"}
     assert nested_paths({"a": [1, {"b": 2}]}) == set()
     assert nested_prefixes(("data", "flat", "deep", "z")) == ["flat", "flat.deep", "flat.deep.z"]
+
+
+async def test_a_run_of_other_events_at_the_head_is_walked_past_or_left_to_the_index(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest events do not match: a common value is walked on past them (the indexes
+    count at least 1,000 candidates), a rare one is found by the indexes; both pages exact."""
+    common = [{"type": "a", "data": {"k": "common", "n": i}} for i in range(1100)]
+    rare = [{"type": "a", "data": {"k": "rare", "n": 1100}}]
+    others = [{"type": "b", "data": {"k": "other", "n": 1101 + i}} for i in range(700)]
+    await store.append([request("t", *common, *rare, *others)])
+    assert store.index_pending() == 1801
+    answers: list[bool] = []
+    real = PostgresStore._common
+
+    async def counted(self: PostgresStore, *args: Any) -> bool:
+        answers.append(await real(self, *args))
+        return answers[-1]
+
+    monkeypatch.setattr(PostgresStore, "_common", counted)
+    for value, order, expected in (
+        ("common", "desc", [1099, 1098, 1097, 1096, 1095]),
+        ("common", "asc", [0, 1, 2, 3, 4]),
+        ("rare", "desc", [1100]),
+    ):
+        page = await store.query("t", query(("data.k", value), ("order", order), ("limit", "5")))
+        assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == expected, (value, order)
+    assert answers == [True, False]  # asked for the newest-first pages only

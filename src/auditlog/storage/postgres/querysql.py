@@ -62,6 +62,10 @@ class Segment:
     params: tuple[object, ...]
     walk: str | None = None
     walk_params: tuple[object, ...] = ()
+    #: Counts the matches the GIN indexes find, up to a bound: ``probe_params``, the position
+    #: and the bound.
+    probe: str | None = None
+    probe_params: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +181,12 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     tail = Segment(select + where + order, (tenant_id, *params, indexed))
     # Driven from the search rows: PostgreSQL picks the GIN index for the conditions on data
     # and words, and fetches each match's event by key.
+    probe = (
+        "SELECT count(*) FROM (SELECT 1 FROM event_search AS s WHERE s.tenant_id = %s"
+        + "".join(f" AND {c}" for c in [*gin, "s.seq < %s"])
+        + f" AND s.seq {after} %s LIMIT %s) AS m"
+    )
+    probe_params = (tenant_id, *gin_params, indexed)
     planned = (
         "SELECT e.seq, e.time_us, e.body FROM event_search AS s JOIN events AS e"
         " ON e.tenant_id = s.tenant_id AND e.seq = s.seq AND e.received_us = s.received_us"
@@ -204,6 +214,8 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
             (tenant_id, *gin_params, indexed),
             walk,
             (*gin_params, tenant_id, indexed),
+            probe,
+            probe_params,
         )
         segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
         return CandidateQuery(segments, descending, start)
@@ -220,6 +232,8 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
         (tenant_id, *gin_params, *params, indexed),
         walk,
         (*gin_params, tenant_id, *params, indexed),
+        probe,
+        probe_params,
     )
     segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
     return CandidateQuery(segments, descending, start)

@@ -81,8 +81,8 @@ _MAX_CHUNK = 5000
 _PROBE_ROWS = 512
 #: Most rows such a query walks when the rest of its page is expected beyond them.
 _WALK_MAX = 20_000
-#: Rows such a query walks without finding a match before the indexes take over.
-_BLIND_ROWS = 2_560
+#: Candidates past which the GIN indexes are not asked for a page (see _common).
+_COMMON_MATCHES = 1_000
 
 
 class PostgresStore:
@@ -510,8 +510,9 @@ class PostgresStore:
         window = _PROBE_ROWS
         walked = 0
         # Matches cluster (a burst of other events sits at the head of many logs), so a
-        # window without one says little: a few more are read before the indexes take over.
-        # Once matches are found, the density since the first of them estimates the rest.
+        # window without one says little: the indexes are asked how many there are before
+        # they take over. Once matches are found, the density since the first of them
+        # estimates the rest.
         since_first = matched = 0
         while True:
             cur = await conn.execute(segment.walk, (*segment.walk_params, position, window))
@@ -531,14 +532,24 @@ class PostgresStore:
             position = int(rows[-1][0])
             self._check_deadline(deadline)
             if matched == 0:
-                if walked >= _BLIND_ROWS:
+                # Rare values are the GIN indexes' to find; a common one met a run of other
+                # events first and is walked on.
+                if walked >= _WALK_MAX or not await self._common(conn, segment, position):
                     return position
-                window *= 4
+                window = min(window * 4, _WALK_MAX)
                 continue
             expected = (query.limit + 1 - len(found)) * since_first // matched
             if walked + expected > _WALK_MAX:
                 return position
             window = max(expected + expected // 4 + 16, _PROBE_ROWS)
+
+    async def _common(self, conn: Conn, segment: querysql.Segment, position: int) -> bool:
+        """Whether the GIN indexes find at least ``_COMMON_MATCHES`` candidates past
+        ``position``: too many to read and sort for one page."""
+        assert segment.probe is not None
+        cur = await conn.execute(segment.probe, (*segment.probe_params, position, _COMMON_MATCHES))
+        row = await cur.fetchone()
+        return row is not None and int(row[0]) >= _COMMON_MATCHES
 
     # -- API keys ----------------------------------------------------------------------
 
