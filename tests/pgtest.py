@@ -25,7 +25,7 @@ TABLES = (
 )
 
 _schemas: list[str] = []
-_session: list[str] = []
+_session: dict[int, str] = {}
 
 
 def require() -> str:
@@ -63,16 +63,17 @@ def private_url() -> str:
     return in_schema(base, schema)
 
 
-def session_url() -> str:
-    """This test process's shared schema."""
-    if not _session:
-        _session.append(private_url())
-    return _session[0]
+def session_url(slot: int = 0) -> str:
+    """One of this test process's shared schemas (a test that needs two stores at once gives
+    each its own ``slot``)."""
+    if slot not in _session:
+        _session[slot] = private_url()
+    return _session[slot]
 
 
-def fresh_url() -> str:
-    """The shared schema, emptied: every row of a migrated schema deleted."""
-    url = session_url()
+def fresh_url(slot: int = 0) -> str:
+    """A shared schema, emptied: every row of a migrated schema deleted."""
+    url = session_url(slot)
     with psycopg.connect(url, autocommit=True) as conn:
         migrated = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
         if migrated is not None and migrated[0]:

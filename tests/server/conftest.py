@@ -168,7 +168,7 @@ def new_store(backend: str, tmp_path: Path) -> ControlledStore:
     if backend == "postgres":
         return ControlledStore(PostgresStore(pgtest.fresh_url()))
     if backend == "postgres-indexed":
-        return ControlledStore(PostgresStore(pgtest.fresh_url()), index_after_append=True)
+        return ControlledStore(PostgresStore(pgtest.fresh_url(1)), index_after_append=True)
     raise AssertionError(backend)
 
 

@@ -64,7 +64,7 @@ class _IndexedPostgres(PostgresStore):
 
 
 async def _postgres_indexed(tmp_path: Path) -> Store:
-    return _IndexedPostgres(pgtest.fresh_url())
+    return _IndexedPostgres(pgtest.fresh_url(1))
 
 
 BACKENDS: dict[str, StoreFactory] = {
