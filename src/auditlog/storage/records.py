@@ -7,6 +7,7 @@ so the two cannot drift apart.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,3 +52,34 @@ def user(row: Sequence[Any]) -> User:
 def checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
     """A ``checkpoints`` row (``SELECT_CHECKPOINTS``) as its value."""
     return StoredCheckpoint(int(row[0]), bytes(row[1]), int(row[2]), str(row[3]))
+
+
+class KeyCache:
+    """API keys recently read, for ``seconds`` each, at most ``limit`` of them.
+
+    Keys are read on every request. Each store tells the cache when keys may have changed
+    elsewhere (``clear``, ``drop``): SQLite through a file every revocation rewrites, PostgreSQL
+    through a notification; the expiry bounds the harm of a signal missed.
+    """
+
+    def __init__(self, seconds: float = 30.0, limit: int = 10_000) -> None:
+        self._seconds = seconds
+        self._limit = limit
+        self._keys: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, key_id: str) -> ApiKey | None:
+        cached = self._keys.get(key_id)
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        return cached[0]
+
+    def put(self, key: ApiKey) -> None:
+        if len(self._keys) >= self._limit:
+            self._keys.clear()
+        self._keys[key.key_id] = (key, time.monotonic() + self._seconds)
+
+    def drop(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    def clear(self) -> None:
+        self._keys.clear()

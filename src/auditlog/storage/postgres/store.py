@@ -60,8 +60,6 @@ Conn = psycopg.AsyncConnection[TupleRow]
 Pool = psycopg_pool.AsyncConnectionPool[Conn]
 
 _KEYS_CHANNEL = "auditlog_keys"
-_KEY_CACHE_LIMIT = 10_000
-_KEY_CACHE_SECONDS = 30.0
 #: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
 _ID_TAKEN = "AL409"
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -104,7 +102,7 @@ class PostgresStore:
         self._tasks: list[asyncio.Task[None]] = []
         self._indexer: IndexerProcess | None = None
         self._tenant_ids: dict[str, int] = {}
-        self._key_cache: dict[str, tuple[ApiKey, float]] = {}
+        self._key_cache = records.KeyCache()
         # Bumped by every revocation heard and every (re)connection of the listener: a key
         # read before a bump is not cached after it.
         self._key_epoch = 0
@@ -569,10 +567,9 @@ class PostgresStore:
             )
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
-        now = time.monotonic()
         cached = self._key_cache.get(key_id)
-        if cached is not None and cached[1] > now and self._listening:
-            return cached[0]
+        if cached is not None and self._listening:
+            return cached
         epoch = self._key_epoch
         async with self._connection("reading an API key") as conn:
             cur = await conn.execute(records.SELECT_KEYS + " WHERE key_id = %s", (key_id,))
@@ -581,9 +578,7 @@ class PostgresStore:
             return None
         key = records.api_key(row)
         if self._listening and epoch == self._key_epoch:
-            if len(self._key_cache) >= _KEY_CACHE_LIMIT:
-                self._key_cache.clear()
-            self._key_cache[key_id] = (key, now + _KEY_CACHE_SECONDS)
+            self._key_cache.put(key)
         return key
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
@@ -606,7 +601,7 @@ class PostgresStore:
             # Delivered to every listening process when this transaction commits.
             await conn.execute("SELECT pg_notify(%s, %s)", (_KEYS_CHANNEL, key_id))
             changed = cur.rowcount > 0
-        self._key_cache.pop(key_id, None)
+        self._key_cache.drop(key_id)
         self._key_epoch += 1
         return changed
 
@@ -624,7 +619,7 @@ class PostgresStore:
                     self._listening = True
                     async for notify in conn.notifies():
                         self._key_epoch += 1
-                        self._key_cache.pop(notify.payload, None)
+                        self._key_cache.drop(notify.payload)
                 finally:
                     self._listening = False
                     self._key_cache.clear()

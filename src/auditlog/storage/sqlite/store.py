@@ -64,8 +64,6 @@ log = logging.getLogger("auditlog.storage.sqlite")
 
 _ID_CHUNK = 500
 _GENERATION_BYTES = 16
-_KEY_CACHE_LIMIT = 10_000
-_KEY_CACHE_SECONDS = 30.0
 _ROWS_PER_STATEMENT = (256, 64, 16, 4, 1)
 _SELECT_CHECKPOINTS = (
     records.SELECT_CHECKPOINTS + " WHERE tenant_id = (SELECT tenant_id FROM tenants WHERE name = ?)"  # noqa: S608
@@ -152,7 +150,7 @@ class SQLiteStore:
         self._cached_generation = b""
         # Entries also expire, in case a revoking process died between its commit and the
         # generation write.
-        self._key_cache: dict[str, tuple[ApiKey, float]] = {}
+        self._key_cache = records.KeyCache()
 
     # -- connections -------------------------------------------------------------------
 
@@ -490,9 +488,8 @@ class SQLiteStore:
             self._key_cache.clear()
             self._cached_generation = generation
         cached = self._key_cache.get(key_id)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        if cached is not None:
+            return cached
         try:
             row = self._r().execute(records.SELECT_KEYS + " WHERE key_id = ?", (key_id,)).fetchone()
         except sqlite3.Error as exc:
@@ -500,9 +497,7 @@ class SQLiteStore:
         if row is None:
             return None
         key = records.api_key(row)
-        if len(self._key_cache) >= _KEY_CACHE_LIMIT:
-            self._key_cache.clear()
-        self._key_cache[key_id] = (key, now + _KEY_CACHE_SECONDS)
+        self._key_cache.put(key)
         return key
 
     async def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
