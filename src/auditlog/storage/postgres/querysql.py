@@ -164,10 +164,10 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     descending = query.order == "desc"
     direction = "DESC" if descending else "ASC"
     after = "<" if descending else ">"
-    if descending:
-        start = TOP if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
+    if query.after_seq is None:
+        start = TOP if descending else BOTTOM
     else:
-        start = BOTTOM if query.after_seq is None else min(max(query.after_seq, BOTTOM), TOP)
+        start = min(max(query.after_seq, BOTTOM), TOP)
     select = "SELECT e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
     order = f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s"
     if not gin:
@@ -179,14 +179,15 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     # the store on each candidate.
     where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
     tail = Segment(select + where + order, (tenant_id, *params, indexed))
-    # Driven from the search rows: PostgreSQL picks the GIN index for the conditions on data
-    # and words, and fetches each match's event by key.
+    # How many candidates the GIN indexes find, up to a bound (the store's walk-or-index choice).
     probe = (
         "SELECT count(*) FROM (SELECT 1 FROM event_search AS s WHERE s.tenant_id = %s"
         + "".join(f" AND {c}" for c in [*gin, "s.seq < %s"])
         + f" AND s.seq {after} %s LIMIT %s) AS m"
     )
     probe_params = (tenant_id, *gin_params, indexed)
+    # Driven from the search rows: PostgreSQL picks the GIN index for the conditions on data
+    # and words, and fetches each match's event by key.
     planned = (
         "SELECT e.seq, e.time_us, e.body FROM event_search AS s JOIN events AS e"
         " ON e.tenant_id = s.tenant_id AND e.seq = s.seq AND e.received_us = s.received_us"
@@ -209,29 +210,22 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
             " LEFT JOIN events AS e ON m.hit AND e.tenant_id = m.tenant_id AND e.seq = m.seq"
             f" AND e.received_us = m.received_us ORDER BY m.seq {direction}"
         )
-        indexed_segment = Segment(
-            planned,
-            (tenant_id, *gin_params, indexed),
-            walk,
-            (*gin_params, tenant_id, indexed),
-            probe,
-            probe_params,
+        walk_params: tuple[object, ...] = (*gin_params, tenant_id, indexed)
+    else:
+        walk = (
+            f"SELECT w.seq, w.time_us, CASE WHEN {' AND '.join(gin)} THEN w.body END FROM ("
+            "SELECT e.tenant_id, e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+            + "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
+            + f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s) AS w"
+            " JOIN event_search AS s ON s.tenant_id = w.tenant_id AND s.seq = w.seq"
+            f" ORDER BY w.seq {direction}"
         )
-        segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
-        return CandidateQuery(segments, descending, start)
-    walk = (
-        f"SELECT w.seq, w.time_us, CASE WHEN {' AND '.join(gin)} THEN w.body END FROM ("
-        "SELECT e.tenant_id, e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
-        + "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
-        + f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s) AS w"
-        " JOIN event_search AS s ON s.tenant_id = w.tenant_id AND s.seq = w.seq"
-        f" ORDER BY w.seq {direction}"
-    )
+        walk_params = (*gin_params, tenant_id, *params, indexed)
     indexed_segment = Segment(
         planned,
         (tenant_id, *gin_params, *params, indexed),
         walk,
-        (*gin_params, tenant_id, *params, indexed),
+        walk_params,
         probe,
         probe_params,
     )

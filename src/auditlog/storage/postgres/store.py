@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -69,7 +70,6 @@ _FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'auditlog', '')"
 _RECONNECT_SECONDS = 5.0
 #: A pooled connection idle longer than this is checked (a round trip) before it is used.
 _CHECK_IDLE_SECONDS = 1.0
-_LAST_USED_LIMIT = 1000
 #: Months of event partitions made ahead of the current one.
 PARTITIONS_AHEAD = 2
 _PARTITION_CHECK_SECONDS = 3600.0
@@ -107,8 +107,8 @@ class PostgresStore:
         # read before a bump is not cached after it.
         self._key_epoch = 0
         self._listening = False
-        # When each pooled connection (by id) was last given back.
-        self._last_used: dict[int, float] = {}
+        # When each pooled connection was last given back (forgotten when it is closed).
+        self._last_used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
 
     # -- connections -------------------------------------------------------------------
 
@@ -142,7 +142,7 @@ class PostgresStore:
     async def _check_idle(self, conn: Conn) -> None:
         """Check a connection at checkout if it sat idle: one used a moment ago is known good,
         and checking it would cost a round trip per use under load."""
-        last = self._last_used.get(id(conn))
+        last = self._last_used.get(conn)
         if last is None or time.monotonic() - last > _CHECK_IDLE_SECONDS:
             await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
@@ -213,9 +213,7 @@ class PostgresStore:
                 try:
                     yield conn
                 finally:
-                    if len(self._last_used) > _LAST_USED_LIMIT:  # ids of connections long gone
-                        self._last_used.clear()
-                    self._last_used[id(conn)] = time.monotonic()
+                    self._last_used[conn] = time.monotonic()
         except (psycopg.Error, OSError) as exc:
             raise database.translate(exc, self._retry, what) from exc
 
