@@ -129,6 +129,9 @@ class ControlledStore:
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return await self.inner.load_or_create_secret(name, value)
 
+    async def integrating(self) -> bool:
+        return await self.inner.integrating()
+
     async def log_sizes(self) -> dict[str, int]:
         return await self.inner.log_sizes()
 

@@ -309,6 +309,39 @@ async def test_one_indexer_at_a_time(store: PostgresStore, url: str) -> None:
     assert (await store.stats())["search_index_lag_events"] == 0
 
 
+async def test_one_process_integrates_at_a_time(store: PostgresStore, url: str) -> None:
+    """Two processes' integrators: one integrates, the other answers its waiters from the
+    checkpoints the first stores, and takes over once the first is gone."""
+    from auditlog.service.integrator import Integrator
+    from auditlog.service.logkey import LogKey
+
+    other = PostgresStore(url)
+    await other.open()
+    try:
+        leader = Integrator(store, LogKey(store, "log.example"))
+        follower = Integrator(other, LogKey(other, "log.example"))
+        assert await store.integrating()
+        assert not await other.integrating()
+        await store.append([request("t", *({"type": "a"} for _ in range(5)))])
+        assert await follower.run_once() == 0  # not its turn: nothing signed
+        assert await other.latest_checkpoint("t") is None
+        waiting = asyncio.ensure_future(follower.wait_for("t", 5, 30))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        assert await leader.run_once() == 1
+        await follower.run_once()  # reads the leader's checkpoint for its waiter
+        checkpoint = await asyncio.wait_for(waiting, 5)
+        assert checkpoint is not None and checkpoint.size == 5
+        await store.close()  # the leader's session ends, and its lock with it
+        await other.append([request("t", {"type": "a"})])
+        assert await other.integrating()
+        assert await follower.run_once() == 1
+        latest = await other.latest_checkpoint("t")
+        assert latest is not None and latest.size == 6
+    finally:
+        await other.close()
+
+
 async def test_a_serving_store_runs_its_indexer_and_listens_for_revocations(url: str) -> None:
     serving = PostgresStore(url, serving=True)
     await serving.open()

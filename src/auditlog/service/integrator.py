@@ -18,7 +18,10 @@ Every step can be repeated: a crash anywhere leaves at most nodes that the next 
 again with the same hashes (a stored node never changes). Several processes may integrate one
 store at once: they compute the same nodes from the same events, and of their checkpoints
 only ever-larger ones are stored. A checkpoint is signed only on top of one that verified, so
-the log never signs one smaller than, or inconsistent with, an earlier one.
+the log never signs one smaller than, or inconsistent with, an earlier one. To save the
+repeated work, a store shared by several processes gives the turn to one of them at a time
+(``Store.integrating``); the others only read the checkpoints it stores, for their own
+``wait_for`` callers, and take over when it goes away.
 
 The loop runs every tenant with new events every ``checkpoint_interval_ms`` (200 ms by
 default), or sooner when ``wake`` is called; ``wait_for`` lets a writer wait until its event is
@@ -288,6 +291,9 @@ class Integrator:
 
         Failures are logged, never raised: the next round tries again.
         """
+        if not await self._store.integrating():
+            await self._follow()
+            return 0
         try:
             sizes = await self._store.log_sizes()
         except Unavailable as exc:
@@ -300,6 +306,22 @@ class Integrator:
         for tenant, size in sizes.items():
             stored += await self._catch_up(tenant, size)
         return stored
+
+    async def _follow(self) -> None:
+        """While another process integrates: answer this process's waiters from the
+        checkpoints that process stores."""
+        for tenant, waiters in list(self._waiters.items()):
+            if not any(not future.done() for _, future in waiters):
+                continue
+            try:
+                latest = await self._store.latest_checkpoint(tenant)
+            except Unavailable as exc:
+                log.warning(
+                    "integrator: tenant %r: cannot read checkpoints: %s", tenant, exc.detail
+                )
+                return
+            if latest is not None:
+                self._saw(tenant, latest)
 
     async def _catch_up(self, tenant: str, size: int) -> int:
         stored = 0

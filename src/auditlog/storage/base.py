@@ -142,6 +142,16 @@ class Store(Protocol):
         never changed.
         """
 
+    async def integrating(self) -> bool:
+        """Whether this process should run the integrator now.
+
+        Several processes may integrate one store at once without harm (their work is
+        idempotent), but each would hash every event and write every tree node again. A store
+        that several processes share lets one of them at a time integrate, and hands the turn
+        to another when that one goes away; a store of one process always answers ``True``.
+        Never raises: a store it cannot ask answers ``False``.
+        """
+
     async def log_sizes(self) -> dict[str, int]:
         """Every tenant that has committed events, with the number of them (its next seq)."""
 

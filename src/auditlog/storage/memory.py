@@ -137,6 +137,9 @@ class MemoryStore:
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return self._secrets.setdefault(name, bytes(value))
 
+    async def integrating(self) -> bool:
+        return True  # one process
+
     async def log_sizes(self) -> dict[str, int]:
         return {tenant: len(log) for tenant, log in self._logs.items() if log}
 

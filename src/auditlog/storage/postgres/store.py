@@ -107,6 +107,9 @@ class PostgresStore:
         # read before a bump is not cached after it.
         self._key_epoch = 0
         self._listening = False
+        # The session holding the schema's integrator lock while this process integrates.
+        self._lease: Conn | None = None
+        self._leading = False
         # When each pooled connection was last given back (forgotten when it is closed).
         self._last_used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
 
@@ -194,6 +197,7 @@ class PostgresStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._drop_lease()
         for pool in (self._read_pool, self._pool):
             if pool is not None:
                 await pool.close()
@@ -668,6 +672,48 @@ class PostgresStore:
         return bytes(row[0])
 
     # -- the Merkle tree ------------------------------------------------------------------
+
+    async def integrating(self) -> bool:
+        """Whether this process holds the schema's integrator lock, taking it if it is free.
+
+        The lock is a session advisory lock on a connection of its own, outside the pool: it
+        is released when that session ends (the process stopped or died, the connection was
+        lost), and another process takes it at its next round. While the holder's session is
+        alive it keeps the turn; each call checks that it still is.
+        """
+        if self._pool is None:
+            return False
+        try:
+            if self._lease is None or self._lease.closed:
+                self._leading = False
+                self._lease = await psycopg.AsyncConnection.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=max(1, round(self._wait)),
+                    application_name="auditlog-integrator",
+                    options=database.options(self.url, "-c statement_timeout=5000"),
+                )
+            if self._leading:
+                await self._lease.execute("SELECT 1")
+            else:
+                cur = await self._lease.execute(
+                    "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
+                    (database.LOCK_INTEGRATOR,),
+                )
+                row = await cur.fetchone()
+                self._leading = bool(row and row[0])
+        except (psycopg.Error, OSError) as exc:
+            if self._leading:
+                log.warning("the integrator lock was lost (%s); another process may take it", exc)
+            await self._drop_lease()
+            return False
+        return self._leading
+
+    async def _drop_lease(self) -> None:
+        lease, self._lease, self._leading = self._lease, None, False
+        if lease is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await lease.close()
 
     async def log_sizes(self) -> dict[str, int]:
         async with self._connection("reading the log sizes") as conn:

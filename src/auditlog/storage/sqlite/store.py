@@ -591,6 +591,9 @@ class SQLiteStore:
 
     # -- the Merkle tree ------------------------------------------------------------------
 
+    async def integrating(self) -> bool:
+        return True  # a SQLite database is served by one process
+
     async def log_sizes(self) -> dict[str, int]:
         try:
             rows = self._r().execute("SELECT name, size FROM tenants WHERE size > 0").fetchall()
