@@ -331,13 +331,15 @@ async def test_one_process_integrates_at_a_time(store: PostgresStore, url: str) 
         assert await leader.run_once() == 1
         await follower.run_once()  # reads the leader's checkpoint for its waiter
         checkpoint = await asyncio.wait_for(waiting, 5)
-        assert checkpoint is not None and checkpoint.size == 5
+        assert checkpoint is not None
+        assert checkpoint.size == 5
         await store.close()  # the leader's session ends, and its lock with it
         await other.append([request("t", {"type": "a"})])
         assert await other.integrating()
         assert await follower.run_once() == 1
         latest = await other.latest_checkpoint("t")
-        assert latest is not None and latest.size == 6
+        assert latest is not None
+        assert latest.size == 6
     finally:
         await other.close()
 
@@ -400,3 +402,42 @@ async def test_a_run_of_other_events_at_the_head_is_walked_past_or_left_to_the_i
         page = await store.query("t", query(("data.k", value), ("order", order), ("limit", "5")))
         assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == expected, (value, order)
     assert answers == [True, False]  # asked for the newest-first pages only
+
+
+async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matches dense among the newest events and rare before them: the window after the burst
+    falls short of the density seen, the indexes are asked, and they find the rest; a value
+    PostgreSQL estimates to be common is walked on instead, up to the walk's bound. Pages
+    exact either way, with or without a column condition."""
+    from auditlog.storage.postgres import store as pgstore
+
+    early = [
+        {"type": "a" if i % 2 else "b", "data": {"k": "x" if i % 300 == 0 else "y", "n": i}}
+        for i in range(3000)
+    ]
+    burst = [{"type": "a", "data": {"k": "x", "n": 3000 + i}} for i in range(6)]
+    await store.append([request("t", *early, *burst)])
+    assert store.index_pending() == 3006
+    asked: list[bool] = []
+    real = PostgresStore._common
+
+    async def counted(self: PostgresStore, *args: Any) -> bool:
+        asked.append(await real(self, *args))
+        return asked[-1]
+
+    monkeypatch.setattr(PostgresStore, "_common", counted)
+    newest_x = [3005, 3004, 3003, 3002, 3001, 3000, 2700, 2400, 2100, 1800]
+    page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
+    assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
+    assert asked == [False]  # asked once, and few candidates: the indexes took over
+    page = await store.query("t", query(("data.k", "x"), ("type", "b"), ("limit", "3")))
+    assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == [2700, 2400, 2100]
+    # Estimated common: walked on without counting, to the walk's bound, then the indexes.
+    asked.clear()
+    monkeypatch.setattr(pgstore, "_SURELY_COMMON", 0)
+    monkeypatch.setattr(pgstore, "_WALK_MAX", 1500)
+    page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
+    assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
+    assert asked == [True]

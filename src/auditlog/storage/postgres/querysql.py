@@ -54,8 +54,10 @@ class Segment:
     position to continue after (a seq) and the number of rows to fetch. ``walk`` (only for the
     indexed range of a query with conditions on data or words, whose matches PostgreSQL
     cannot count well) walks the events in seq order through a window of a given number of
-    rows instead, and returns every row of the window with ``body`` NULL where the indexed
-    conditions do not hold; its parameters are ``walk_params``, the position and the window.
+    rows instead. It answers (edge, top, n, seq, time_us, body) rows: the seq the window
+    reached, the seq it started at and its number of rows, with each match of the window in
+    order, or once with the last three NULL if none matched. Its parameters are
+    ``walk_params``, the position and the window.
     """
 
     sql: str
@@ -66,6 +68,9 @@ class Segment:
     #: and the bound.
     probe: str | None = None
     probe_params: tuple[object, ...] = ()
+    #: PostgreSQL's estimate of the same matches (``EXPLAIN`` in JSON, without counting
+    #: them): ``probe_params`` and the position.
+    estimate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +139,12 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     """
     columns: list[str] = []
     params: list[object] = []
-    # Conditions served by the GIN indexes of event_search (data paths, words).
+    # Conditions served by the GIN indexes of event_search (data paths, words), and the same
+    # conditions as the walk tests them row by row (where a cheaper test says the same).
     gin: list[str] = []
     gin_params: list[object] = []
+    tests: list[str] = []
+    test_params: list[object] = []
     for cond in query.conditions:
         column = COLUMNS.get(cond.path)
         if column is not None and cond.op in ("eq", "in") and not _has_nul(cond.values):
@@ -152,6 +160,8 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
         if test is not None:
             gin.append("(s.data @? %s::jsonpath OR s.nested && %s::text[])")
             gin_params += [test, nested_prefixes(cond.path)]
+            tests.append(gin[-1])
+            test_params += gin_params[-2:]
     if query.since_us is not None:
         columns.append("e.time_us >= %s")
         params.append(query.since_us)
@@ -161,6 +171,15 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     if query.text:
         gin.append("array_to_tsvector(string_to_array(s.words, ' ')) @@ %s::tsquery")
         gin_params.append(tsquery(query.text))
+        # The same test on the words as text: building each row's tsvector costs ~20 times
+        # more than looking for ' word ' (or ' prefix') in it.
+        for term in query.text:
+            if term.prefix:
+                tests.append("strpos(' ' || s.words, %s) > 0")
+                test_params.append(" " + term.word)
+            else:
+                tests.append("strpos(' ' || s.words || ' ', %s) > 0")
+                test_params.append(f" {term.word} ")
     descending = query.order == "desc"
     direction = "DESC" if descending else "ASC"
     after = "<" if descending else ">"
@@ -180,11 +199,13 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
     where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
     tail = Segment(select + where + order, (tenant_id, *params, indexed))
     # How many candidates the GIN indexes find, up to a bound (the store's walk-or-index choice).
-    probe = (
-        "SELECT count(*) FROM (SELECT 1 FROM event_search AS s WHERE s.tenant_id = %s"
+    candidates = (
+        "SELECT 1 FROM event_search AS s WHERE s.tenant_id = %s"
         + "".join(f" AND {c}" for c in [*gin, "s.seq < %s"])
-        + f" AND s.seq {after} %s LIMIT %s) AS m"
+        + f" AND s.seq {after} %s"
     )
+    probe = f"SELECT count(*) FROM ({candidates} LIMIT %s) AS m"
+    estimate = f"EXPLAIN (FORMAT JSON) {candidates}"
     probe_params = (tenant_id, *gin_params, indexed)
     # Driven from the search rows: PostgreSQL picks the GIN index for the conditions on data
     # and words, and fetches each match's event by key.
@@ -195,32 +216,43 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
         + "".join(f" AND {c}" for c in [*gin, *columns, "s.seq < %s"])
         + f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s"
     )
-    # The window is a subquery with its own ORDER BY and LIMIT, so it is read in seq order
-    # first and the indexed conditions are only tested on its rows. Without column conditions
-    # it reads search rows alone (small, by their key) and fetches the events of the matches
-    # only; with them, it reads events first (by the index of a column condition) and joins
-    # their search rows.
+    # The window is read in seq order first (a subquery with its own ORDER BY and LIMIT) and
+    # the indexed conditions are only tested on its rows, in one pass that aggregates it: its
+    # ends, its size and its matches. Without column conditions it reads search rows alone
+    # (small, by their key) and then fetches the events of the matches only; with them, it
+    # reads events first (by the index of a column condition) and tests their search rows.
+    edge, top = ("min", "max") if descending else ("max", "min")
+    window_order = f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s"
     if not columns:
         walk = (
-            "SELECT m.seq, e.time_us, e.body FROM ("
-            f"SELECT s.tenant_id, s.seq, s.received_us, ({' AND '.join(gin)}) AS hit FROM ("
-            "SELECT s.tenant_id, s.seq, s.received_us, s.data, s.words, s.nested"
+            "SELECT a.edge, a.top, a.n, e.seq, e.time_us, e.body FROM ("
+            f"SELECT {edge}(s.seq) AS edge, {top}(s.seq) AS top, count(*) AS n,"
+            f" min(s.tenant_id) AS tenant_id, array_agg(s.seq) FILTER (WHERE {' AND '.join(tests)})"
+            " AS hits FROM (SELECT s.tenant_id, s.seq, s.data, s.words, s.nested"
             " FROM event_search AS s WHERE s.tenant_id = %s AND s.seq < %s"
-            f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s) AS s) AS m"
-            " LEFT JOIN events AS e ON m.hit AND e.tenant_id = m.tenant_id AND e.seq = m.seq"
-            f" AND e.received_us = m.received_us ORDER BY m.seq {direction}"
+            + window_order
+            + ") AS s) AS a LEFT JOIN LATERAL (SELECT e.seq, e.time_us, e.body FROM events AS e"
+            " WHERE e.tenant_id = a.tenant_id AND e.seq = ANY(a.hits)) AS e ON true"
+            f" ORDER BY e.seq {direction}"
         )
-        walk_params: tuple[object, ...] = (*gin_params, tenant_id, indexed)
+        walk_params: tuple[object, ...] = (*test_params, tenant_id, indexed)
     else:
         walk = (
-            f"SELECT w.seq, w.time_us, CASE WHEN {' AND '.join(gin)} THEN w.body END FROM ("
-            "SELECT e.tenant_id, e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+            "SELECT a.edge, a.top, a.n, h.seq, h.time_us, h.body FROM ("
+            f"SELECT {edge}(w.seq) AS edge, {top}(w.seq) AS top, count(*) AS n,"
+            " array_agg(w.seq) FILTER (WHERE w.hit) AS seqs,"
+            " array_agg(w.time_us) FILTER (WHERE w.hit) AS times,"
+            " array_agg(w.body) FILTER (WHERE w.hit) AS bodies FROM ("
+            "SELECT e.seq, e.time_us, e.body, EXISTS (SELECT 1 FROM event_search AS s"
+            " WHERE s.tenant_id = e.tenant_id AND s.seq = e.seq"
+            + "".join(f" AND {t}" for t in tests)
+            + ") AS hit FROM events AS e WHERE e.tenant_id = %s"
             + "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
-            + f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s) AS w"
-            " JOIN event_search AS s ON s.tenant_id = w.tenant_id AND s.seq = w.seq"
-            f" ORDER BY w.seq {direction}"
+            + window_order.replace("s.seq", "e.seq")
+            + ") AS w) AS a LEFT JOIN LATERAL unnest(a.seqs, a.times, a.bodies)"
+            f" AS h(seq, time_us, body) ON true ORDER BY h.seq {direction}"
         )
-        walk_params = (*gin_params, tenant_id, *params, indexed)
+        walk_params = (*test_params, tenant_id, *params, indexed)
     indexed_segment = Segment(
         planned,
         (tenant_id, *gin_params, *params, indexed),
@@ -228,6 +260,7 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
         walk_params,
         probe,
         probe_params,
+        estimate,
     )
     segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
     return CandidateQuery(segments, descending, start)
