@@ -781,6 +781,7 @@ class PostgresStore:
                 "SELECT seq, body FROM events WHERE tenant_id = %s AND seq >= %s"
                 " ORDER BY seq LIMIT %s",
                 (tenant_id, max(start, 0), limit),
+                binary=True,  # the bodies as they are, not in hex
             )
             found: list[Any] = await cur.fetchall()
         return [(int(seq), bytes(body)) for seq, body in found]
@@ -788,18 +789,28 @@ class PostgresStore:
     async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
         if not nodes:
             return
+        # The nodes of a round are runs of consecutive indexes per level: sent as one array
+        # per run field and the hashes as one string (psycopg dumps list items one by one).
+        ordered = sorted(nodes, key=lambda n: (n[0], n[1]))
+        runs: list[list[int]] = []  # level, first index, count, first byte, hash size
+        position = 0
+        for level, idx, digest in ordered:
+            run = runs[-1] if runs else None
+            if run is not None and (run[0], run[1] + run[2], run[4]) == (level, idx, len(digest)):
+                run[2] += 1
+            else:
+                runs.append([level, idx, 1, position, len(digest)])
+            position += len(digest)
         async with self._connection("storing tree nodes") as conn:
             tenant_id = await self._tenant_id(conn, tenant, create=True)
             await conn.execute(
                 "INSERT INTO tree_nodes (tenant_id, level, idx, hash)"
-                " SELECT %s, * FROM unnest(%s::int2[], %s::int8[], %s::bytea[])"
+                " SELECT %s, r.level, r.first + g.i,"
+                " substring(%s::bytea FROM r.byte + g.i * r.size + 1 FOR r.size)"
+                " FROM unnest(%s::int2[], %s::int8[], %s::int4[], %s::int4[], %s::int4[])"
+                " AS r (level, first, count, byte, size), generate_series(0, r.count - 1) AS g (i)"
                 " ON CONFLICT DO NOTHING",
-                (
-                    tenant_id,
-                    [n[0] for n in nodes],
-                    [n[1] for n in nodes],
-                    [n[2] for n in nodes],
-                ),
+                (tenant_id, b"".join(n[2] for n in ordered), *map(list, zip(*runs, strict=True))),
             )
 
     async def get_nodes(
