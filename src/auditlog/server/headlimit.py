@@ -14,7 +14,9 @@ which refuses a request whose head (request line and headers) passes ``MAX_HEAD_
   request (pipelining) count towards the next head, so a pipelining client may be refused a
   little before the limit.
 
-Nothing else changes; bodies are capped by the application (``max_body_bytes``).
+Bodies are capped by the application (``max_body_bytes``). Besides, the protocol writes through
+``auditlog.server.coalesce.CoalescingTransport``, so the headers and body of a response leave in
+one send.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from auditlog.server import problems
+from auditlog.server.coalesce import CoalescingTransport
 
 #: Largest request line plus headers, in bytes. A login token is well under 1 KiB.
 MAX_HEAD_BYTES = 64 * 1024
@@ -49,7 +52,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # of the head being read, as the parser delivered it
         self._received = 0  # bytes received while the head was incomplete
         self._too_large = False
-        super().connection_made(transport)
+        # Headers and body of a response leave in one send (see auditlog.server.coalesce).
+        super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
 
     # -- the parser's callbacks --------------------------------------------------------
 
