@@ -69,7 +69,7 @@ from auditlog.model import times  # noqa: E402
 from auditlog.model.event import Limits, Principal, validate_event  # noqa: E402
 from auditlog.model.query import parse_query  # noqa: E402
 from auditlog.storage.base import AppendRequest  # noqa: E402
-from auditlog.storage.postgres import querysql  # noqa: E402
+from auditlog.storage.postgres import database, querysql  # noqa: E402
 from auditlog.storage.postgres.store import PostgresStore  # noqa: E402
 
 
@@ -312,7 +312,7 @@ def queries(url: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
 
 def plan_of(url: str, params: list[tuple[str, str]]) -> str:
     query, _ = parse_query(params)
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, options=database.PAGE_SIZED) as conn:  # as the service's sessions
         row = conn.execute(
             "SELECT t.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS t"
             " LEFT JOIN search_progress AS p USING (tenant_id) WHERE t.name = %s",
@@ -378,7 +378,8 @@ def query_part(args: argparse.Namespace) -> None:
         med = statistics.median(medians[label])
         p95 = statistics.median(p95s[label])
         print(f"| ({label}) {desc} | {counts[label]} | {med:.2f} | {p95:.2f} |")
-    print("\nplans:")
+    # Queries with conditions on data or words walk the log first; this is their GIN path.
+    print("\nplans of each query's planned statement for the indexed part:")
     for label, _, params in qs:
         print(f"({label}) {plan_of(url, params)}")
 

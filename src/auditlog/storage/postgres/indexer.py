@@ -44,13 +44,12 @@ class Indexer:
 
     def __init__(self, url: str) -> None:
         # The index can be rebuilt from the events and its progress commits with its rows, so
-        # its commits need not wait for the disk; its statements are too short to be worth
-        # compiling (jit).
+        # its commits need not wait for the disk.
         self._conn: psycopg.Connection[TupleRow] = psycopg.connect(
             url,
             autocommit=True,
             application_name="auditlog-indexer",
-            options=database.options(url, "-c synchronous_commit=off -c jit=off"),
+            options=database.options(url, f"-c synchronous_commit=off {database.PAGE_SIZED}"),
         )
         self._leading = False
 

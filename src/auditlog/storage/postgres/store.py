@@ -151,15 +151,11 @@ class PostgresStore:
                 "connect_timeout": max(1, round(self._wait)),
                 "application_name": "auditlog",
                 # synchronous_commit on whatever the server's default: an acknowledged
-                # write must be on disk (see append). Every statement here reads or writes
-                # a page of rows by index: compiling it to machine code (jit) or starting
-                # parallel workers for it costs more than running it (a first page of a
-                # query took 380 ms with JIT instead of 13 ms, and 10 ms instead of 4 ms
-                # with a parallel worker).
+                # write must be on disk (see append).
                 "options": database.options(
                     url,
                     f"-c statement_timeout={timeout_ms} -c synchronous_commit=on"
-                    " -c jit=off -c max_parallel_workers_per_gather=0",
+                    f" {database.PAGE_SIZED}",
                 ),
             },
         )
