@@ -344,6 +344,29 @@ async def test_one_process_integrates_at_a_time(store: PostgresStore, url: str) 
         await other.close()
 
 
+async def test_a_process_that_stops_asking_hands_the_turn_on(
+    store: PostgresStore, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder that hangs keeps its session but stops using it: the server ends the idle
+    session, another process takes the turn, and the first finds it has lost it."""
+    from auditlog.storage.postgres import store as pgstore
+
+    monkeypatch.setattr(pgstore, "_LEASE_IDLE_SECONDS", 0.3)
+    other = PostgresStore(url)
+    await other.open()
+    try:
+        assert await store.integrating()
+        assert not await other.integrating()
+        await asyncio.sleep(1.0)  # the holder hangs
+        assert await other.integrating()
+        assert not await store.integrating()
+        for _ in range(3):  # the new holder keeps its turn while it uses it
+            await asyncio.sleep(0.15)
+            assert await other.integrating()
+    finally:
+        await other.close()
+
+
 async def test_a_serving_store_runs_its_indexer_and_listens_for_revocations(url: str) -> None:
     serving = PostgresStore(url, serving=True)
     await serving.open()

@@ -53,6 +53,10 @@ log = logging.getLogger("auditlog.integrator")
 BATCH_LEAVES = 20_000
 
 
+#: Seconds between the checks, within one round, that it is still this process's turn.
+TURN_CHECK_SECONDS = 1.0
+
+
 def subtree_key(start: int, end: int) -> tuple[int, int]:
     """The (level, index) of the perfect subtree over leaves [start, end)."""
     level = (end - start).bit_length() - 1
@@ -83,6 +87,7 @@ class Integrator:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._failing: dict[str, str] = {}
+        self._turn_checked = 0.0  # loop time of the last ``Store.integrating`` that said yes
 
     # -- one step ------------------------------------------------------------------------
 
@@ -294,6 +299,7 @@ class Integrator:
         if not await self._store.integrating():
             await self._follow()
             return 0
+        self._turn_checked = asyncio.get_running_loop().time()
         try:
             sizes = await self._store.log_sizes()
         except Unavailable as exc:
@@ -306,6 +312,15 @@ class Integrator:
         for tenant, size in sizes.items():
             stored += await self._catch_up(tenant, size)
         return stored
+
+    async def _still_our_turn(self) -> bool:
+        """Within a long round, ask the store again (at most every ``TURN_CHECK_SECONDS``):
+        that keeps the turn alive, and ends the round if it has passed to another process."""
+        now = asyncio.get_running_loop().time()
+        if now - self._turn_checked < TURN_CHECK_SECONDS:
+            return True
+        self._turn_checked = now
+        return await self._store.integrating()
 
     async def _follow(self) -> None:
         """While another process integrates: answer this process's waiters from the
@@ -328,6 +343,8 @@ class Integrator:
         while True:
             before = self._seen.get(tenant, (0, b""))[0]
             if before >= size:
+                return stored
+            if not await self._still_our_turn():
                 return stored
             try:
                 if await self.integrate_batch(tenant) is not None:

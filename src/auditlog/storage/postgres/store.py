@@ -75,6 +75,10 @@ PARTITIONS_AHEAD = 2
 _PARTITION_CHECK_SECONDS = 3600.0
 #: Most candidate rows fetched by one statement of a query.
 _MAX_CHUNK = 5000
+#: Seconds (at least; five rounds if longer) after which the server ends the integrator
+#: lock's session if it was not used: the holder uses it every round and between the batches
+#: of a long one (see integrating).
+_LEASE_IDLE_SECONDS = 5.0
 #: Rows of the first window a query with conditions on data or words walks (see _walk).
 _PROBE_ROWS = 512
 #: Rows walked without a match before the GIN indexes are asked how many matches there are.
@@ -724,34 +728,52 @@ class PostgresStore:
         The lock is a session advisory lock on a connection of its own, outside the pool: it
         is released when that session ends (the process stopped or died, the connection was
         lost), and another process takes it at its next round. While the holder's session is
-        alive it keeps the turn; each call checks that it still is.
+        alive it keeps the turn; each call checks that it still is. The server ends the
+        session after ``_LEASE_IDLE_SECONDS`` (or five rounds) without a call
+        (``idle_session_timeout``), so a process that hangs, or stops integrating, hands the
+        turn on too.
         """
         if self._pool is None:
             return False
-        try:
-            if self._lease is None or self._lease.closed:
-                self._leading = False
-                self._lease = await psycopg.AsyncConnection.connect(
+        for _ in range(2):
+            try:
+                return await self._hold_lease()
+            except (psycopg.Error, OSError) as exc:
+                was_leading = self._leading
+                await self._drop_lease()
+                if was_leading:
+                    log.warning(
+                        "the integrator lock was lost (%s); another process may take it", exc
+                    )
+                    return False
+                # A process waiting for the turn has its session ended when idle too: try
+                # again at once on a new one.
+        return False
+
+    async def _hold_lease(self) -> bool:
+        if self._lease is None or self._lease.closed:
+            self._leading = False
+            # Idle for several rounds: the holder has hung or stopped integrating.
+            idle = max(_LEASE_IDLE_SECONDS, 5 * self._settings.checkpoint_interval_ms / 1000)
+            self._lease = await psycopg.AsyncConnection.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self._wait)),
+                application_name="auditlog-integrator",
+                options=database.options(
                     self.url,
-                    autocommit=True,
-                    connect_timeout=max(1, round(self._wait)),
-                    application_name="auditlog-integrator",
-                    options=database.options(self.url, "-c statement_timeout=5000"),
-                )
-            if self._leading:
-                await self._lease.execute("SELECT 1")
-            else:
-                cur = await self._lease.execute(
-                    "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
-                    (database.LOCK_INTEGRATOR,),
-                )
-                row = await cur.fetchone()
-                self._leading = bool(row and row[0])
-        except (psycopg.Error, OSError) as exc:
-            if self._leading:
-                log.warning("the integrator lock was lost (%s); another process may take it", exc)
-            await self._drop_lease()
-            return False
+                    f"-c statement_timeout=5000 -c idle_session_timeout={round(idle * 1000)}",
+                ),
+            )
+        if self._leading:
+            await self._lease.execute("SELECT 1")
+        else:
+            cur = await self._lease.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
+                (database.LOCK_INTEGRATOR,),
+            )
+            row = await cur.fetchone()
+            self._leading = bool(row and row[0])
         return self._leading
 
     async def _drop_lease(self) -> None:
