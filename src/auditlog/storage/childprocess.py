@@ -83,11 +83,15 @@ def run_loop(
     parent: int,
     errors: tuple[type[BaseException], ...],
     idle_sleep: float,
+    full: int,
 ) -> None:
     """Call ``step`` (the number of events it indexed) until SIGTERM or orphaned.
 
-    Sleeps ``idle_sleep`` when a step found nothing to do, and a second after an error of
-    ``errors`` (logged; the step is retried).
+    A step that indexed fewer than ``full`` events has caught up: the next one comes after
+    ``idle_sleep``, so that under a steady trickle of writes each step indexes what arrived
+    meanwhile rather than a few events at a time (a step costs a transaction and a few
+    statements whatever its size). A second's pause follows an error of ``errors`` (logged;
+    the step is retried).
     """
     stopping = False
 
@@ -101,7 +105,7 @@ def run_loop(
     os.nice(NICENESS)
     while not stopping and os.getppid() == parent:
         try:
-            if step() == 0:
+            if step() < full:
                 time.sleep(idle_sleep)
         except errors as exc:
             log.warning("indexing failed, retrying: %s", exc)

@@ -133,7 +133,7 @@ def run(url: str, parent: int) -> int:
             raise
 
     try:
-        run_loop(step, parent, (psycopg.Error,), IDLE_SLEEP)
+        run_loop(step, parent, (psycopg.Error,), IDLE_SLEEP, BATCH_EVENTS)
     finally:
         if indexer is not None:
             indexer.close()

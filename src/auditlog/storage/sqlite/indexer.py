@@ -107,7 +107,7 @@ def run(events_path: str, parent: int) -> int:
     """Index until told to stop or orphaned."""
     indexer = Indexer(events_path)
     try:
-        run_loop(indexer.index_batch, parent, (sqlite3.Error,), IDLE_SLEEP)
+        run_loop(indexer.index_batch, parent, (sqlite3.Error,), IDLE_SLEEP, BATCH_EVENTS)
     finally:
         indexer.close()
     return 0
