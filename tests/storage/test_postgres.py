@@ -464,3 +464,90 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
     assert asked == [True]
+
+
+async def test_walks_and_hand_overs_agree_with_brute_force(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log long enough for several windows, with values and words from very common to very
+    rare, runs of other events and bursts: every page of every query, in both orders and with
+    a column condition or none, is what checking every event says, whichever way the walk
+    went (with PostgreSQL's estimate heeded or not)."""
+    import dataclasses
+    import random
+
+    from auditlog.model.matching import event_matches
+    from auditlog.storage.postgres import store as pgstore
+
+    rng = random.Random(20261127)
+    values = ["v0", "v1", "v2", "v3", "v4", "v5"]  # v0 in ~half the events, v5 in ~1 in 3,000
+    weights = [5000, 2500, 1000, 300, 40, 1]
+    words = ["common", "usual", "odd", "rare"]
+    raws: list[dict[str, Any]] = []
+    for n in range(6000):
+        if 2000 <= n < 2600 or n >= 5300:  # runs of other events, the newest among them
+            raws.append({"type": "noise", "data": {"n": n}})
+            continue
+        value = rng.choices(values, weights)[0]
+        if 4000 <= n < 4040:
+            value = "v4"  # a burst of a rare value
+        text = " ".join(rng.choices(words, [60, 30, 9, 1], k=2))
+        raws.append({"type": rng.choice(["a", "b"]), "data": {"k": value, "m": text, "n": n}})
+    for start in range(0, len(raws), 500):
+        await store.append([request("t", *raws[start : start + 500])])
+    assert store.index_pending() == len(raws)
+    bodies = await all_bodies(store, "t")
+    events = [(orjson.loads(b), b) for b in bodies]
+
+    async def check(pairs: list[tuple[str, str]]) -> None:
+        q = query(*pairs)
+        expected = [b for e, b in events if event_matches(e, times.parse_rfc3339(e["time"]), q)]
+        if q.order == "desc":
+            expected.reverse()
+        got: list[bytes] = []
+        page_query = q
+        for _ in range(3):  # the first pages, each after the last seq of the one before
+            page = await store.query("t", page_query)
+            got += page.bodies
+            if not page.more:
+                break
+            assert page.last_seq is not None
+            page_query = dataclasses.replace(q, after_seq=page.last_seq)
+        assert got == expected[: len(got)], pairs
+        assert len(got) == min(len(expected), 3 * q.limit), pairs
+
+    # What the walks did: handed over to the indexes or not, and the answers of _common.
+    handed: list[bool] = []
+    asked: list[bool] = []
+    real_walk, real_common = PostgresStore._walk, PostgresStore._common
+
+    async def walk(self: PostgresStore, *args: Any) -> int | None:
+        reached = await real_walk(self, *args)
+        handed.append(reached is not None)
+        return reached
+
+    async def common(self: PostgresStore, *args: Any) -> bool:
+        asked.append(await real_common(self, *args))
+        return asked[-1]
+
+    monkeypatch.setattr(PostgresStore, "_walk", walk)
+    monkeypatch.setattr(PostgresStore, "_common", common)
+    cases: list[list[tuple[str, str]]] = []
+    for _ in range(40):
+        pairs = [("data.k", rng.choice(values))] if rng.random() < 0.6 else []
+        if not pairs or rng.random() < 0.3:
+            pairs.append(("q", rng.choice(words)))
+        if rng.random() < 0.3:
+            pairs.append(("type", rng.choice(["a", "b"])))
+        pairs += [("order", rng.choice(["asc", "desc"])), ("limit", str(rng.choice([1, 7, 30])))]
+        cases.append(pairs)
+    for pairs in cases:
+        await check(pairs)
+    # Both ways were taken, and the indexes were asked with both answers.
+    assert True in handed
+    assert False in handed
+    assert True in asked
+    assert False in asked
+    monkeypatch.setattr(pgstore, "_SURELY_COMMON", 0)  # every estimate says common
+    for pairs in cases[:15]:
+        await check(pairs)
