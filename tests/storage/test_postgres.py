@@ -399,6 +399,19 @@ def test_nested_paths_name_where_arrays_hold_arrays() -> None:
     assert nested_prefixes(("data", "flat", "deep", "z")) == ["flat", "flat.deep", "flat.deep.z"]
 
 
+def record_common(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record what the store's walks hear when they ask the indexes how common a value is."""
+    answers: list[bool] = []
+    real = PostgresStore._common
+
+    async def counted(self: PostgresStore, *args: Any) -> bool:
+        answers.append(await real(self, *args))
+        return answers[-1]
+
+    monkeypatch.setattr(PostgresStore, "_common", counted)
+    return answers
+
+
 async def test_a_run_of_other_events_at_the_head_is_walked_past_or_left_to_the_index(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -409,14 +422,7 @@ async def test_a_run_of_other_events_at_the_head_is_walked_past_or_left_to_the_i
     others = [{"type": "b", "data": {"k": "other", "n": 1101 + i}} for i in range(700)]
     await store.append([request("t", *common, *rare, *others)])
     assert store.index_pending() == 1801
-    answers: list[bool] = []
-    real = PostgresStore._common
-
-    async def counted(self: PostgresStore, *args: Any) -> bool:
-        answers.append(await real(self, *args))
-        return answers[-1]
-
-    monkeypatch.setattr(PostgresStore, "_common", counted)
+    answers = record_common(monkeypatch)
     for value, order, expected in (
         ("common", "desc", [1099, 1098, 1097, 1096, 1095]),
         ("common", "asc", [0, 1, 2, 3, 4]),
@@ -443,14 +449,7 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     burst = [{"type": "a", "data": {"k": "x", "n": 3000 + i}} for i in range(6)]
     await store.append([request("t", *early, *burst)])
     assert store.index_pending() == 3006
-    asked: list[bool] = []
-    real = PostgresStore._common
-
-    async def counted(self: PostgresStore, *args: Any) -> bool:
-        asked.append(await real(self, *args))
-        return asked[-1]
-
-    monkeypatch.setattr(PostgresStore, "_common", counted)
+    asked = record_common(monkeypatch)
     newest_x = [3005, 3004, 3003, 3002, 3001, 3000, 2700, 2400, 2100, 1800]
     page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
@@ -518,20 +517,15 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
 
     # What the walks did: handed over to the indexes or not, and the answers of _common.
     handed: list[bool] = []
-    asked: list[bool] = []
-    real_walk, real_common = PostgresStore._walk, PostgresStore._common
+    asked = record_common(monkeypatch)
+    real_walk = PostgresStore._walk
 
     async def walk(self: PostgresStore, *args: Any) -> int | None:
         reached = await real_walk(self, *args)
         handed.append(reached is not None)
         return reached
 
-    async def common(self: PostgresStore, *args: Any) -> bool:
-        asked.append(await real_common(self, *args))
-        return asked[-1]
-
     monkeypatch.setattr(PostgresStore, "_walk", walk)
-    monkeypatch.setattr(PostgresStore, "_common", common)
     cases: list[list[tuple[str, str]]] = []
     for _ in range(40):
         pairs = [("data.k", rng.choice(values))] if rng.random() < 0.6 else []
