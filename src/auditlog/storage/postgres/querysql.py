@@ -131,11 +131,15 @@ def tsquery(terms: tuple[TextTerm, ...]) -> str:
     return " & ".join(parts)
 
 
-def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
+def compile_query(
+    tenant_id: int, query: Query, indexed: int, size: int | None = None
+) -> CandidateQuery:
     """The candidate statements for ``query`` within one tenant.
 
     ``indexed``: the tenant's search progress; events with a smaller seq are in
-    ``event_search``, the others (the tail) are checked without its indexes.
+    ``event_search``, the others (the tail) are checked without its indexes. ``size``: the
+    tenant's next seq as read with the progress, if known: where the index has caught up with
+    it there is no tail to read (events committed since are as if committed after the query).
     """
     columns: list[str] = []
     params: list[object] = []
@@ -262,5 +266,7 @@ def compile_query(tenant_id: int, query: Query, indexed: int) -> CandidateQuery:
         probe_params,
         estimate,
     )
+    if size is not None and indexed >= size:
+        return CandidateQuery((indexed_segment,), descending, start)
     segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
     return CandidateQuery(segments, descending, start)

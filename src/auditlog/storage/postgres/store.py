@@ -443,14 +443,14 @@ class PostgresStore:
         found: list[tuple[int, bytes]] = []
         async with self._connection("query", read=True) as conn:
             cur = await conn.execute(
-                "SELECT t.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS t"
+                "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq FROM tenants AS t"
                 " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id WHERE t.name = %s",
                 (tenant,),
             )
             row = await cur.fetchone()
             if row is None:
                 return Page((), None, False)
-            compiled = querysql.compile_query(int(row[0]), query, int(row[1]))
+            compiled = querysql.compile_query(int(row[0]), query, int(row[1]), int(row[2]))
             position = compiled.start
             for segment in compiled.segments:
                 reached = position
