@@ -530,10 +530,10 @@ class PostgresStore:
         sits at the head of many logs; a burst of matches may be followed by none), so when
         the estimate is poor (no match in ``_BLIND_ROWS``, a window with under half the
         matches expected, the rest expected beyond ``_WALK_CHEAP`` rows from fewer than
-        ``_TRUSTED_MATCHES`` matches) the indexes are asked
-        once how many matches there are (``_common``): with few, they take over. Returns
-        ``None`` when the page is full or the segment walked to its end, else the position
-        from which the indexes should find the rest.
+        ``_TRUSTED_MATCHES`` matches) the indexes are asked once how many matches there are
+        (``_common``): with few, they take over. Returns ``None`` when the page is full or the
+        segment walked to its end, else the position from which the indexes should find the
+        rest.
         """
         assert segment.walk is not None
         window = _PROBE_ROWS
@@ -565,7 +565,7 @@ class PostgresStore:
                 poor = walked >= _BLIND_ROWS
             else:
                 expected = (query.limit + 1 - len(found)) * since_first // matched
-                poor = len(rows) < expected_hits / 2 or (
+                poor = len(hits) < expected_hits / 2 or (
                     matched < _TRUSTED_MATCHES and expected > _WALK_CHEAP
                 )
             if walked >= _WALK_MAX or (expected is not None and walked + expected > _WALK_MAX):
