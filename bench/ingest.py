@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -244,10 +245,14 @@ def create_key(data: str) -> str:
 
 
 def start_server(
-    data: str, port: int, ready: str = "/healthz", timeout: float = 15.0
+    data: str,
+    port: int,
+    ready: str = "/healthz",
+    timeout: float = 15.0,
+    flags: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """``auditlog serve`` on ``data`` (a data directory or a store URL) at
-    127.0.0.1:``port``, once ``ready`` answers 200."""
+    127.0.0.1:``port`` with ``flags`` besides the defaults, once ``ready`` answers 200."""
     server = subprocess.Popen(
         [
             AUDITLOG,
@@ -259,6 +264,7 @@ def start_server(
             str(port),
             "--log-level",
             "warning",
+            *flags,
         ],
         stdin=subprocess.DEVNULL,
         env=clean_env(),
