@@ -37,6 +37,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -186,10 +187,9 @@ def _wrk_all(
     errors: list[BaseException] = []
 
     def one(i: int, port: int) -> None:
-        out_dir = f"{args.tmp}/auditlog-bench-pg-{os.getpid()}-{i}"
-        os.makedirs(out_dir, exist_ok=True)
         try:
-            results[i], ticks[i] = run_wrk(script, conns, seconds, port, key, out_dir)
+            with tempfile.TemporaryDirectory(prefix="auditlog-bench-pg-", dir=args.tmp) as out:
+                results[i], ticks[i] = run_wrk(script, conns, seconds, port, key, out)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
