@@ -131,6 +131,12 @@ def tsquery(terms: tuple[TextTerm, ...]) -> str:
     return " & ".join(parts)
 
 
+def searches(query: Query) -> bool:
+    """Whether ``query`` has conditions for the indexes of ``event_search`` (data paths, words):
+    only then do its statements depend on the tenant's search progress."""
+    return bool(query.text) or any(data_test(cond) is not None for cond in query.conditions)
+
+
 def compile_query(
     tenant_id: int, query: Query, indexed: int, size: int | None = None
 ) -> CandidateQuery:
@@ -187,12 +193,17 @@ def compile_query(
     descending = query.order == "desc"
     direction = "DESC" if descending else "ASC"
     after = "<" if descending else ">"
+
+    def onwards(alias: str) -> str:
+        """Rows of ``alias`` past a position, in the page's order, up to a number of them."""
+        return f" AND {alias}.seq {after} %s ORDER BY {alias}.seq {direction} LIMIT %s"
+
     if query.after_seq is None:
         start = TOP if descending else BOTTOM
     else:
         start = min(max(query.after_seq, BOTTOM), TOP)
     select = "SELECT e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
-    order = f" AND e.seq {after} %s ORDER BY e.seq {direction} LIMIT %s"
+    order = onwards("e")
     if not gin:
         where = "".join(f" AND {c}" for c in columns)
         return CandidateQuery(
@@ -218,7 +229,7 @@ def compile_query(
         " ON e.tenant_id = s.tenant_id AND e.seq = s.seq AND e.received_us = s.received_us"
         " WHERE s.tenant_id = %s"
         + "".join(f" AND {c}" for c in [*gin, *columns, "s.seq < %s"])
-        + f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s"
+        + onwards("s")
     )
     # The window is read in seq order first (a subquery with its own ORDER BY and LIMIT) and
     # the indexed conditions are only tested on its rows, in one pass that aggregates it: its
@@ -226,7 +237,7 @@ def compile_query(
     # (small, by their key) and then fetches the events of the matches only; with them, it
     # reads events first (by the index of a column condition) and tests their search rows.
     edge, top = ("min", "max") if descending else ("max", "min")
-    window_order = f" AND s.seq {after} %s ORDER BY s.seq {direction} LIMIT %s"
+
     if not columns:
         walk = (
             "SELECT a.edge, a.top, a.n, e.seq, e.time_us, e.body FROM ("
@@ -234,7 +245,7 @@ def compile_query(
             f" min(s.tenant_id) AS tenant_id, array_agg(s.seq) FILTER (WHERE {' AND '.join(tests)})"
             " AS hits FROM (SELECT s.tenant_id, s.seq, s.data, s.words, s.nested"
             " FROM event_search AS s WHERE s.tenant_id = %s AND s.seq < %s"
-            + window_order
+            + onwards("s")
             + ") AS s) AS a LEFT JOIN LATERAL (SELECT e.seq, e.time_us, e.body FROM events AS e"
             " WHERE e.tenant_id = a.tenant_id AND e.seq = ANY(a.hits)) AS e ON true"
             f" ORDER BY e.seq {direction}"
@@ -252,7 +263,7 @@ def compile_query(
             + "".join(f" AND {t}" for t in tests)
             + ") AS hit FROM events AS e WHERE e.tenant_id = %s"
             + "".join(f" AND {c}" for c in [*columns, "e.seq < %s"])
-            + window_order.replace("s.seq", "e.seq")
+            + onwards("e")
             + ") AS w) AS a LEFT JOIN LATERAL unnest(a.seqs, a.times, a.bodies)"
             f" AS h(seq, time_us, body) ON true ORDER BY h.seq {direction}"
         )

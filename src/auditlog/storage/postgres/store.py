@@ -81,8 +81,6 @@ _MAX_CHUNK = 5000
 _LEASE_IDLE_SECONDS = 5.0
 #: Rows of the first window a query with conditions on data or words walks (see _walk).
 _PROBE_ROWS = 512
-#: Rows walked without a match before the GIN indexes are asked how many matches there are.
-_BLIND_ROWS = _PROBE_ROWS
 #: Rows the rest of a page may be expected within and be walked without asking the indexes.
 _WALK_CHEAP = 4_096
 #: Matches from which their density is trusted to say how far the rest of the page is.
@@ -442,15 +440,22 @@ class PostgresStore:
         deadline = time.monotonic() + self._settings.query_timeout_ms / 1000
         found: list[tuple[int, bytes]] = []
         async with self._connection("query", read=True) as conn:
-            cur = await conn.execute(
-                "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq FROM tenants AS t"
-                " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id WHERE t.name = %s",
-                (tenant,),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                return Page((), None, False)
-            compiled = querysql.compile_query(int(row[0]), query, int(row[1]), int(row[2]))
+            if querysql.searches(query):
+                cur = await conn.execute(
+                    "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq FROM tenants AS t"
+                    " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id"
+                    " WHERE t.name = %s",
+                    (tenant,),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    return Page((), None, False)
+                compiled = querysql.compile_query(int(row[0]), query, int(row[1]), int(row[2]))
+            else:  # the events table alone: the tenant's id is all it needs (and never changes)
+                tenant_id = await self._tenant_id(conn, tenant, create=False)
+                if tenant_id is None:
+                    return Page((), None, False)
+                compiled = querysql.compile_query(tenant_id, query, 0)
             position = compiled.start
             for segment in compiled.segments:
                 reached = position
@@ -528,7 +533,7 @@ class PostgresStore:
         small window and goes on while the rest of the page is expected soon, estimated from
         the density of matches since the first one. Matches cluster (a run of other events
         sits at the head of many logs; a burst of matches may be followed by none), so when
-        the estimate is poor (no match in ``_BLIND_ROWS``, a window with under half the
+        the estimate is poor (no match in a window, a window with under half the
         matches expected, the rest expected beyond ``_WALK_CHEAP`` rows from fewer than
         ``_TRUSTED_MATCHES`` matches) the indexes are asked once how many matches there are
         (``_common``): with few, they take over. Returns ``None`` when the page is full or the
@@ -562,7 +567,7 @@ class PostgresStore:
             self._check_deadline(deadline)
             if matched == 0:
                 expected = None
-                poor = walked >= _BLIND_ROWS
+                poor = True
             else:
                 expected = (query.limit + 1 - len(found)) * since_first // matched
                 poor = len(hits) < expected_hits / 2 or (
