@@ -218,7 +218,12 @@ async def test_a_changed_payload_is_refused(tokens: Tokens) -> None:
     ):
         altered = b64(json.dumps({**claims, **change}).encode())
         await refused(tokens, f"{head}.{altered}.{signature}")
-    await refused(tokens, f"{head}.{body}.{signature[:-2]}AA")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    for at in (0, len(raw) // 2, len(raw) - 1):
+        flipped = bytearray(raw)
+        flipped[at] ^= 0x01
+        await refused(tokens, f"{head}.{body}.{b64(bytes(flipped))}")
+    await refused(tokens, f"{head}.{body}.{b64(raw[:-1])}")
     await refused(tokens, f"{head}.{body}.")
 
 
