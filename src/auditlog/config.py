@@ -111,6 +111,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_body_bytes", int, 16 * 1024 * 1024, "Largest request body, in bytes.", minimum=1024
     ),
+    Setting(
+        "max_bodies_bytes",
+        int,
+        256 * 1024 * 1024,
+        "Request bodies held at once, in bytes; past it a request is refused with 503.",
+        minimum=1024,
+    ),
     Setting("max_data_depth", int, 32, "Deepest nesting of an event's data.", minimum=1),
     Setting(
         "queue_max_events",
@@ -259,6 +266,7 @@ class Settings:
     max_event_bytes: int = 65536
     max_batch_events: int = 10000
     max_body_bytes: int = 16 * 1024 * 1024
+    max_bodies_bytes: int = 256 * 1024 * 1024
     max_data_depth: int = 32
     queue_max_events: int = 20000
     commit_max_events: int = 10000
@@ -353,7 +361,14 @@ def load(
         if value is not None:
             setting = _BY_NAME[key]
             values[key] = _convert(setting, value, setting.flag)
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.max_bodies_bytes < settings.max_body_bytes:
+        # A body between the two sizes would be refused with 503 forever, retried in vain.
+        raise ConfigError(
+            f"max_bodies_bytes ({settings.max_bodies_bytes}) must be at least "
+            f"max_body_bytes ({settings.max_body_bytes})"
+        )
+    return settings
 
 
 assert {f.name for f in fields(Settings)} == set(_BY_NAME), "SETTINGS and Settings disagree"

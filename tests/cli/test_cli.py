@@ -517,6 +517,19 @@ def test_unknown_setting_in_the_config_file_exits_2(
     assert "colour" in err
 
 
+def test_a_bodies_budget_smaller_than_one_body_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A body between the two sizes could never be taken: refused at start, not per request.
+    monkeypatch.setenv("AUDITLOG_MAX_BODIES_BYTES", "65536")
+    monkeypatch.setenv("AUDITLOG_MAX_BODY_BYTES", "65537")
+    code, out, err = run(capsys, "keys", "list")
+    assert code == 2
+    assert out == ""
+    assert "max_bodies_bytes (65536) must be at least max_body_bytes (65537)" in err
+    assert config.load({"max_body_bytes": 65536}, {"AUDITLOG_MAX_BODIES_BYTES": "65536"})
+
+
 def test_missing_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in ([], ["keys"], ["keys", "create", "--tenant", "acme"], ["keys", "revoke"]):
         with pytest.raises(SystemExit) as exit_info:

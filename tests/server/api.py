@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -78,7 +78,9 @@ class Api:
         """POST a JSON value to /v1/events."""
         return await self.client.post("/v1/events", json=body, headers=self.headers)
 
-    async def post_raw(self, content: bytes, content_type: str | None) -> httpx.Response:
+    async def post_raw(
+        self, content: bytes | AsyncIterator[bytes], content_type: str | None
+    ) -> httpx.Response:
         headers = self.headers
         if content_type is not None:
             headers["Content-Type"] = content_type

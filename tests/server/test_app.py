@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
 
 from auditlog.server.app import AuditlogApp
 from server.api import Api, problem
-from server.conftest import QUIET
+from server.conftest import QUIET, ControlledStore
 
 pytestmark = pytest.mark.anyio
 
@@ -206,6 +207,49 @@ async def test_a_client_that_leaves_mid_body_gets_no_answer_and_stores_nothing(
     await exchange.post(app, api.token)
     assert exchange.sent == []
     assert await api.everything() == []
+
+
+BUDGET = replace(QUIET, max_body_bytes=4096, max_bodies_bytes=4096)
+
+
+@pytest.mark.parametrize("settings", [BUDGET], ids=["bodies-4KiB"])
+@pytest.mark.usefixtures("expect_unavailable")
+async def test_a_declared_length_past_the_bodies_budget_is_refused_before_reading(
+    app: AuditlogApp, api: Api, store: ControlledStore
+) -> None:
+    store.hold_appends()
+    held = orjson.dumps({"id": "held", "type": "t", "data": {"pad": "x" * 2000}})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(RawExchange([held]).post, app, api.token)
+        with anyio.fail_after(10):
+            await store.appending.wait()
+            # 4,096 bytes fit the limit of one body, not what the budget has left.
+            exchange = RawExchange([b" " * 1024] * 4)
+            await exchange.post(app, api.token, [(b"content-length", b"4096")])
+        assert exchange.status == 503
+        assert exchange.headers["retry-after"] == "1"
+        assert exchange.received == 0
+        store.release_appends()
+    assert [e["id"] for e in await api.everything()] == ["held"]
+
+
+@pytest.mark.parametrize("settings", [BUDGET], ids=["bodies-4KiB"])
+async def test_a_client_that_leaves_mid_body_gives_its_bytes_back(
+    app: AuditlogApp, api: Api
+) -> None:
+    body = orjson.dumps([{"id": f"s{i}", "type": "streamed"} for i in range(100)])
+    for _ in range(3):
+        gone = RawExchange(streamed(body, 1000), disconnect_after=3)
+        await gone.post(app, api.token)
+        assert gone.sent == []
+        declared = RawExchange([b" " * 4096], disconnect_after=0)
+        await declared.post(app, api.token, [(b"content-length", b"4096")])
+        assert declared.sent == []
+    # Had either kept its bytes, a body of the whole budget would be refused.
+    exchange = RawExchange(streamed(body, 1000))
+    await exchange.post(app, api.token, [(b"content-length", str(len(body)).encode())])
+    assert exchange.status == 201, exchange.body
+    assert len(await api.everything()) == 100
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ retry stores it once.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import anyio
@@ -85,6 +86,68 @@ async def test_a_full_queue_refuses_a_write_before_reading_its_body(
     assert [a.status_code for a in answers] == [201]
     # With room in the queue again, the same body is read, and refused for what it is.
     problem(await api.post_raw(b"{not json", "application/json"), 400)
+
+
+def padded(event_id: str, size: int) -> bytes:
+    """An event whose JSON body is ``size`` bytes long."""
+    head = b'{"id":"' + event_id.encode() + b'","type":"t","data":{"pad":"'
+    tail = b'"}}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+async def chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [replace(QUIET, max_body_bytes=2048, max_bodies_bytes=3000, retry_after=4)],
+    ids=["3000-bytes-of-bodies"],
+)
+async def test_bodies_past_the_memory_budget_are_503_before_they_are_read(
+    api: Api, store: ControlledStore, client: httpx.AsyncClient
+) -> None:
+    store.hold_appends()
+    answers: list[httpx.Response] = []
+
+    async def post(body: bytes) -> None:
+        answers.append(await api.post_raw(body, "application/json"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(post, padded("first", 2000))
+        with anyio.fail_after(WAIT):  # a request that is not refused would wait for good
+            await store.appending.wait()  # 2,000 bytes held until "first" is answered
+            # 1,500 more would pass 3,000: refused unread (as JSON it would be a 400).
+            unread = await api.post_raw(b"{" * 1500, "application/json")
+            doc = problem(unread, 503)
+            assert "request bodies" in doc["detail"]
+            assert unread.headers["retry-after"] == "4"
+            # Without Content-Length the bytes are counted as they arrive, and refused too.
+            streamed = await api.post_raw(chunks(padded("streamed", 1500), 500), "application/json")
+            problem(streamed, 503)
+            # Logins have bodies too, and share the budget.
+            problem(await client.post("/v1/auth/token", content=b"{" * 1500), 503)
+            # What fits is read (here: refused for what it is, not for its size).
+            problem(await api.post_raw(b"{" * 900, "application/json"), 400)
+        store.release_appends()
+    assert [a.status_code for a in answers] == [201]
+    # Every body's bytes were given back: the largest bodies are taken again, one after another.
+    for n in range(3):
+        assert (
+            await api.post_raw(padded(f"after-{n}", 2048), "application/json")
+        ).status_code == 201
+    streamed = await api.post_raw(chunks(padded("streamed", 2048), 300), "application/json")
+    assert streamed.status_code == 201
+    assert [e["id"] for e in await api.everything()] == [
+        "first",
+        "after-0",
+        "after-1",
+        "after-2",
+        "streamed",
+    ]
+    samples = await metric_samples(client)
+    assert value(samples, "auditlog_ingest_rejected_total", reason="bodies_full") == 3
 
 
 @pytest.mark.parametrize(

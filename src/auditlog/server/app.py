@@ -12,7 +12,15 @@ from auditlog.metrics import Metrics
 from auditlog.model.credentials import EVENTS_WRITE, Credential
 from auditlog.model.event import Limits
 from auditlog.server import problems
-from auditlog.server.asgi import ClientDisconnected, Receive, Request, Response, Scope, Send
+from auditlog.server.asgi import (
+    BodyBudget,
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+)
 from auditlog.server.handlers import auth as auth_handlers
 from auditlog.server.handlers import events as event_handlers
 from auditlog.server.handlers import health as health_handlers
@@ -79,6 +87,11 @@ class AuditlogApp:
         # Built now, so that a route without documentation stops the start, not a request.
         self._openapi_bytes = openapi_document(self.router.routes)
         self._metric_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._bodies = BodyBudget(
+            settings.max_bodies_bytes,
+            settings.retry_after,
+            services.metrics.rejected.labels("bodies_full").inc,
+        )
 
     def _openapi(self) -> bytes:
         return self._openapi_bytes
@@ -94,7 +107,7 @@ class AuditlogApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request = Request(scope, receive)
+        request = Request(scope, receive, self._bodies)
         method = request.method
         # Metrics are labelled by route pattern, so /v1/events/{id} is one series whatever
         # the id; paths that match no route share the series "unmatched".
@@ -116,10 +129,17 @@ class AuditlogApp:
                 )
             response = await route.handler(request, credential)
         except ClientDisconnected:
+            request.release()
             return
         except Exception as exc:
             response = problems.from_exception(exc)
-        await response.send(send, head_only=method == "HEAD")
+        except BaseException:  # cancelled: the body's bytes are no longer held
+            request.release()
+            raise
+        try:
+            await response.send(send, head_only=method == "HEAD")
+        finally:
+            request.release()
         self._observe(pattern, method, response.status, time.perf_counter() - started)
 
     def _observe(self, pattern: str, method: str, status: int, seconds: float) -> None:

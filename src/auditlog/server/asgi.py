@@ -2,7 +2,9 @@
 
 The request body is read on demand and capped while it is read: a body whose
 ``Content-Length`` or running size passes the limit is refused with 413 before it is buffered
-whole.
+whole. The bodies of all requests together are capped as well (``BodyBudget``): a body that
+would pass that cap is refused with 503 and ``Retry-After`` before it is read, so a crowd of
+clients sending the largest bodies at once cannot take the server's memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from auditlog.errors import BadRequest, PayloadTooLarge
+from auditlog.errors import BadRequest, PayloadTooLarge, Unavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,17 +28,63 @@ class ClientDisconnected(Exception):
     """The client closed the connection before its request was read."""
 
 
+class BodyBudget:
+    """The bytes of request bodies the server holds at once, across all requests.
+
+    A request reserves its body's bytes before reading them (all of a declared
+    ``Content-Length`` at once, else each chunk as it comes) and gives them back when its
+    response has been sent. A reservation that would pass the limit is refused with 503 and
+    ``Retry-After``: the server is busy, and the same request a moment later will do.
+    """
+
+    __slots__ = ("limit", "on_refusal", "retry_after", "used")
+
+    def __init__(
+        self, limit: int, retry_after: int = 1, on_refusal: Callable[[], None] | None = None
+    ) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        self.on_refusal = on_refusal
+        self.used = 0
+
+    def reserve(self, size: int) -> None:
+        if self.used + size > self.limit:
+            if self.on_refusal is not None:
+                self.on_refusal()
+            raise Unavailable(
+                "the server is holding as many request bodies as it may; retry shortly",
+                self.retry_after,
+            )
+        self.used += size
+
+    def release(self, size: int) -> None:
+        self.used -= size
+
+
 class Request:
     """One HTTP request: method, path, headers, query parameters and a capped body."""
 
-    __slots__ = ("_body", "_headers", "path_params", "receive", "scope")
+    __slots__ = ("_body", "_budget", "_headers", "_reserved", "path_params", "receive", "scope")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, budget: BodyBudget | None = None) -> None:
         self.scope = scope
         self.receive = receive
         self.path_params: dict[str, str] = {}
         self._headers: dict[str, str] | None = None
         self._body: bytes | None = None
+        self._budget = budget
+        self._reserved = 0
+
+    def release(self) -> None:
+        """Give the body's bytes back to the budget; called once the response is sent."""
+        if self._budget is not None and self._reserved:
+            self._budget.release(self._reserved)
+            self._reserved = 0
+
+    def _reserve(self, size: int) -> None:
+        if self._budget is not None and size > 0:
+            self._budget.reserve(size)
+            self._reserved += size
 
     @property
     def method(self) -> str:
@@ -86,6 +134,7 @@ class Request:
                 raise PayloadTooLarge(
                     f"the body is {declared} bytes, more than the limit of {limit}"
                 )
+            self._reserve(int(declared))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -96,6 +145,8 @@ class Request:
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"the body is more than the limit of {limit} bytes")
+            if size > self._reserved:  # no (or a false) Content-Length: reserve as it comes
+                self._reserve(size - self._reserved)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
