@@ -10,8 +10,11 @@ Scenarios (each on a fresh data directory, key and server; default settings unle
 * ``rate``: the same number of connections each POST one event after another, to a server
   whose key may write 1,000 requests/s (``--write-rate 1000 --write-burst 1000``).
   Expected: 201 up to the rate, 429 + Retry-After beyond it.
-* ``big``: 64 connections each POST a 10,000-event batch (the largest allowed, ~1.2 MB):
-  the memory a flood of the largest requests takes.
+* ``big``: 64 connections each POST a 10,000-event batch (the most events allowed, ~1.2 MB):
+  the memory a flood of the largest batches takes.
+* ``huge``: 64 connections each POST a 10,000-event batch of ~1.6 KB events (15.5 MiB, near
+  ``max_body_bytes``): up to 1 GiB of bodies at once against the 256 MiB that
+  ``max_bodies_bytes`` lets the server hold; what is past it is refused with 503 unread.
 
 For each: the answers by status, with p50/p99/max latency per status (how fast a refusal comes
 back), refusals without Retry-After (must be 0), connection errors, acknowledged events/s,
@@ -21,6 +24,7 @@ write is stored (201).
 
 Reproduce:  .venv/bin/python bench/overload.py                  (all three, ~1 min)
             .venv/bin/python bench/overload.py --scenario queue --connections 512 --seconds 20
+            .venv/bin/python bench/overload.py --scenario huge --serve-flag=--max-bodies-bytes=4294967296
 Everything goes to 127.0.0.1; every flood is bounded in time and count and stops by itself;
 the script stops only the servers it started, by their pid.
 """
@@ -55,11 +59,13 @@ from reliability.flood import (  # noqa: E402
     single_body,
 )
 
-#: scenario: (events per request, connections or None for --connections, serve flags)
-SCENARIOS: dict[str, tuple[int, int | None, tuple[str, ...]]] = {
-    "queue": (1000, None, ()),
-    "rate": (1, None, ("--write-rate", "1000", "--write-burst", "1000")),
-    "big": (10_000, 64, ()),
+#: scenario: (events per request, connections or None for --connections, serve flags, bytes
+#: of padding per event)
+SCENARIOS: dict[str, tuple[int, int | None, tuple[str, ...], int]] = {
+    "queue": (1000, None, (), 0),
+    "rate": (1, None, ("--write-rate", "1000", "--write-burst", "1000"), 0),
+    "big": (10_000, 64, (), 0),
+    "huge": (10_000, 64, (), 1500),
 }
 RECOVERY_LIMIT = 30.0
 
@@ -118,7 +124,8 @@ def ms(values: list[float], fraction: float) -> str:
 
 
 def one_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    events, conns, flags = SCENARIOS[name]
+    events, conns, flags, pad = SCENARIOS[name]
+    flags = (*flags, *args.serve_flag)
     connections = conns or args.connections
     data = workdir / name
     storage = Storage.sqlite(data)
@@ -126,7 +133,7 @@ def one_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
     server = Server(storage, workdir / f"{name}.log", *flags)
     try:
         server.wait_ready()
-        body = batch_body(events) if events > 1 else single_body()
+        body = batch_body(events, pad=pad) if events > 1 else single_body()
         request = post_request(server.port, token, body)
         with RssSampler(server.process.pid) as rss:
             result: FloodResult = flood(
@@ -148,6 +155,7 @@ def one_scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str
     acknowledged = sum(n for s, n in result.statuses.items() if 200 <= s < 300) * events
     out: dict[str, Any] = {
         "scenario": name,
+        "serve_flags": list(flags),
         "connections": connections,
         "events_per_request": events,
         "request_bytes": len(request),
@@ -182,6 +190,7 @@ def show(r: dict[str, Any]) -> None:
     print(
         f"\n## {r['scenario']}: {r['connections']} connections x {r['events_per_request']}-event "
         f"requests ({r['request_bytes']} bytes), {r['seconds']} s"
+        + (f"; server flags {' '.join(r['serve_flags'])}" if r["serve_flags"] else "")
     )
     print(f"requests answered: {r['requests']}; by status: {r['statuses']}")
     for status, lat in r["latency_ms"].items():
@@ -213,6 +222,12 @@ def main() -> int:
         "--max-requests", type=int, default=100_000, help="per connection (default 100000)"
     )
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--serve-flag",
+        action="append",
+        default=[],
+        help="a further flag for the server, as --serve-flag=--name=value (repeatable)",
+    )
     args = parser.parse_args()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     workdir = Path(tempfile.mkdtemp(prefix="auditlog-overload-"))

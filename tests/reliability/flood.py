@@ -37,14 +37,21 @@ def post_request(
     return head.encode() + body
 
 
-def batch_body(events: int, tag: str = "flood") -> bytes:
-    """A JSON array of ``events`` ~200-byte events without ids (each stored anew)."""
+def batch_body(events: int, tag: str = "flood", pad: int = 0) -> bytes:
+    """A JSON array of ``events`` ~200-byte events without ids (each stored anew), each
+    ``pad`` bytes longer if asked."""
+    extra = {"pad": "x" * pad} if pad else {}
     return orjson.dumps(
         [
             {
                 "type": "flood.test",
                 "actor": f"user-{i % 97}",
-                "data": {"tag": tag, "n": i, "note": "an event of a flood far beyond capacity"},
+                "data": {
+                    "tag": tag,
+                    "n": i,
+                    "note": "an event of a flood far beyond capacity",
+                    **extra,
+                },
             }
             for i in range(events)
         ]

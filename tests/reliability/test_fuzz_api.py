@@ -4,6 +4,8 @@ schemathesis reads ``/openapi.json`` from the application in process (its ASGI t
 which also runs the lifespan) and sends each route requests made from the documented schemas,
 valid and not, with a credential that holds every scope. No answer may be a 5xx, and every
 answer must be one the document lists, with its documented content type, headers and schema.
+It runs on SQLite and on PostgreSQL, whose drivers refuse some values SQLite takes (NUL
+characters, integers past 64 bits).
 
 The examples per route are bounded so the whole run takes seconds; set ``FUZZ_EXAMPLES`` for
 a longer hunt (``FUZZ_EXAMPLES=500 .venv/bin/python -m pytest tests/reliability/test_fuzz_api.py``).
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,10 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from schemathesis.python import asgi
 
+import pgtest
 from auditlog.config import Settings
 from auditlog.server.app import AuditlogApp, build_app
 from auditlog.storage.factory import open_store
-from live_server import auditlog, create_key
+from live_server import Storage, auditlog, create_key, storage_flags
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 #: No 5xx; only documented statuses, content types and headers; bodies as their schema says;
@@ -48,25 +50,33 @@ USERNAME = "fuzzer"
 PASSWORD = "a password of the fuzzer"
 
 
-@pytest.fixture(scope="module")
-def fuzz_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A data directory with a key of every scope and a login, made by the command line."""
-    data = tmp_path_factory.mktemp("fuzz") / "data"
-    token = create_key(data, "t", ALL_SCOPES)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzz_data(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Settings, str]:
+    """A store with a key of every scope and a login, made by the command line."""
+    if request.param == "postgresql":
+        url = pgtest.private_url()
+        storage = Storage.at(url)
+        config = Settings(store=url, read_rate=0, write_rate=0)
+    else:
+        data = tmp_path_factory.mktemp("fuzz") / "data"
+        storage = Storage.sqlite(data)
+        config = Settings(data=str(data), read_rate=0, write_rate=0)
+    token = create_key(storage, "t", ALL_SCOPES)
     added = auditlog(
-        "users", "add", USERNAME, "--tenant", "t", "--scopes", ALL_SCOPES, "--data", str(data),
-        stdin=PASSWORD + "\n",
+        "users", "add", USERNAME, "--tenant", "t", "--scopes", ALL_SCOPES,
+        *storage_flags(storage), stdin=PASSWORD + "\n",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    return data, token
+    return config, token
 
 
 @pytest.fixture
-def fuzz_app(fuzz_data: tuple[Path, str]) -> Iterator[AuditlogApp]:
-    """The application on that directory, one per test: schemathesis starts its lifespan on
+def fuzz_app(fuzz_data: tuple[Settings, str]) -> Iterator[AuditlogApp]:
+    """The application on that store, one per test: schemathesis starts its lifespan on
     the first request and ends it after each test, and an application starts only once."""
-    data, _ = fuzz_data
-    config = Settings(data=str(data), read_rate=0, write_rate=0)
+    config, _ = fuzz_data
     app = build_app(config, open_store(config))
     try:
         yield app
@@ -80,7 +90,7 @@ def fuzz_schema(fuzz_app: AuditlogApp) -> Any:
 
 
 @pytest.fixture
-def token(fuzz_data: tuple[Path, str]) -> str:
+def token(fuzz_data: tuple[Settings, str]) -> str:
     return fuzz_data[1]
 
 
