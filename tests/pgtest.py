@@ -20,8 +20,8 @@ import pytest
 URL = os.environ.get("AUDITLOG_TEST_POSTGRES_URL", "")
 SKIP_REASON = "AUDITLOG_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server"
 TABLES = (
-    "tenants, events, event_search, search_progress, api_keys, users, secrets, tree_nodes,"
-    " checkpoints"
+    "tenants, events, event_search, event_numbers, path_flags, search_progress, api_keys, users,"
+    " secrets, tree_nodes, checkpoints"
 )
 
 _schemas: list[str] = []

@@ -91,7 +91,62 @@ async def test_types_read_the_type_index_in_key_order(
 async def test_a_narrow_time_range_reads_the_time_index(conn: sqlite3.Connection) -> None:
     query, _ = parse_query([("since", "2026-01-01T00:00:00Z"), ("until", "2026-01-02T00:00:00Z")])
     compiled = querysql.compile_query("acme", 1, query, 0)
-    assert compiled.narrow is not None
-    ((sql, params),) = compiled.narrow.plan.statements
+    (narrow,) = compiled.narrows
+    assert narrow.kind == "time"
+    ((sql, params),) = narrow.plan.statements
     plan = " | ".join(str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "events_time" in plan, plan
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (("data.amount[gt]", "5"),),
+        (("data.amount[gte]", "5"), ("data.amount[lt]", "9"), ("order", "asc")),
+        (("data.amount[lt]", "5"), ("type", "invoice")),
+        (("data.amount[lt]", "5"), ("q", "refund"), ("since", "2026-01-01T00:00:00Z")),
+    ],
+)
+async def test_a_numeric_range_reads_the_numbers_index(
+    conn: sqlite3.Connection, pairs: tuple[tuple[str, str], ...]
+) -> None:
+    query, _ = parse_query(list(pairs))
+    compiled = querysql.compile_query("acme", 1, query, 5, frozenset())
+    narrow = compiled.narrows[0]
+    assert narrow.kind == "numbers"
+    probe = " | ".join(
+        str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + narrow.probe[0], narrow.probe[1])
+    )
+    assert "SEARCH n USING PRIMARY KEY (tenant_id=? AND path=? AND v>? AND v<?)" in probe, probe
+    tail, indexed = (
+        narrow.plan.statements if query.order == "desc" else narrow.plan.statements[::-1]
+    )
+    tail_plan = " | ".join(
+        str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + tail[0], tail[1])
+    )
+    assert "USING INTEGER PRIMARY KEY" in tail_plan, tail_plan
+    assert "TEMP B-TREE" not in tail_plan, tail_plan
+    plan = " | ".join(
+        str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + indexed[0], indexed[1])
+    )
+    # Events fetched by key from the range's keys (at most NUMBER_CANDIDATES of them).
+    assert "SEARCH n USING PRIMARY KEY (tenant_id=? AND path=? AND v>? AND v<?)" in plan, plan
+    assert "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+
+
+async def test_only_numbers_in_a_range_take_the_numbers_index(conn: sqlite3.Connection) -> None:
+    for pairs in (
+        [("data.name[gt]", "m")],
+        [("data.amount[prefix]", "5")],
+        [("data.amount[ne]", "5")],
+        [("time[gt]", "5")],
+        [("seq[gt]", "5")],
+        [("data.amount", "5")],
+    ):
+        query, _ = parse_query(pairs)
+        compiled = querysql.compile_query("acme", 1, query, 5, frozenset())
+        assert [n.kind for n in compiled.narrows if n.kind == "numbers"] == [], pairs
+    # Nor a path that holds strings somewhere.
+    query, _ = parse_query([("data.amount[gt]", "5")])
+    compiled = querysql.compile_query("acme", 1, query, 5, frozenset({"s"}))
+    assert [n.kind for n in compiled.narrows] == []

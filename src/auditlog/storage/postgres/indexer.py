@@ -37,6 +37,7 @@ IDLE_SLEEP = 0.05
 STANDBY_SLEEP = 1.0
 
 _COPY = f"COPY event_search ({', '.join(rows.SEARCH_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_NUMBERS = f"COPY event_numbers ({', '.join(rows.NUMBER_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
 class Indexer:
@@ -90,18 +91,31 @@ class Indexer:
             (tenant_id, start, limit),
             binary=True,  # the bodies as they are, not in hex
         ).fetchall()
-        batch: list[tuple[object, ...]] = []
+        batch: list[rows.IndexRows] = []
         for seq, received_us, body in found:
             if int(seq) != start + len(batch):
                 break  # never in a committed log; index up to the gap
-            batch.append(rows.search_row(tenant_id, int(seq), int(received_us), bytes(body)))
+            batch.append(rows.index_rows(tenant_id, int(seq), int(received_us), bytes(body)))
         if not batch:
             return 0
+        flags = {flag for event in batch for flag in event.flags}
         with self._conn.transaction():
-            with self._conn.cursor() as cur, cur.copy(_COPY) as copy:
-                copy.set_types(rows.SEARCH_TYPES)
-                for row in batch:
-                    copy.write_row(row)
+            with self._conn.cursor() as cur:
+                with cur.copy(_COPY) as copy:
+                    copy.set_types(rows.SEARCH_TYPES)
+                    for event in batch:
+                        copy.write_row(event.search)
+                with cur.copy(_COPY_NUMBERS) as copy:
+                    copy.set_types(rows.NUMBER_TYPES)
+                    for event in batch:
+                        for row in event.numbers:
+                            copy.write_row(row)
+                if flags:
+                    cur.executemany(
+                        "INSERT INTO path_flags (tenant_id, path, flag) VALUES (%s, %s, %s)"
+                        " ON CONFLICT DO NOTHING",
+                        [(tenant_id, pid, flag) for pid, flag in sorted(flags)],
+                    )
             self._conn.execute(
                 "INSERT INTO search_progress (tenant_id, next_seq) VALUES (%s, %s)"
                 " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = excluded.next_seq",

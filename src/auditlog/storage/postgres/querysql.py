@@ -17,19 +17,24 @@ What goes into SQL, each with an index behind it:
   (``nested``, with a GIN index), and are always candidates for conditions on those paths.
 * ``q``: the words and prefixes as a ``tsquery`` over the GIN index of the event's words.
 
-Everything else (``ne``, ranges and ``prefix`` on fields, conditions on other envelope paths)
-is left to the check of each candidate. Field paths never reach SQL text: each becomes a
+* a range with a numeric value on an indexed path, when the numbers index holds few numbers
+  in it (``numbers_query``; the store probes first).
+
+Everything else (``ne``, other ranges, ``prefix`` on fields, conditions on other envelope
+paths) is left to the check of each candidate. Field paths never reach SQL text: each becomes a
 quoted JSON path inside a bound parameter, built only from validated segments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 
 from auditlog.model.fields import Value
 from auditlog.model.query import Condition, Query, TextTerm
+from auditlog.storage import numbers
 
 #: Envelope paths held in columns of their own.
 COLUMNS: dict[tuple[str, ...], str] = {
@@ -132,9 +137,99 @@ def tsquery(terms: tuple[TextTerm, ...]) -> str:
 
 
 def searches(query: Query) -> bool:
-    """Whether ``query`` has conditions for the indexes of ``event_search`` (data paths, words):
-    only then do its statements depend on the tenant's search progress."""
-    return bool(query.text) or any(data_test(cond) is not None for cond in query.conditions)
+    """Whether ``query`` has conditions for the indexes of ``event_search`` (data paths, words)
+    or the numbers index: only then do its statements depend on the tenant's search
+    progress."""
+    return (
+        bool(query.text)
+        or any(data_test(cond) is not None for cond in query.conditions)
+        or numbers.range_path(query.conditions) is not None
+    )
+
+
+_SELECT = "SELECT e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+
+
+def _columns(query: Query) -> tuple[list[str], list[object]]:
+    """The conditions answered by columns of ``events`` (and their indexes)."""
+    columns: list[str] = []
+    params: list[object] = []
+    for cond in query.conditions:
+        column = COLUMNS.get(cond.path)
+        if column is not None and cond.op in ("eq", "in") and not _has_nul(cond.values):
+            raws = sorted({v.raw for v in cond.values})
+            if len(raws) == 1:
+                columns.append(f"e.{column} = %s")
+                params.append(raws[0])
+            else:
+                columns.append(f"e.{column} = ANY(%s)")
+                params.append(raws)
+    if query.since_us is not None:
+        columns.append("e.time_us >= %s")
+        params.append(query.since_us)
+    if query.until_us is not None:
+        columns.append("e.time_us < %s")
+        params.append(query.until_us)
+    return columns, params
+
+
+def _order(query: Query) -> tuple[bool, int]:
+    """Whether the page is newest first, and the position it starts after."""
+    descending = query.order == "desc"
+    if query.after_seq is None:
+        return descending, TOP if descending else BOTTOM
+    return descending, min(max(query.after_seq, BOTTOM), TOP)
+
+
+def _onwards(query: Query) -> Callable[[str], str]:
+    descending = query.order == "desc"
+    direction = "DESC" if descending else "ASC"
+    after = "<" if descending else ">"
+
+    def onwards(alias: str) -> str:
+        """Rows of ``alias`` past a position, in the page's order, up to a number of them."""
+        return f" AND {alias}.seq {after} %s ORDER BY {alias}.seq {direction} LIMIT %s"
+
+    return onwards
+
+
+def numbers_probe(
+    tenant_id: int, span: numbers.NumberRange, indexed: int
+) -> tuple[str, tuple[object, ...]]:
+    """Counts the numbers of ``span`` in the indexed part of the log, up to a bound (the last
+    parameter, left for the store)."""
+    return (
+        "SELECT count(*) FROM (SELECT 1 FROM event_numbers WHERE tenant_id = %s AND path = %s"
+        " AND v >= %s AND v <= %s AND seq < %s LIMIT %s) AS m",
+        (tenant_id, span.path_id, span.low, span.high, indexed),
+    )
+
+
+def numbers_query(
+    tenant_id: int, query: Query, indexed: int, size: int, span: numbers.NumberRange
+) -> CandidateQuery:
+    """The candidates of ``query`` read through the numbers index: below the search progress,
+    the events holding a number of ``span`` (distinct, by key); from it on, the tail."""
+    columns, params = _columns(query)
+    descending, start = _order(query)
+    onwards = _onwards(query)
+    where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
+    tail = Segment(_SELECT + where + onwards("e"), (tenant_id, *params, indexed))
+    ranged = (
+        "SELECT e.seq, e.time_us, e.body FROM (SELECT DISTINCT n.seq, n.received_us"
+        " FROM event_numbers AS n WHERE n.tenant_id = %s AND n.path = %s AND n.v >= %s"
+        " AND n.v <= %s AND n.seq < %s) AS n JOIN events AS e ON e.tenant_id = %s"
+        " AND e.seq = n.seq AND e.received_us = n.received_us WHERE true"
+        + "".join(f" AND {c}" for c in columns)
+        + onwards("e")
+    )
+    indexed_segment = Segment(
+        ranged, (tenant_id, span.path_id, span.low, span.high, indexed, tenant_id, *params)
+    )
+    if indexed >= size:
+        return CandidateQuery((indexed_segment,), descending, start)
+    segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
+    return CandidateQuery(segments, descending, start)
 
 
 def compile_query(
@@ -147,8 +242,7 @@ def compile_query(
     tenant's next seq as read with the progress, if known: where the index has caught up with
     it there is no tail to read (events committed since are as if committed after the query).
     """
-    columns: list[str] = []
-    params: list[object] = []
+    columns, params = _columns(query)
     # Conditions served by the GIN indexes of event_search (data paths, words), and the same
     # conditions as the walk tests them row by row (where a cheaper test says the same).
     gin: list[str] = []
@@ -156,28 +250,12 @@ def compile_query(
     tests: list[str] = []
     test_params: list[object] = []
     for cond in query.conditions:
-        column = COLUMNS.get(cond.path)
-        if column is not None and cond.op in ("eq", "in") and not _has_nul(cond.values):
-            raws = sorted({v.raw for v in cond.values})
-            if len(raws) == 1:
-                columns.append(f"e.{column} = %s")
-                params.append(raws[0])
-            else:
-                columns.append(f"e.{column} = ANY(%s)")
-                params.append(raws)
-            continue
         test = data_test(cond)
         if test is not None:
             gin.append("(s.data @? %s::jsonpath OR s.nested && %s::text[])")
             gin_params += [test, nested_prefixes(cond.path)]
             tests.append(gin[-1])
             test_params += gin_params[-2:]
-    if query.since_us is not None:
-        columns.append("e.time_us >= %s")
-        params.append(query.since_us)
-    if query.until_us is not None:
-        columns.append("e.time_us < %s")
-        params.append(query.until_us)
     if query.text:
         gin.append("array_to_tsvector(string_to_array(s.words, ' ')) @@ %s::tsquery")
         gin_params.append(tsquery(query.text))
@@ -190,19 +268,11 @@ def compile_query(
             else:
                 tests.append("strpos(' ' || s.words || ' ', %s) > 0")
                 test_params.append(f" {term.word} ")
-    descending = query.order == "desc"
+    descending, start = _order(query)
     direction = "DESC" if descending else "ASC"
     after = "<" if descending else ">"
-
-    def onwards(alias: str) -> str:
-        """Rows of ``alias`` past a position, in the page's order, up to a number of them."""
-        return f" AND {alias}.seq {after} %s ORDER BY {alias}.seq {direction} LIMIT %s"
-
-    if query.after_seq is None:
-        start = TOP if descending else BOTTOM
-    else:
-        start = min(max(query.after_seq, BOTTOM), TOP)
-    select = "SELECT e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+    onwards = _onwards(query)
+    select = _SELECT
     order = onwards("e")
     if not gin:
         where = "".join(f" AND {c}" for c in columns)

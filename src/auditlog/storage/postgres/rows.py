@@ -1,15 +1,16 @@
-"""An event as the rows the PostgreSQL store keeps: its ``events`` row and its search row.
+"""An event as the rows the PostgreSQL store keeps: its ``events`` row and its index rows.
 
 ``body`` keeps the stored bytes exactly; every other column is derived from the event so that
 queries can find it (``querysql``). The ``events`` row is written with the commit; the
-``event_search`` row (``data``, ``words``, ``nested``) later, by the search indexer, from the
-stored body. PostgreSQL text and ``jsonb`` cannot hold the character NUL, which JSON allows:
+``event_search`` row (``data``, ``words``, ``nested``), the ``event_numbers`` rows and the
+``path_flags`` later, by the search indexer, from the stored body. PostgreSQL text and ``jsonb`` cannot hold the character NUL, which JSON allows:
 in the derived columns it is replaced by U+FFFD, and query values that contain NUL are checked
 outside SQL, so a replaced character never hides a match.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from auditlog.model.event import NewEvent
 from auditlog.model.text import event_words
+from auditlog.storage import numbers
 
 #: The columns of ``events`` a COPY fills, in order.
 COLUMNS = (
@@ -87,9 +89,40 @@ def event_row(
     return (tenant_id, seq, received_us, *envelope(event), body)
 
 
-def search_row(tenant_id: int, seq: int, received_us: int, body: bytes) -> tuple[object, ...]:
-    """The ``event_search`` row of a stored event, in the order of ``SEARCH_COLUMNS``."""
+#: The columns of ``event_numbers``, in order, and their types.
+NUMBER_COLUMNS = ("tenant_id", "path", "v", "seq", "received_us")
+NUMBER_TYPES = ("int4", "int8", "float8", "int8", "int8")
+
+
+@dataclass(slots=True)
+class IndexRows:
+    """What the search indexer writes for one stored event."""
+
+    search: tuple[object, ...]
+    #: rows of ``event_numbers``, in the order of ``NUMBER_COLUMNS``
+    numbers: list[tuple[object, ...]]
+    #: (path id, flag) for ``path_flags``
+    flags: set[tuple[int, str]]
+
+
+def index_rows(tenant_id: int, seq: int, received_us: int, body: bytes) -> IndexRows:
+    """The search row, number rows and path flags of a stored event."""
     stored = orjson.loads(body)
+    held = numbers.event_numbers(stored)
+    # As doubles, distinct integers past 2^53 may meet: one row each.
+    values = {(pid, float(n)) for pid, n in held.numbers}
+    return IndexRows(
+        search_row(tenant_id, seq, received_us, body, stored),
+        [(tenant_id, pid, v, seq, received_us) for pid, v in values],
+        held.flags(),
+    )
+
+
+def search_row(
+    tenant_id: int, seq: int, received_us: int, body: bytes, stored: dict[str, Any]
+) -> tuple[object, ...]:
+    """The ``event_search`` row of a stored event (``body``, parsed as ``stored``), in the
+    order of ``SEARCH_COLUMNS``."""
     data = stored.get("data", {})
     if b"\\u0000" in body:
         data = _clean(data)

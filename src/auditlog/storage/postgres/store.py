@@ -42,7 +42,7 @@ from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import stored_bytes
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
-from auditlog.storage import records
+from auditlog.storage import numbers, records
 from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
@@ -91,6 +91,8 @@ _WALK_MAX = 20_000
 _COMMON_MATCHES = 1_000
 #: PostgreSQL's estimate of the candidates from which they are not even counted.
 _SURELY_COMMON = 10 * _COMMON_MATCHES
+#: Numbers in a range (from the numbers index) below which the range drives the page.
+NUMBER_CANDIDATES = 20_000
 
 
 def _plan_rows(plan: Any) -> float:
@@ -111,6 +113,8 @@ class PostgresStore:
     def __init__(self, url: str, settings: Settings | None = None, serving: bool = False) -> None:
         self.url = url
         self._settings = settings or Settings()
+        #: A numeric range holding fewer numbers than this is read through the numbers index.
+        self.number_candidates = NUMBER_CANDIDATES
         s = self._settings
         self._retry = s.retry_after
         self._wait = float(s.postgres_connect_timeout)
@@ -450,12 +454,15 @@ class PostgresStore:
                 row = await cur.fetchone()
                 if row is None:
                     return Page((), None, False)
-                compiled = querysql.compile_query(int(row[0]), query, int(row[1]), int(row[2]))
+                tenant_id, indexed, size = int(row[0]), int(row[1]), int(row[2])
+                compiled = await self._by_numbers(conn, tenant_id, query, indexed, size)
+                if compiled is None:
+                    compiled = querysql.compile_query(tenant_id, query, indexed, size)
             else:  # the events table alone: the tenant's id is all it needs (and never changes)
-                tenant_id = await self._tenant_id(conn, tenant, create=False)
-                if tenant_id is None:
+                known = await self._tenant_id(conn, tenant, create=False)
+                if known is None:
                     return Page((), None, False)
-                compiled = querysql.compile_query(tenant_id, query, 0)
+                compiled = querysql.compile_query(known, query, 0)
             position = compiled.start
             for segment in compiled.segments:
                 reached = position
@@ -477,6 +484,29 @@ class PostgresStore:
         found = found[: query.limit]
         last = found[-1][0] if found else None
         return Page(tuple(body for _, body in found), last, more)
+
+    async def _by_numbers(
+        self, conn: Conn, tenant_id: int, query: Query, indexed: int, size: int
+    ) -> querysql.CandidateQuery | None:
+        """The candidates read through the numbers index, when the query has a numeric range
+        that the index answers (the path holds no strings) with few numbers in it."""
+        path = numbers.range_path(query.conditions)
+        if path is None:
+            return None
+        cur = await conn.execute(
+            "SELECT flag FROM path_flags WHERE tenant_id = %s AND path = %s",
+            (tenant_id, numbers.path_id(path)),
+        )
+        flags = {str(flag) for (flag,) in await cur.fetchall()}
+        span = numbers.number_range(query.conditions, single="m" not in flags)
+        if "s" in flags or span is None:
+            return None
+        sql, params = querysql.numbers_probe(tenant_id, span, indexed)
+        cur = await conn.execute(sql, (*params, self.number_candidates))
+        row = await cur.fetchone()
+        if row is None or int(row[0]) >= self.number_candidates:
+            return None
+        return querysql.numbers_query(tenant_id, query, indexed, size, span)
 
     @staticmethod
     def _keep(

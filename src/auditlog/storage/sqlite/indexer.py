@@ -2,10 +2,10 @@
 
 Sequence first, index second. A write is acknowledged once its event is committed to the
 events database; the indexer then reads committed events in seq order, computes their tokens
-(``terms``) and adds them to the search index in large transactions, recording per tenant how
-far it got in the same transaction. Each step is idempotent: after a crash it resumes from
-the recorded progress. Queries search the index for events below the progress mark and
-check the newer tail directly (see ``querysql``), so no committed event is ever missing from
+(``terms``) and numbers (``numbers``), adds them to the search index in large transactions,
+and records per tenant how far it got in the same transaction. Each step is idempotent:
+after a crash it resumes from the recorded progress. Queries search the index for events
+below the progress mark and check the newer tail directly (see ``querysql``), so no committed event is ever missing from
 an answer, however far the indexer lags.
 
 It runs as a separate process because computing tokens is Python work that would otherwise
@@ -27,6 +27,7 @@ import sys
 
 import orjson
 
+from auditlog.storage import numbers
 from auditlog.storage.childprocess import run_loop
 from auditlog.storage.sqlite import database, querysql, terms
 
@@ -75,10 +76,21 @@ class Indexer:
                     ).fetchall()
                     if not rows:
                         continue
-                    docs = [
-                        (key, terms.event_terms(name, orjson.loads(body))) for key, body in rows
-                    ]
+                    docs = []
+                    found: list[tuple[int, int, numbers.Number, int]] = []
+                    flags: set[tuple[int, str]] = set()
+                    for key, body in rows:
+                        content = orjson.loads(body)
+                        docs.append((key, terms.event_terms(name, content)))
+                        held = numbers.event_numbers(content)
+                        found += [(tenant_id, pid, n, key) for pid, n in held.numbers]
+                        flags |= held.flags()
                     tm.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
+                    tm.executemany("INSERT INTO numbers VALUES (?, ?, ?, ?)", found)
+                    tm.executemany(
+                        "INSERT OR IGNORE INTO path_flags VALUES (?, ?, ?)",
+                        [(tenant_id, pid, flag) for pid, flag in flags],
+                    )
                     last_seq = rows[-1][0] & querysql.SEQ_MASK
                     tm.execute(
                         "INSERT INTO progress (tenant_id, next_seq) VALUES (?, ?)"

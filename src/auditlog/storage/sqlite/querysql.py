@@ -21,6 +21,12 @@ and picks who drives the scan, newest-first or oldest-first by key (= by seq wit
 * the ``(tenant, type, key, time)`` index, one scan per listed type, merged by the store;
 * the primary key otherwise.
 
+Two alternatives are offered to the store with a probe each (``Narrow``), for conditions that
+would otherwise be checked row by row over much of the log: a numeric range on an indexed
+path (``data.amount[gt]=1000``) is read from the numbers index (``storage.numbers``) when the
+range holds few numbers and the path no strings; a time range holding few events is read
+through the time index.
+
 Field paths never reach SQL text: they were validated by ``model.query`` and are only hashed
 into tokens or passed to ``al_match`` inside a bound JSON parameter.
 """
@@ -28,12 +34,13 @@ into tokens or passed to ``al_match`` inside a bound JSON parameter.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
 from auditlog.model.fields import OPS, Op, Path, Value, read_number
 from auditlog.model.query import Condition, Query, TextTerm
+from auditlog.storage import numbers
 from auditlog.storage.sqlite import terms
 
 SEQ_BITS = 40
@@ -59,24 +66,28 @@ class CompiledQuery:
     descending: bool
     limit: int
     merge: bool = False
-    narrow: Narrow | None = None
+    narrows: tuple[Narrow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Narrow:
-    """A plan for a time range holding few events, and the probe that tells whether it does.
+    """A plan for a range holding few candidates, and the probe that tells whether it does.
 
-    Walking by key finds the newest matches at once when the range is recent, but an old
-    range makes it step over every newer event. When ``probe`` counts fewer than
-    ``NARROW_EVENTS`` events in the range, ``plan`` reads them through the time index and
-    sorts them by key instead.
+    Walking by key finds the newest matches at once when they are common or recent, but a
+    rare value or an old time range makes it step over every newer event. When ``probe``
+    counts fewer candidates than the store's limit for this ``kind`` (``"time"``:
+    ``NARROW_EVENTS``, ``"numbers"``: ``NUMBER_CANDIDATES``), ``plan`` reads them through
+    their index and sorts them by key instead. The store tries its narrows in order.
     """
 
+    kind: str
     probe: tuple[str, tuple[object, ...]]
     plan: CompiledQuery
 
 
 NARROW_EVENTS = 5000
+#: Numbers in a range (from the numbers index) below which the range drives the page.
+NUMBER_CANDIDATES = 20_000
 
 
 def _indexed(cond: Condition) -> bool:
@@ -128,17 +139,39 @@ def parse_residual_spec(
     return conds, tuple(TextTerm(word, prefix) for word, prefix in doc["q"])
 
 
-def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) -> CompiledQuery:
+def compile_query(
+    tenant: str,
+    tenant_id: int,
+    query: Query,
+    indexed_upto: int,
+    path_flags: frozenset[str] | None = None,
+) -> CompiledQuery:
     """SQL for one page (``limit + 1`` rows, to tell whether more follow) of ``query``.
 
     ``indexed_upto`` is the tenant's indexing progress: events with a smaller seq are in the
-    search index, newer ones (the tail) are checked row by row.
+    search index, newer ones (the tail) are checked row by row. ``path_flags``: the flags of
+    ``numbers.range_path(query.conditions)`` in the numbers index, read with the progress;
+    ``None`` leaves the numbers index out.
     """
     descending = query.order == "desc"
     seqs = _seq_range(query)
     if seqs is None:
         return CompiledQuery((), descending, query.limit)
     lo, hi = key_of(tenant_id, seqs[0]), key_of(tenant_id, seqs[1])
+    compiled = _compile(tenant, tenant_id, query, indexed_upto, lo, hi)
+    if path_flags is None or "s" in path_flags or not compiled.statements:
+        return compiled
+    span = numbers.number_range(query.conditions, single="m" not in path_flags)
+    if span is None:
+        return compiled
+    by_numbers = _by_numbers(tenant_id, query, indexed_upto, lo, hi, span)
+    return replace(compiled, narrows=(by_numbers, *compiled.narrows))
+
+
+def _compile(
+    tenant: str, tenant_id: int, query: Query, indexed_upto: int, lo: int, hi: int
+) -> CompiledQuery:
+    descending = query.order == "desc"
     fetch = query.limit + 1
 
     fts: list[str] = []
@@ -166,12 +199,9 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
     if ids is not None:
         where.append(f"e.id IN ({','.join('?' * len(ids))})")
         params += ids
-    if query.since_us is not None:
-        where.append("e.time_us >= ?")
-        params.append(query.since_us)
-    if query.until_us is not None:
-        where.append("e.time_us < ?")
-        params.append(query.until_us)
+    times, time_params = _column_where(query)
+    where += times
+    params += time_params
     direction = "DESC" if descending else "ASC"
 
     if types == [] or ids == []:
@@ -212,9 +242,9 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         where.append("al_match(e.body, ?)")
         params.append(residual_spec(residual))
     extra = "".join(f" AND {w}" for w in where)
-    narrow = None
+    narrows: tuple[Narrow, ...] = ()
     if ids is None and (query.since_us is not None or query.until_us is not None):
-        narrow = _narrow(tenant_id, query, types, residual, lo, hi, direction, fetch)
+        narrows = (_narrow(tenant_id, query, types, residual, lo, hi, direction, fetch),)
     if types is not None:
         sql = (
             "SELECT e.key, e.body FROM events AS e INDEXED BY events_type"
@@ -223,7 +253,7 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         )
         statements = tuple((sql, (tenant_id, t, lo, hi, *params, fetch)) for t in types)
         merge = len(statements) > 1
-        return CompiledQuery(statements, descending, query.limit, merge, narrow)
+        return CompiledQuery(statements, descending, query.limit, merge, narrows)
     if ids is not None:
         sql = (
             "SELECT e.key, e.body FROM events AS e INDEXED BY events_id"
@@ -240,7 +270,62 @@ def compile_query(tenant: str, tenant_id: int, query: Query, indexed_upto: int) 
         f"{extra} ORDER BY e.key {direction} LIMIT ?"
     )
     statement = (sql, (lo, hi, tenant_id, *params, fetch))
-    return CompiledQuery((statement,), descending, query.limit, False, narrow)
+    return CompiledQuery((statement,), descending, query.limit, False, narrows)
+
+
+def _by_numbers(
+    tenant_id: int,
+    query: Query,
+    indexed_upto: int,
+    lo: int,
+    hi: int,
+    span: numbers.NumberRange,
+) -> Narrow:
+    """The page read from the numbers in ``span``: below the tenant's indexing progress the
+    keys of the events holding such a number, sorted, each event checked with every condition
+    (the index gives a superset); above it the tail, checked likewise."""
+    descending = query.order == "desc"
+    direction = "DESC" if descending else "ASC"
+    fetch = query.limit + 1
+    split = max(lo, min(hi + 1, key_of(tenant_id, indexed_upto)))
+    in_range = (
+        "FROM t.numbers AS n WHERE n.tenant_id = ? AND n.path = ? AND n.v >= ? AND n.v <= ?"
+        " AND n.key BETWEEN ? AND ?"
+    )
+    range_params = (tenant_id, span.path_id, span.low, span.high, lo, split - 1)
+    probe = (
+        f"SELECT count(*) FROM (SELECT 1 {in_range} LIMIT ?)",
+        (*range_params, NUMBER_CANDIDATES),
+    )
+    where, params = _column_where(query)
+    spec = residual_spec(list(query.conditions), query.text)
+    checks = "".join(f" AND {w}" for w in [*where, "al_match(e.body, ?)"])
+    indexed = (
+        f"SELECT e.key, e.body FROM events AS e NOT INDEXED WHERE e.key IN (SELECT n.key {in_range})"
+        f" AND e.tenant_id = ?{checks} ORDER BY e.key {direction} LIMIT ?",
+        (*range_params, tenant_id, *params, spec, fetch),
+    )
+    tail = (
+        "SELECT e.key, e.body FROM events AS e NOT INDEXED WHERE e.key BETWEEN ? AND ?"
+        f" AND e.tenant_id = ?{checks} ORDER BY e.key {direction} LIMIT ?",
+        (split, hi, tenant_id, *params, spec, fetch),
+    )
+    parts = (tail, indexed) if descending else (indexed, tail)
+    return Narrow("numbers", probe, CompiledQuery(parts, descending, query.limit))
+
+
+def _column_where(query: Query) -> tuple[list[str], list[object]]:
+    """The time range as conditions on the time column (every other condition is checked by
+    ``al_match``)."""
+    where: list[str] = []
+    params: list[object] = []
+    if query.since_us is not None:
+        where.append("e.time_us >= ?")
+        params.append(query.since_us)
+    if query.until_us is not None:
+        where.append("e.time_us < ?")
+        params.append(query.until_us)
+    return where, params
 
 
 def _narrow(
@@ -277,7 +362,7 @@ def _narrow(
     plan = CompiledQuery(
         ((sql, (tenant_id, since, until, *params, fetch)),), direction == "DESC", query.limit
     )
-    return Narrow(probe, plan)
+    return Narrow("time", probe, plan)
 
 
 def _seq_range(query: Query) -> tuple[int, int] | None:

@@ -47,7 +47,7 @@ from auditlog.model.fields import condition_matches
 from auditlog.model.matching import text_matches
 from auditlog.model.query import Query
 from auditlog.model.text import event_words
-from auditlog.storage import records
+from auditlog.storage import numbers, records
 from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
@@ -140,6 +140,8 @@ class SQLiteStore:
         self._indexer: IndexerProcess | None = None
         #: A time range holding fewer events than this is read through the time index.
         self.narrow_events = querysql.NARROW_EVENTS
+        #: A numeric range holding fewer numbers than this is read through the numbers index.
+        self.number_candidates = querysql.NUMBER_CANDIDATES
         # API keys are read on every request; they are cached, and the cache is dropped when
         # the "keys generation" changes. Every revocation, from this process or another one
         # (``auditlog keys revoke`` while the server runs), writes new random bytes to that
@@ -217,6 +219,8 @@ class SQLiteStore:
                 )
                 index.execute("BEGIN IMMEDIATE")
                 index.execute("INSERT INTO events_terms (events_terms) VALUES ('delete-all')")
+                index.execute("DELETE FROM numbers")
+                index.execute("DELETE FROM path_flags")
                 index.execute("DELETE FROM progress")
                 index.execute("COMMIT")
         finally:
@@ -413,13 +417,29 @@ class SQLiteStore:
                 ).fetchone()
                 if row is None:
                     return Page((), None, False)
-                compiled = querysql.compile_query(tenant, int(row[0]), query, int(row[1]))
+                tenant_id, indexed_upto = int(row[0]), int(row[1])
+                flags = None
+                path = numbers.range_path(query.conditions)
+                if path is not None:
+                    flags = frozenset(
+                        flag
+                        for (flag,) in conn.execute(
+                            "SELECT flag FROM t.path_flags WHERE tenant_id = ? AND path = ?",
+                            (tenant_id, numbers.path_id(path)),
+                        )
+                    )
+                compiled = querysql.compile_query(tenant, tenant_id, query, indexed_upto, flags)
                 with self._deadline(conn):
-                    narrow = compiled.narrow
-                    if narrow is not None:
+                    for narrow in compiled.narrows:
                         count = conn.execute(*narrow.probe).fetchone()[0]
-                        if count < self.narrow_events:
+                        limit = (
+                            self.number_candidates
+                            if narrow.kind == "numbers"
+                            else self.narrow_events
+                        )
+                        if count < limit:
                             compiled = narrow.plan
+                            break
                     rows = self._run(conn, compiled)
             finally:
                 conn.execute("COMMIT")
