@@ -69,6 +69,7 @@ from auditlog.config import Settings  # noqa: E402
 from auditlog.model import times  # noqa: E402
 from auditlog.model.event import Limits, Principal, validate_event  # noqa: E402
 from auditlog.model.query import parse_query  # noqa: E402
+from auditlog.storage import numbers  # noqa: E402
 from auditlog.storage.base import AppendRequest  # noqa: E402
 from auditlog.storage.postgres import database, querysql  # noqa: E402
 from auditlog.storage.postgres.store import PostgresStore  # noqa: E402
@@ -307,6 +308,13 @@ def queries(url: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
         ("e", f"q={RARE} (~0.03 %)", [("q", RARE)]),
         ("f", f"q=refund & type={QUERY_TYPE}", [("q", "refund"), ("type", QUERY_TYPE)]),
         ("h", "no filter (the newest events)", []),
+        ("j", "data.amount[gt]=999000 (~0.1 %)", [("data.amount[gt]", "999000")]),
+        (
+            "k",
+            "data.amount[gte]=500000 & [lt]=500500 (~0.05 %)",
+            [("data.amount[gte]", "500000"), ("data.amount[lt]", "500500")],
+        ),
+        ("l", "data.amount[gte]=500000 (~50 %)", [("data.amount[gte]", "500000")]),
     ]
 
 
@@ -320,6 +328,9 @@ def plan_of(url: str, params: list[tuple[str, str]]) -> str:
         ).fetchone()
         assert row is not None
         compiled = querysql.compile_query(int(row[0]), query, int(row[1]))
+        span = numbers.number_range(query.conditions, single=True)
+        if span is not None:  # the plan through the numbers index, when the store takes it
+            compiled = querysql.numbers_query(int(row[0]), query, int(row[1]), int(row[1]), span)
         segment = compiled.segments[-1 if compiled.descending else 0]  # the indexed part
         sql = "EXPLAIN " + segment.sql
         plan = conn.execute(sql, (*segment.params, compiled.start, query.limit + 1)).fetchall()

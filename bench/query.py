@@ -11,7 +11,8 @@
    ``location.city`` (50 cities: Seattle ~2 %), a unique ``request_id``, a ``message`` of 10
    words from a 36-word vocabulary (``refund`` in ~24.5 % of events) plus, in ~0.03 % of
    events, the rare word ``quokka``, an ``amount`` and a ``currency``.
-2. Measure queries (a)-(g) as the issue asks, plus (a2), (h) and (i), ``--rounds`` times
+2. Measure queries (a)-(g) as the issue asks, plus (a2), (h), (i) and the numeric ranges
+   (j)-(l) on ``data.amount`` (uniform over 100..999,999), ``--rounds`` times
    (default 3): start ``auditlog serve --data DIR`` on 127.0.0.1, and time each query over
    HTTP (httpx, one keep-alive connection, sequential requests): ``--warm`` unmeasured
    requests, then ``--samples`` measured ones; median and p95 per round. Then the same
@@ -342,6 +343,14 @@ def queries(data: str) -> list[tuple[str, str, list[tuple[str, str]], int]]:
         ("g", "cursor walk: 5 pages of (a)", a, 5),
         ("h", "no filter (the newest events), first page", [], 1),
         ("i", "last 7 days, no type, first page", [("since", since)], 1),
+        ("j", "data.amount[gt]=999000 (~0.1 %), first page", [("data.amount[gt]", "999000")], 1),
+        (
+            "k",
+            "data.amount[gte]=500000 & [lt]=500500 (~0.05 %), first page",
+            [("data.amount[gte]", "500000"), ("data.amount[lt]", "500500")],
+            1,
+        ),
+        ("l", "data.amount[gte]=500000 (~50 %), first page", [("data.amount[gte]", "500000")], 1),
     ]
 
 

@@ -545,3 +545,32 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
     monkeypatch.setattr(pgstore, "_SURELY_COMMON", 0)  # every estimate says common
     for pairs in cases[:15]:
         await check(pairs)
+
+
+async def test_an_index_made_before_the_numbers_index_is_made_again(url: str) -> None:
+    store = PostgresStore(url)
+    await store.open()
+    raws = [{"id": f"e{i}", "type": "t", "data": {"n": i, "word": f"w{i}"}} for i in range(30)]
+    await store.append([request("acme", *raws)])
+    assert store.index_pending() == 30
+    await store.close()
+    # The schema as the version before the numbers index left it.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE event_numbers, path_flags")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+
+    async def found(*pairs: tuple[str, str]) -> list[str]:
+        query, _ = parse_query([*pairs, ("order", "asc"), ("limit", "1000")])
+        return [orjson.loads(b)["id"] for b in (await store.query("acme", query)).bodies]
+
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        # Emptied, so that every event is indexed again with its numbers; complete meanwhile.
+        assert await found(("data.n[gt]", "26")) == ["e27", "e28", "e29"]
+        assert store.index_pending() == 30
+        assert await found(("data.n[gt]", "26")) == ["e27", "e28", "e29"]
+        assert await found(("data.n[gte]", "3"), ("data.n[lt]", "5")) == ["e3", "e4"]
+        assert await found(("q", "w12")) == ["e12"]
+    finally:
+        await store.close()
