@@ -39,7 +39,7 @@ from typing import Any
 from auditlog.model.fields import Path, leaf_paths
 from auditlog.model.query import Condition
 
-#: Envelope fields not indexed: their own columns and indexes answer them.
+#: Envelope fields in no index of values (tokens, numbers): their own columns answer them.
 UNINDEXED_ROOTS = frozenset({"id", "time", "tenant", "seq", "received_at"})
 _INT64 = (-(2**63), 2**63 - 1)
 _LARGEST = sys.float_info.max

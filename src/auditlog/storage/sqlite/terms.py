@@ -24,9 +24,17 @@ from typing import Any
 
 from auditlog.model.fields import Path, Value, leaf_paths
 from auditlog.model.text import event_words
+from auditlog.storage.numbers import UNINDEXED_ROOTS
 
-#: Fields not indexed as tokens: their own columns and indexes answer them.
-UNINDEXED_ROOTS = frozenset({"id", "time", "tenant", "seq", "received_at"})
+__all__ = [
+    "UNINDEXED_ROOTS",
+    "event_terms",
+    "exists_token",
+    "number_text",
+    "reference_event_terms",
+    "value_tokens",
+    "word_token",
+]
 _CACHE_LIMIT = 200_000
 _cache: dict[str, str] = {}
 
