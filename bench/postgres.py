@@ -322,7 +322,7 @@ def plan_of(url: str, params: list[tuple[str, str]]) -> str:
     with psycopg.connect(url, options=database.PAGE_SIZED) as conn:  # as the service's sessions
         row = conn.execute(
             "SELECT t.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS t"
-            " LEFT JOIN search_progress AS p USING (tenant_id) WHERE t.name = %s",
+            " LEFT JOIN index_progress AS p USING (tenant_id) WHERE t.name = %s",
             (TENANT,),
         ).fetchone()
         assert row is not None

@@ -557,6 +557,7 @@ async def test_an_index_made_before_the_numbers_index_is_made_again(url: str) ->
     # The schema as the version before the numbers index left it.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE event_numbers, path_flags")
+        conn.execute("ALTER TABLE index_progress RENAME TO search_progress")
         conn.execute("DELETE FROM schema_migrations WHERE version = 2")
 
     async def found(*pairs: tuple[str, str]) -> list[str]:
@@ -574,3 +575,9 @@ async def test_an_index_made_before_the_numbers_index_is_made_again(url: str) ->
         assert await found(("q", "w12")) == ["e12"]
     finally:
         await store.close()
+    # A process of the older version, still running, can no longer record indexing progress.
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.UndefinedTable),
+    ):
+        conn.execute("INSERT INTO search_progress (tenant_id, next_seq) VALUES (1, 1)")

@@ -4,7 +4,7 @@ Sequence first, index second, as for the SQLite store. A write is acknowledged o
 ``events`` row is committed, which updates only btree indexes; the indexer then reads committed
 events in seq order, derives their search row (``data``, ``words``, ``nested``, see ``rows``)
 and copies them into ``event_search``, whose GIN indexes serve conditions on data paths and
-words, recording per tenant how far it got (``search_progress``) in the same transaction.
+words, recording per tenant how far it got (``index_progress``) in the same transaction.
 Queries use the GIN indexes below that mark and check the events above it directly, so no
 committed event is ever missing from an answer, however far the indexer lags.
 
@@ -74,7 +74,7 @@ class Indexer:
             return 0
         pending = self._conn.execute(
             "SELECT t.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS t"
-            " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id"
+            " LEFT JOIN index_progress AS p ON p.tenant_id = t.tenant_id"
             " WHERE t.next_seq > coalesce(p.next_seq, 0) ORDER BY t.tenant_id"
         ).fetchall()
         done = 0
@@ -117,7 +117,7 @@ class Indexer:
                         [(tenant_id, pid, flag) for pid, flag in sorted(flags)],
                     )
             self._conn.execute(
-                "INSERT INTO search_progress (tenant_id, next_seq) VALUES (%s, %s)"
+                "INSERT INTO index_progress (tenant_id, next_seq) VALUES (%s, %s)"
                 " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = excluded.next_seq",
                 (tenant_id, start + len(batch)),
             )

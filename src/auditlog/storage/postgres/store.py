@@ -270,7 +270,7 @@ class PostgresStore:
         async with self._connection("stats") as conn:
             cur = await conn.execute(
                 "SELECT coalesce(sum(t.next_seq - coalesce(p.next_seq, 0)), 0) FROM tenants AS t"
-                " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id"
+                " LEFT JOIN index_progress AS p ON p.tenant_id = t.tenant_id"
             )
             row = await cur.fetchone()
         out: dict[str, float] = {"search_index_lag_events": float(row[0]) if row else 0.0}
@@ -447,7 +447,7 @@ class PostgresStore:
             if querysql.searches(query):
                 cur = await conn.execute(
                     "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq FROM tenants AS t"
-                    " LEFT JOIN search_progress AS p ON p.tenant_id = t.tenant_id"
+                    " LEFT JOIN index_progress AS p ON p.tenant_id = t.tenant_id"
                     " WHERE t.name = %s",
                     (tenant,),
                 )
