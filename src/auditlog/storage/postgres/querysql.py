@@ -193,14 +193,25 @@ def _onwards(query: Query) -> Callable[[str], str]:
     return onwards
 
 
-def numbers_probe(
-    tenant_id: int, span: numbers.NumberRange, indexed: int
-) -> tuple[str, tuple[object, ...]]:
-    """Counts the numbers of ``span`` in the indexed part of the log, up to a bound (the last
-    parameter, left for the store)."""
-    return (
-        "SELECT count(*) FROM (SELECT 1 FROM event_numbers WHERE tenant_id = %s AND path = %s"
-        " AND v >= %s AND v <= %s AND seq < %s LIMIT %s) AS m",
+@dataclass(frozen=True, slots=True)
+class NumbersProbe:
+    """How many numbers of a range the indexed part of the log holds: ``count`` counts them up
+    to a bound (its last parameter, after ``params``), ``estimate`` asks PostgreSQL's
+    estimate (``EXPLAIN`` in JSON) without counting."""
+
+    count: str
+    estimate: str
+    params: tuple[object, ...]
+
+
+def numbers_probe(tenant_id: int, span: numbers.NumberRange, indexed: int) -> NumbersProbe:
+    in_range = (
+        "SELECT 1 FROM event_numbers WHERE tenant_id = %s AND path = %s"
+        " AND v >= %s AND v <= %s AND seq < %s"
+    )
+    return NumbersProbe(
+        f"SELECT count(*) FROM ({in_range} LIMIT %s) AS m",
+        f"EXPLAIN (FORMAT JSON) {in_range}",
         (tenant_id, span.path_id, span.low, span.high, indexed),
     )
 
