@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from auditlog.model.fields import Value
+from auditlog.storage import numbers
 from auditlog.storage.sqlite import terms
 
 scalars = st.one_of(
@@ -31,6 +32,18 @@ def test_event_terms_match_the_reference_walk(tenant: str, data: dict[str, Any])
     content = {"type": "t", "actor": {"id": "a"}, "source": "s", "data": data}
     fast = sorted(terms.event_terms(tenant, content).split())
     assert fast == terms.reference_event_terms(tenant, content).split()
+
+
+@given(st.text(max_size=5), st.dictionaries(keys, values, max_size=5), st.booleans())
+def test_one_walk_gives_the_terms_and_the_numbers(
+    tenant: str, data: dict[str, Any], big: bool
+) -> None:
+    content = {"type": "t", "actor": {"id": "a", "n": 2**70 if big else 7}, "data": data}
+    doc, held = terms.event_terms_and_numbers(tenant, content)
+    assert sorted(doc.split()) == sorted(terms.event_terms(tenant, content).split())
+    reference = numbers.reference_event_numbers(content)
+    assert held.numbers == reference.numbers
+    assert held.string_paths == reference.string_paths
 
 
 def test_separators_inside_keys_and_tenants_cannot_forge_a_path() -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,8 @@ _CACHE_LIMIT = 100_000
 Number = int | float
 
 
-def _id(material: str) -> int:
+def material_id(material: str) -> int:
+    """The path id of a path's material (its segments, each spelled ``len:segment``)."""
     found = _cache.get(material)
     if found is None:
         digest = hashlib.blake2b(material.encode(), digest_size=8).digest()
@@ -62,7 +64,7 @@ def _id(material: str) -> int:
 
 def path_id(path: Path) -> int:
     """The signed 64-bit id of a field path."""
-    return _id("".join(f"{len(segment)}:{segment}" for segment in path))
+    return material_id("".join(f"{len(segment)}:{segment}" for segment in path))
 
 
 def stored(n: int | float) -> Number:
@@ -86,16 +88,31 @@ class EventNumbers:
     #: path ids at which the event holds a string
     string_paths: set[int]
 
+    def several(self) -> set[int]:
+        """The path ids at which the event holds more than one number."""
+        out: set[int] = set()
+        if len(self.numbers) > 1:
+            seen: set[int] = set()
+            for pid, _ in self.numbers:
+                if pid in seen:
+                    out.add(pid)
+                seen.add(pid)
+        return out
+
     def flags(self) -> set[tuple[int, str]]:
         """(path id, ``s``) where the event holds a string, (path id, ``m``) where it holds
         more than one number."""
-        out = {(pid, "s") for pid in self.string_paths}
-        seen: set[int] = set()
-        for pid, _ in self.numbers:
-            if pid in seen:
-                out.add((pid, "m"))
-            seen.add(pid)
-        return out
+        return flags_of((self,))
+
+
+def flags_of(events: Iterable[EventNumbers]) -> set[tuple[int, str]]:
+    """The flags of several events together (what the indexer adds for a batch)."""
+    strings: set[int] = set()
+    several: set[int] = set()
+    for event in events:
+        strings |= event.string_paths
+        several |= event.several()
+    return {(pid, "s") for pid in strings} | {(pid, "m") for pid in several}
 
 
 def event_numbers(content: dict[str, Any]) -> EventNumbers:
@@ -111,9 +128,9 @@ def _walk_value(value: Any, here: str, out: EventNumbers) -> None:
     # The traversal of fields.leaf_paths, written for speed: ``here`` is the path's material.
     kind = type(value)
     if kind is str:
-        out.string_paths.add(_id(here))
+        out.string_paths.add(material_id(here))
     elif kind is int or kind is float:
-        out.numbers.add((_id(here), stored(value)))
+        out.numbers.add((material_id(here), stored(value)))
     elif kind is dict:
         for key, inner in value.items():
             _walk_value(inner, f"{here}{len(key)}:{key}", out)

@@ -25,6 +25,7 @@ import time
 import psycopg
 from psycopg.rows import TupleRow
 
+from auditlog.storage import numbers
 from auditlog.storage.childprocess import run_loop
 from auditlog.storage.postgres import database, rows
 
@@ -98,7 +99,7 @@ class Indexer:
             batch.append(rows.index_rows(tenant_id, int(seq), int(received_us), bytes(body)))
         if not batch:
             return 0
-        flags = {flag for event in batch for flag in event.flags}
+        flags = numbers.flags_of(event.held for event in batch)
         with self._conn.transaction():
             with self._conn.cursor() as cur:
                 with cur.copy(_COPY) as copy:

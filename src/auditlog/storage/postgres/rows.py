@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from auditlog.model.event import NewEvent
 from auditlog.model.text import event_words
 from auditlog.storage import numbers
+from auditlog.storage.numbers import EventNumbers
 
 #: The columns of ``events`` a COPY fills, in order.
 COLUMNS = (
@@ -101,8 +102,8 @@ class IndexRows:
     search: tuple[object, ...]
     #: rows of ``event_numbers``, in the order of ``NUMBER_COLUMNS``
     numbers: list[tuple[object, ...]]
-    #: (path id, flag) for ``path_flags``
-    flags: set[tuple[int, str]]
+    #: what the event holds at each path, for ``path_flags`` (``numbers.flags_of``)
+    held: EventNumbers
 
 
 def index_rows(tenant_id: int, seq: int, received_us: int, body: bytes) -> IndexRows:
@@ -114,7 +115,7 @@ def index_rows(tenant_id: int, seq: int, received_us: int, body: bytes) -> Index
     return IndexRows(
         search_row(tenant_id, seq, received_us, body, stored),
         [(tenant_id, pid, v, seq, received_us) for pid, v in values],
-        held.flags(),
+        held,
     )
 
 

@@ -78,18 +78,18 @@ class Indexer:
                         continue
                     docs = []
                     found: list[tuple[int, int, numbers.Number, int]] = []
-                    flags: set[tuple[int, str]] = set()
+                    held: list[numbers.EventNumbers] = []
                     for key, body in rows:
-                        content = orjson.loads(body)
-                        docs.append((key, terms.event_terms(name, content)))
-                        held = numbers.event_numbers(content)
-                        found += [(tenant_id, pid, n, key) for pid, n in held.numbers]
-                        flags |= held.flags()
+                        doc, event = terms.event_terms_and_numbers(name, orjson.loads(body))
+                        docs.append((key, doc))
+                        held.append(event)
+                        found += [(tenant_id, pid, n, key) for pid, n in held[-1].numbers]
                     tm.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
+                    found.sort()  # in index order: each B-tree page is visited once
                     tm.executemany("INSERT INTO numbers VALUES (?, ?, ?, ?)", found)
                     tm.executemany(
                         "INSERT OR IGNORE INTO path_flags VALUES (?, ?, ?)",
-                        [(tenant_id, pid, flag) for pid, flag in flags],
+                        [(tenant_id, pid, flag) for pid, flag in numbers.flags_of(held)],
                     )
                     last_seq = rows[-1][0] & querysql.SEQ_MASK
                     tm.execute(

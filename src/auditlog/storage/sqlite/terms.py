@@ -24,11 +24,12 @@ from typing import Any
 
 from auditlog.model.fields import Path, Value, leaf_paths
 from auditlog.model.text import event_words
-from auditlog.storage.numbers import UNINDEXED_ROOTS
+from auditlog.storage.numbers import UNINDEXED_ROOTS, EventNumbers, material_id, stored
 
 __all__ = [
     "UNINDEXED_ROOTS",
     "event_terms",
+    "event_terms_and_numbers",
     "exists_token",
     "number_text",
     "reference_event_terms",
@@ -80,36 +81,54 @@ def _tagged(value: Any) -> str | None:
     return None
 
 
-def _walk(obj: dict[str, Any], prefix: str, out: set[str]) -> None:
+def _walk(
+    obj: dict[str, Any], prefix: str, out: set[str], held: EventNumbers | None, skip: int
+) -> None:
     # The same traversal as fields.leaf_paths and the same material as _token, written for
     # speed (this is most of the indexer's work): ``prefix`` is the material of this object's
-    # path.
+    # path. With ``held``, the numbers and string paths are gathered on the way, each path's
+    # material without the tenant's (its first ``skip`` characters) as ``numbers`` spells it.
     for key, value in obj.items():
         here = f"{prefix}{len(key)}:{key}"
         out.add(_hashed(here + "=e"))
-        _walk_value(value, here, out)
+        _walk_value(value, here, out, held, skip)
 
 
-def _walk_value(value: Any, here: str, out: set[str]) -> None:
+def _walk_value(value: Any, here: str, out: set[str], held: EventNumbers | None, skip: int) -> None:
     kind = type(value)
     if kind is str:
         out.add(_hashed(here + "=s" + value))
+        if held is not None:
+            held.string_paths.add(material_id(here[skip:]))
     elif kind is dict:
-        _walk(value, here, out)
+        _walk(value, here, out, held, skip)
     elif kind is list:
         for item in value:  # elements share their array's path
-            _walk_value(item, here, out)
+            _walk_value(item, here, out, held, skip)
     else:
         tagged = _tagged(value)
         if tagged is not None:
             out.add(_hashed(here + "=" + tagged))
+            if held is not None and (kind is int or kind is float):
+                held.numbers.add((material_id(here[skip:]), stored(value)))
 
 
 def event_terms(tenant: str, content: dict[str, Any]) -> str:
     """The FTS document of one event: its field tokens and words, space-separated."""
+    return _document(tenant, content, None)
+
+
+def event_terms_and_numbers(tenant: str, content: dict[str, Any]) -> tuple[str, EventNumbers]:
+    """``event_terms`` and ``numbers.event_numbers`` of one event, in one walk."""
+    held = EventNumbers(set(), set())
+    return _document(tenant, content, held), held
+
+
+def _document(tenant: str, content: dict[str, Any], held: EventNumbers | None) -> str:
     tokens: set[str] = set()
     indexed = {k: v for k, v in content.items() if k not in UNINDEXED_ROOTS}
-    _walk(indexed, _spelled(tenant), tokens)
+    prefix = _spelled(tenant)
+    _walk(indexed, prefix, tokens, held, len(prefix))
     tokens.update("w" + w for w in event_words(content))
     return " ".join(tokens)
 
