@@ -226,6 +226,13 @@ def test_no_range_without_an_eligible_condition(single: bool) -> None:
         assert number_range(conditions, single) is None
 
 
+def test_an_id_equality_leaves_the_numbers_index_out() -> None:
+    # Its own index finds the one or few events an id equality can match.
+    for op in ("eq", "in"):
+        assert range_path((cond(("id",), op, "e1"), cond(AMOUNT, "gt", "5"))) is None
+    assert range_path((cond(("id",), "ne", "e1"), cond(AMOUNT, "gt", "5"))) == AMOUNT
+
+
 @pytest.mark.parametrize("single", [True, False])
 @pytest.mark.parametrize("root", ["time", "seq", "id", "received_at", "tenant"])
 def test_ranges_ignore_unindexed_roots(root: str, single: bool) -> None:

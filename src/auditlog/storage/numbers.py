@@ -180,7 +180,10 @@ def _ranges(conditions: tuple[Condition, ...]) -> list[Condition]:
 
 
 def range_path(conditions: tuple[Condition, ...]) -> Path | None:
-    """The path whose range the numbers index could answer for ``conditions``, if any."""
+    """The path whose range the numbers index could answer for ``conditions``, if any (none
+    beside an ``id`` equality, whose own index finds the few events it can match)."""
+    if any(c.path == ("id",) and c.op in ("eq", "in") for c in conditions):
+        return None
     chosen = _ranges(conditions)
     return chosen[0].path if chosen else None
 
