@@ -113,33 +113,33 @@ class AuditlogApp:
         # the id; paths that match no route share the series "unmatched".
         pattern = "unmatched"
         try:
-            route, params = self.router.match(method, request.path)
-            pattern = route.pattern
-            request.path_params = params
-            credential: Credential | None = None
-            if route.scope is not None:
-                token = bearer_token(request.headers.get("authorization"))
-                credential = await self.services.auth.authenticate(token)
-                if route.scope:
-                    require(credential, route.scope)
-                # A person's limit follows the person, not each token a new login gives.
-                who = credential.principal if credential.kind == "jwt" else credential.credential_id
-                self.services.requests.check(
-                    who, "write" if route.scope == EVENTS_WRITE else "read"
-                )
-            response = await route.handler(request, credential)
-        except ClientDisconnected:
-            request.release()
-            return
-        except Exception as exc:
-            response = problems.from_exception(exc)
-        except BaseException:  # cancelled: the body's bytes are no longer held
-            request.release()
-            raise
-        try:
+            try:
+                route, params = self.router.match(method, request.path)
+                pattern = route.pattern
+                request.path_params = params
+                credential: Credential | None = None
+                if route.scope is not None:
+                    token = bearer_token(request.headers.get("authorization"))
+                    credential = await self.services.auth.authenticate(token)
+                    if route.scope:
+                        require(credential, route.scope)
+                    # A person's limit follows the person, not each token a new login gives.
+                    who = (
+                        credential.principal
+                        if credential.kind == "jwt"
+                        else credential.credential_id
+                    )
+                    self.services.requests.check(
+                        who, "write" if route.scope == EVENTS_WRITE else "read"
+                    )
+                response = await route.handler(request, credential)
+            except ClientDisconnected:
+                return
+            except Exception as exc:
+                response = problems.from_exception(exc)
             await response.send(send, head_only=method == "HEAD")
         finally:
-            request.release()
+            request.release()  # answered, the client gone, or cancelled
         self._observe(pattern, method, response.status, time.perf_counter() - started)
 
     def _observe(self, pattern: str, method: str, status: int, seconds: float) -> None:

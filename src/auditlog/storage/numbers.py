@@ -99,14 +99,10 @@ class EventNumbers:
                 seen.add(pid)
         return out
 
-    def flags(self) -> set[tuple[int, str]]:
-        """(path id, ``s``) where the event holds a string, (path id, ``m``) where it holds
-        more than one number."""
-        return flags_of((self,))
-
 
 def flags_of(events: Iterable[EventNumbers]) -> set[tuple[int, str]]:
-    """The flags of several events together (what the indexer adds for a batch)."""
+    """The path flags of events together (what the indexer adds for a batch): (path id,
+    ``s``) where one holds a string, (path id, ``m``) where one holds more than one number."""
     strings: set[int] = set()
     several: set[int] = set()
     for event in events:

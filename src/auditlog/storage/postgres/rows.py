@@ -3,9 +3,10 @@
 ``body`` keeps the stored bytes exactly; every other column is derived from the event so that
 queries can find it (``querysql``). The ``events`` row is written with the commit; the
 ``event_search`` row (``data``, ``words``, ``nested``), the ``event_numbers`` rows and the
-``path_flags`` later, by the search indexer, from the stored body. PostgreSQL text and ``jsonb`` cannot hold the character NUL, which JSON allows:
-in the derived columns it is replaced by U+FFFD, and query values that contain NUL are checked
-outside SQL, so a replaced character never hides a match.
+``path_flags`` later, by the search indexer, from the stored body. PostgreSQL text and
+``jsonb`` cannot hold the character NUL, which JSON allows: in the derived columns it is
+replaced by U+FFFD, and query values that contain NUL are checked outside SQL, so a replaced
+character never hides a match.
 """
 
 from __future__ import annotations

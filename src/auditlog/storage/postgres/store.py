@@ -500,8 +500,10 @@ class PostgresStore:
             (tenant_id, numbers.path_id(path)),
         )
         flags = {str(flag) for (flag,) in await cur.fetchall()}
+        if "s" in flags:
+            return None
         span = numbers.number_range(query.conditions, single="m" not in flags)
-        if "s" in flags or span is None:
+        if span is None:
             return None
         probe = querysql.numbers_probe(tenant_id, span, indexed)
         # Counting a common range's numbers costs more than walking to its page (~1 µs a

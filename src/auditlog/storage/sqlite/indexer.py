@@ -5,8 +5,8 @@ events database; the indexer then reads committed events in seq order, computes 
 (``terms``) and numbers (``numbers``), adds them to the search index in large transactions,
 and records per tenant how far it got in the same transaction. Each step is idempotent:
 after a crash it resumes from the recorded progress. Queries search the index for events
-below the progress mark and check the newer tail directly (see ``querysql``), so no committed event is ever missing from
-an answer, however far the indexer lags.
+below the progress mark and check the newer tail directly (see ``querysql``), so no
+committed event is ever missing from an answer, however far the indexer lags.
 
 It runs as a separate process because computing tokens is Python work that would otherwise
 take the GIL from the process serving requests; in its own process it uses the second core.
@@ -83,7 +83,7 @@ class Indexer:
                         doc, event = terms.event_terms_and_numbers(name, orjson.loads(body))
                         docs.append((key, doc))
                         held.append(event)
-                        found += [(tenant_id, pid, n, key) for pid, n in held[-1].numbers]
+                        found += [(tenant_id, pid, n, key) for pid, n in event.numbers]
                     tm.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
                     found.sort()  # in index order: each B-tree page is visited once
                     tm.executemany("INSERT INTO numbers VALUES (?, ?, ?, ?)", found)

@@ -301,7 +301,8 @@ def _by_numbers(
     spec = residual_spec(list(query.conditions), query.text)
     checks = "".join(f" AND {w}" for w in [*where, "al_match(e.body, ?)"])
     indexed = (
-        f"SELECT e.key, e.body FROM events AS e NOT INDEXED WHERE e.key IN (SELECT n.key {in_range})"
+        "SELECT e.key, e.body FROM events AS e NOT INDEXED"
+        f" WHERE e.key IN (SELECT n.key {in_range})"
         f" AND e.tenant_id = ?{checks} ORDER BY e.key {direction} LIMIT ?",
         (*range_params, tenant_id, *params, spec, fetch),
     )
