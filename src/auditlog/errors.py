@@ -17,6 +17,7 @@ storage backend turns its driver's exceptions into ``StorageError`` subclasses i
     │   ├── PayloadTooLarge          413
     │   ├── UnsupportedMediaType     415
     │   ├── InvalidEvent             422 valid JSON that is not a valid event or batch
+    │   ├── InvalidBody              422 valid JSON that is not what the route takes (a stream)
     │   └── RateLimited              429 (carries Retry-After)
     ├── Unavailable                  503, the request may be retried later (carries Retry-After)
     │   ├── Overloaded               the ingest queue is full
@@ -64,6 +65,8 @@ class RequestError(AuditlogError):
 
     status = 400
     title = "Bad Request"
+    #: The problem's ``type`` name, where it is not the one of its status.
+    problem_type: str | None = None
 
     def __init__(self, detail: str, errors: tuple[FieldError, ...] = ()) -> None:
         super().__init__(detail)
@@ -118,6 +121,14 @@ class UnsupportedMediaType(RequestError):
 class InvalidEvent(RequestError):
     status = 422
     title = "Unprocessable Content"
+
+
+class InvalidBody(RequestError):
+    """Valid JSON that is not what the route takes (a log stream's definition, say)."""
+
+    status = 422
+    title = "Unprocessable Content"
+    problem_type = "invalid-body"
 
 
 class RateLimited(RequestError):

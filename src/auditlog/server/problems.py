@@ -50,10 +50,11 @@ def problem(
     detail: str,
     errors: list[dict[str, object]] | None = None,
     headers: list[tuple[bytes, bytes]] | None = None,
+    problem_type: str | None = None,
 ) -> Response:
-    """A problem+json response."""
+    """A problem+json response; ``problem_type`` names its kind where the status does not."""
     doc: dict[str, object] = {
-        "type": PROBLEM_BASE + PROBLEM_TYPES.get(status, "error"),
+        "type": PROBLEM_BASE + (problem_type or PROBLEM_TYPES.get(status, "error")),
         "title": title,
         "status": status,
         "detail": detail,
@@ -74,7 +75,7 @@ def from_exception(exc: BaseException) -> Response:
         elif isinstance(exc, RateLimited):
             headers.append((b"retry-after", str(exc.retry_after).encode()))
         errors = [e.as_dict() for e in exc.errors] or None
-        return problem(exc.status, exc.title, exc.detail, errors, headers)
+        return problem(exc.status, exc.title, exc.detail, errors, headers, exc.problem_type)
     if isinstance(exc, Unavailable):
         headers = [(b"retry-after", str(exc.retry_after).encode())]
         return problem(exc.status, exc.title, exc.detail, None, headers)
