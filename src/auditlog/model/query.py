@@ -71,6 +71,8 @@ class Query:
     """A whole query: every condition, the time range and the words must hold (AND).
 
     ``after_seq`` is the position the cursor carries: the page starts after it in ``order``.
+    ``before_seq`` bounds the events considered to those with a smaller seq, whatever the
+    order: an export or a live stream fixes the end of what it reads with it.
     """
 
     conditions: tuple[Condition, ...] = ()
@@ -80,6 +82,7 @@ class Query:
     order: Order = "desc"
     limit: int = DEFAULT_LIMIT
     after_seq: int | None = None
+    before_seq: int | None = None
 
     def fingerprint(self) -> str:
         """What a cursor is bound to: everything but ``limit`` and the position."""

@@ -88,14 +88,13 @@ class MemoryStore:
 
     async def query(self, tenant: str, query: Query) -> Page:
         log = self._logs.get(tenant, [])
+        end = len(log) if query.before_seq is None else max(0, min(query.before_seq, len(log)))
         if query.order == "desc":
-            start = (
-                len(log) - 1 if query.after_seq is None else min(query.after_seq - 1, len(log) - 1)
-            )
+            start = end - 1 if query.after_seq is None else min(query.after_seq - 1, end - 1)
             seqs = range(start, -1, -1)
         else:
-            start = 0 if query.after_seq is None else query.after_seq + 1
-            seqs = range(start, len(log))
+            start = 0 if query.after_seq is None else max(0, query.after_seq + 1)
+            seqs = range(start, end)
         found: list[tuple[int, bytes]] = []
         for seq in seqs:
             row = log[seq]

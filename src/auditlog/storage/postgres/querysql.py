@@ -173,6 +173,22 @@ def _columns(query: Query) -> tuple[list[str], list[object]]:
     return columns, params
 
 
+def _bounded(query: Query, indexed: int, size: int | None) -> tuple[int, int | None]:
+    """The search progress and log size as a query sees them once ``before_seq`` bounds it:
+    the indexed segments stop at the bound, and where the index reaches it there is no tail."""
+    if query.before_seq is None:
+        return indexed, size
+    bound = min(max(query.before_seq, 0), TOP)
+    return min(indexed, bound), bound if size is None else min(size, bound)
+
+
+def _below(query: Query) -> tuple[list[str], list[object]]:
+    """``before_seq`` as a condition on the events read by key (the tail, or every event)."""
+    if query.before_seq is None:
+        return [], []
+    return ["e.seq < %s"], [min(max(query.before_seq, 0), TOP)]
+
+
 def _order(query: Query) -> tuple[bool, int]:
     """Whether the page is newest first, and the position it starts after."""
     descending = query.order == "desc"
@@ -222,10 +238,13 @@ def numbers_query(
     """The candidates of ``query`` read through the numbers index: below the search progress,
     the events holding a number of ``span`` (distinct, by key); from it on, the tail."""
     columns, params = _columns(query)
+    indexed, bounded_size = _bounded(query, indexed, size)
+    size = size if bounded_size is None else bounded_size
+    below, below_params = _below(query)
     descending, start = _order(query)
     onwards = _onwards(query)
-    where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
-    tail = Segment(_SELECT + where + onwards("e"), (tenant_id, *params, indexed))
+    where = "".join(f" AND {c}" for c in [*columns, *below, "e.seq >= %s"])
+    tail = Segment(_SELECT + where + onwards("e"), (tenant_id, *params, *below_params, indexed))
     ranged = (
         "SELECT e.seq, e.time_us, e.body FROM (SELECT DISTINCT n.seq, n.received_us"
         " FROM event_numbers AS n WHERE n.tenant_id = %s AND n.path = %s AND n.v >= %s"
@@ -254,6 +273,8 @@ def compile_query(
     it there is no tail to read (events committed since are as if committed after the query).
     """
     columns, params = _columns(query)
+    indexed, size = _bounded(query, indexed, size)
+    below, below_params = _below(query)
     # Conditions served by the GIN indexes of event_search (data paths, words), and the same
     # conditions as the walk tests them row by row (where a cheaper test says the same).
     gin: list[str] = []
@@ -286,14 +307,16 @@ def compile_query(
     select = _SELECT
     order = onwards("e")
     if not gin:
-        where = "".join(f" AND {c}" for c in columns)
+        where = "".join(f" AND {c}" for c in [*columns, *below])
         return CandidateQuery(
-            (Segment(select + where + order, (tenant_id, *params)),), descending, start
+            (Segment(select + where + order, (tenant_id, *params, *below_params)),),
+            descending,
+            start,
         )
     # The tail: every event from the search progress on, its indexed conditions checked by
     # the store on each candidate.
-    where = "".join(f" AND {c}" for c in [*columns, "e.seq >= %s"])
-    tail = Segment(select + where + order, (tenant_id, *params, indexed))
+    where = "".join(f" AND {c}" for c in [*columns, *below, "e.seq >= %s"])
+    tail = Segment(select + where + order, (tenant_id, *params, *below_params, indexed))
     # How many candidates the GIN indexes find, up to a bound (the store's walk-or-index choice).
     candidates = (
         "SELECT 1 FROM event_search AS s WHERE s.tenant_id = %s"

@@ -367,8 +367,8 @@ def _narrow(
 
 
 def _seq_range(query: Query) -> tuple[int, int] | None:
-    """The seqs the page can hold, from the cursor and any conditions on ``seq``; ``None``
-    when there are none.
+    """The seqs the page can hold, from the cursor, ``before_seq`` and any conditions on
+    ``seq``; ``None`` when there are none.
 
     Always within 0..SEQ_MASK, so that a key range never reaches into another tenant's keys
     whatever a (forged) cursor or a condition says. Conditions on ``seq`` stay residual too:
@@ -380,6 +380,8 @@ def _seq_range(query: Query) -> tuple[int, int] | None:
             last = min(last, query.after_seq - 1)
         else:
             first = max(first, query.after_seq + 1)
+    if query.before_seq is not None:
+        last = min(last, query.before_seq - 1)
     for cond in query.conditions:
         if cond.path != ("seq",):
             continue
