@@ -11,6 +11,13 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
   returned, nothing is written) or a conflict (the whole request is refused, the others of the
   group go ahead).
 * ``query`` pages by ``seq`` and sees only committed events of its tenant.
+* ``durable_log_sizes`` counts only commits that are durable. A store that makes a commit
+  visible before it is flushed (PostgreSQL's group commit does) must not count it before then.
+* Log streams are changed through their definition (``update_stream``) by the admin API and
+  through their progress (``record_delivery``, ``record_failure``) only by the process that
+  holds the stream's delivery lease (``claim_streams``); a lease lasts ``lease_ms`` by the
+  store's own clock from its last renewal, and a write of progress by anyone else, or after
+  the lease ran out, changes nothing and answers ``False``.
 * The Merkle tree of each tenant's log (``auditlog.service.integrator``) is kept as tree nodes
   and checkpoints. A node, once stored, never changes: storing it again is a no-op. A
   checkpoint is stored only if it is larger than every checkpoint the tenant has, so the
@@ -19,7 +26,7 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -29,6 +36,7 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import NewEvent, same_content, stored_bytes
 from auditlog.model.query import Query
+from auditlog.model.streams import LogStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +163,19 @@ class Store(Protocol):
     async def log_sizes(self) -> dict[str, int]:
         """Every tenant that has committed events, with the number of them (its next seq)."""
 
+    async def durable_log_sizes(self, tenant: str | None = None) -> dict[str, int]:
+        """Like ``log_sizes`` (only ``tenant``'s, if given), counting only the events whose
+        commit is durable: every event with a smaller seq survives a crash of the store."""
+
+    def watch_heads(self, callback: Callable[[Mapping[str, int]], None]) -> None:
+        """From now on, call ``callback`` with the durable log sizes that other processes on
+        this store announce (``announce_heads``), as they arrive. A store that only one
+        process uses never calls it."""
+
+    async def announce_heads(self, heads: Mapping[str, int]) -> None:
+        """Tell the other processes on this store that these tenants' logs durably reached
+        these sizes. A store that only one process uses does nothing."""
+
     async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` committed events of the tenant with seq >= ``start``, in seq order.
 
@@ -190,6 +211,45 @@ class Store(Protocol):
         self, tenant: str, after_size: int = -1, limit: int = 1000
     ) -> list[StoredCheckpoint]:
         """Up to ``limit`` of the tenant's checkpoints larger than ``after_size``, smallest first."""
+
+    async def create_stream(self, stream: LogStream) -> None:
+        """Store a new log stream."""
+
+    async def get_stream(self, tenant: str, stream_id: str) -> LogStream | None:
+        """The tenant's stream with this id, or ``None``."""
+
+    async def list_streams(self, tenant: str | None = None) -> list[LogStream]:
+        """Every stream (of one tenant, if given), oldest first."""
+
+    async def update_stream(self, stream: LogStream) -> bool:
+        """Replace a stream's definition (name, destination, filter, paused, updated_us),
+        keeping its progress and state; ``False`` if there is no such stream."""
+
+    async def delete_stream(self, tenant: str, stream_id: str) -> bool:
+        """Remove a stream; ``False`` if there is no such stream."""
+
+    async def claim_streams(self, owner: str, lease_ms: int, limit: int) -> list[LogStream]:
+        """Renew every lease ``owner`` holds on a stream that is not paused, take the leases of
+        up to ``limit`` more unpaused streams whose lease is free or ran out, give up those on
+        paused streams, and return every stream ``owner`` now holds (its current definition
+        and state). Atomic against other owners: a stream is held by one owner at a time."""
+
+    async def release_streams(self, owner: str, stream_ids: Sequence[str]) -> None:
+        """Give up ``owner``'s leases on these streams (a stopping process), so that another
+        process may take them at once."""
+
+    async def record_delivery(
+        self, tenant: str, stream_id: str, owner: str, position: int, events: int, at_us: int
+    ) -> bool:
+        """The stream delivered ``events`` events and dealt with everything through
+        ``position``: store it, if ``owner`` still holds a live lease and ``position`` is
+        not behind the stored one. Whether it was stored."""
+
+    async def record_failure(
+        self, tenant: str, stream_id: str, owner: str, error: str, at_us: int
+    ) -> bool:
+        """A delivery attempt failed with ``error``: count it and keep the error, if ``owner``
+        still holds a live lease. Whether it was stored."""
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +18,7 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
+from auditlog.model.streams import LogStream
 from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
@@ -49,6 +50,9 @@ class MemoryStore:
         self._checkpoints: dict[str, list[StoredCheckpoint]] = {}
         self._checkpoint_sizes: dict[str, list[int]] = {}
         self._lock = asyncio.Lock()
+        self._streams: dict[tuple[str, str], LogStream] = {}
+        # stream id: (owner, lease end in microseconds)
+        self._leases: dict[str, tuple[str, int]] = {}
 
     async def open(self) -> None:
         return None
@@ -142,6 +146,16 @@ class MemoryStore:
     async def log_sizes(self) -> dict[str, int]:
         return {tenant: len(log) for tenant, log in self._logs.items() if log}
 
+    async def durable_log_sizes(self, tenant: str | None = None) -> dict[str, int]:
+        sizes = await self.log_sizes()
+        return sizes if tenant is None else {t: n for t, n in sizes.items() if t == tenant}
+
+    def watch_heads(self, callback: Callable[[Mapping[str, int]], None]) -> None:
+        return None  # one process
+
+    async def announce_heads(self, heads: Mapping[str, int]) -> None:
+        return None
+
     async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
         log = self._logs.get(tenant, [])
         first = max(start, 0)
@@ -184,3 +198,89 @@ class MemoryStore:
         sizes = self._checkpoint_sizes.get(tenant, [])
         i = bisect.bisect_right(sizes, after_size)
         return self._checkpoints.get(tenant, [])[i : i + limit]
+
+    async def create_stream(self, stream: LogStream) -> None:
+        self._streams[(stream.tenant, stream.stream_id)] = stream
+
+    async def get_stream(self, tenant: str, stream_id: str) -> LogStream | None:
+        return self._streams.get((tenant, stream_id))
+
+    async def list_streams(self, tenant: str | None = None) -> list[LogStream]:
+        found = sorted(self._streams.values(), key=lambda s: (s.created_us, s.stream_id))
+        return [s for s in found if tenant is None or s.tenant == tenant]
+
+    async def update_stream(self, stream: LogStream) -> bool:
+        key = (stream.tenant, stream.stream_id)
+        current = self._streams.get(key)
+        if current is None:
+            return False
+        self._streams[key] = replace(
+            current,
+            name=stream.name,
+            destination=stream.destination,
+            filter=stream.filter,
+            paused=stream.paused,
+            updated_us=stream.updated_us,
+        )
+        return True
+
+    async def delete_stream(self, tenant: str, stream_id: str) -> bool:
+        self._leases.pop(stream_id, None)
+        return self._streams.pop((tenant, stream_id), None) is not None
+
+    def _holds(self, stream_id: str, owner: str, now: int) -> bool:
+        lease = self._leases.get(stream_id)
+        return lease is not None and lease[0] == owner and lease[1] > now
+
+    async def claim_streams(self, owner: str, lease_ms: int, limit: int) -> list[LogStream]:
+        now = times.now_us()
+        until = now + lease_ms * 1000
+        held: list[LogStream] = []
+        taken = 0
+        for stream in await self.list_streams():
+            lease = self._leases.get(stream.stream_id)
+            if stream.paused:
+                if lease is not None and lease[0] == owner:
+                    del self._leases[stream.stream_id]
+                continue
+            if lease is not None and lease[0] == owner:
+                self._leases[stream.stream_id] = (owner, until)
+                held.append(stream)
+            elif (lease is None or lease[1] <= now) and taken < limit:
+                taken += 1
+                self._leases[stream.stream_id] = (owner, until)
+                held.append(stream)
+        return held
+
+    async def release_streams(self, owner: str, stream_ids: Sequence[str]) -> None:
+        for stream_id in stream_ids:
+            lease = self._leases.get(stream_id)
+            if lease is not None and lease[0] == owner:
+                del self._leases[stream_id]
+
+    async def record_delivery(
+        self, tenant: str, stream_id: str, owner: str, position: int, events: int, at_us: int
+    ) -> bool:
+        stream = self._streams.get((tenant, stream_id))
+        if stream is None or not self._holds(stream_id, owner, times.now_us()):
+            return False
+        if position < stream.position:
+            return False
+        self._streams[(tenant, stream_id)] = replace(
+            stream,
+            position=position,
+            deliveries=stream.deliveries + events,
+            last_success_us=at_us if events else stream.last_success_us,
+        )
+        return True
+
+    async def record_failure(
+        self, tenant: str, stream_id: str, owner: str, error: str, at_us: int
+    ) -> bool:
+        stream = self._streams.get((tenant, stream_id))
+        if stream is None or not self._holds(stream_id, owner, times.now_us()):
+            return False
+        self._streams[(tenant, stream_id)] = replace(
+            stream, failures=stream.failures + 1, last_error=error, last_error_us=at_us
+        )
+        return True

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditlog.model.credentials import ApiKey, User
+from auditlog.model.streams import LogStream
 from auditlog.storage.base import StoredCheckpoint
 
 SELECT_KEYS = (
@@ -19,6 +20,12 @@ SELECT_KEYS = (
 )
 SELECT_USERS = "SELECT username, tenant, scopes, password_hash, created_us FROM users"
 SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
+#: The columns of a stream's definition and state, in ``LogStream``'s order.
+STREAM_COLUMNS = (
+    "stream_id, tenant, name, destination, filter, start_seq, paused, created_us, updated_us,"
+    " position, deliveries, failures, last_success_us, last_error, last_error_us"
+)
+SELECT_STREAMS = f"SELECT {STREAM_COLUMNS} FROM streams"  # noqa: S608 (constant text)
 
 
 def scopes_text(scopes: Sequence[str]) -> str:
@@ -52,6 +59,48 @@ def user(row: Sequence[Any]) -> User:
 def checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
     """A ``checkpoints`` row (``SELECT_CHECKPOINTS``) as its value."""
     return StoredCheckpoint(int(row[0]), bytes(row[1]), int(row[2]), str(row[3]))
+
+
+def stream(row: Sequence[Any]) -> LogStream:
+    """A ``streams`` row (``SELECT_STREAMS``) as its value."""
+    return LogStream(
+        stream_id=str(row[0]),
+        tenant=str(row[1]),
+        name=str(row[2]),
+        destination=str(row[3]),
+        filter=str(row[4]),
+        start_seq=int(row[5]),
+        paused=bool(row[6]),
+        created_us=int(row[7]),
+        updated_us=int(row[8]),
+        position=int(row[9]),
+        deliveries=int(row[10]),
+        failures=int(row[11]),
+        last_success_us=None if row[12] is None else int(row[12]),
+        last_error=None if row[13] is None else str(row[13]),
+        last_error_us=None if row[14] is None else int(row[14]),
+    )
+
+
+def stream_values(stream: LogStream) -> tuple[Any, ...]:
+    """The values of a new stream's row, in ``STREAM_COLUMNS`` order."""
+    return (
+        stream.stream_id,
+        stream.tenant,
+        stream.name,
+        stream.destination,
+        stream.filter,
+        stream.start_seq,
+        stream.paused,
+        stream.created_us,
+        stream.updated_us,
+        stream.position,
+        stream.deliveries,
+        stream.failures,
+        stream.last_success_us,
+        stream.last_error,
+        stream.last_error_us,
+    )
 
 
 class KeyCache:
