@@ -349,9 +349,9 @@ async def test_a_process_that_stops_asking_hands_the_turn_on(
 ) -> None:
     """A holder that hangs keeps its session but stops using it: the server ends the idle
     session, another process takes the turn, and the first finds it has lost it."""
-    from auditlog.storage.postgres import store as pgstore
+    from auditlog.storage.postgres import base as pgbase
 
-    monkeypatch.setattr(pgstore, "_LEASE_IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(pgbase, "_LEASE_IDLE_SECONDS", 0.3)
     other = PostgresStore(url)
     await other.open()
     try:
@@ -440,7 +440,7 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     falls short of the density seen, the indexes are asked, and they find the rest; a value
     PostgreSQL estimates to be common is walked on instead, up to the walk's bound. Pages
     exact either way, with or without a column condition."""
-    from auditlog.storage.postgres import store as pgstore
+    from auditlog.storage.postgres import events as pgevents
 
     early = [
         {"type": "a" if i % 2 else "b", "data": {"k": "x" if i % 300 == 0 else "y", "n": i}}
@@ -458,8 +458,8 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == [2700, 2400, 2100]
     # Estimated common: walked on without counting, to the walk's bound, then the indexes.
     asked.clear()
-    monkeypatch.setattr(pgstore, "_SURELY_COMMON", 0)
-    monkeypatch.setattr(pgstore, "_WALK_MAX", 1500)
+    monkeypatch.setattr(pgevents, "_SURELY_COMMON", 0)
+    monkeypatch.setattr(pgevents, "_WALK_MAX", 1500)
     page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
     assert asked == [True]
@@ -476,7 +476,7 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
     import random
 
     from auditlog.model.matching import event_matches
-    from auditlog.storage.postgres import store as pgstore
+    from auditlog.storage.postgres import events as pgevents
 
     rng = random.Random(20261127)
     values = ["v0", "v1", "v2", "v3", "v4", "v5"]  # v0 in ~half the events, v5 in ~1 in 3,000
@@ -542,7 +542,7 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
     assert False in handed
     assert True in asked
     assert False in asked
-    monkeypatch.setattr(pgstore, "_SURELY_COMMON", 0)  # every estimate says common
+    monkeypatch.setattr(pgevents, "_SURELY_COMMON", 0)  # every estimate says common
     for pairs in cases[:15]:
         await check(pairs)
 

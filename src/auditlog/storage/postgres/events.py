@@ -1,0 +1,398 @@
+"""The events part of the PostgreSQL store: appending groups of events, reading and querying them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from auditlog.errors import Unavailable
+from auditlog.model import times
+from auditlog.model.event import stored_bytes
+from auditlog.model.matching import event_matches
+from auditlog.model.query import Query
+from auditlog.storage import numbers
+from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
+from auditlog.storage.postgres import querysql, rows
+from auditlog.storage.postgres.base import NUMBER_CANDIDATES, Conn, PostgresBase
+
+#: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
+_ID_TAKEN = "AL409"
+_COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+#: A transaction that writes WAL and so, committing synchronously, flushes everything before it.
+_FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'auditlog', '')"
+#: Most candidate rows fetched by one statement of a query.
+_MAX_CHUNK = 5000
+#: Rows of the first window a query with conditions on data or words walks (see _walk).
+_PROBE_ROWS = 512
+#: Rows the rest of a page may be expected within and be walked without asking the indexes.
+_WALK_CHEAP = 4_096
+#: Matches from which their density is trusted to say how far the rest of the page is.
+_TRUSTED_MATCHES = 4
+#: Most rows such a query walks when the rest of its page is expected beyond them.
+_WALK_MAX = 20_000
+#: Candidates past which the GIN indexes are not asked for a page (see _common).
+_COMMON_MATCHES = 1_000
+#: PostgreSQL's estimate of the candidates from which they are not even counted.
+_SURELY_COMMON = 10 * _COMMON_MATCHES
+#: PostgreSQL's estimate of a range's numbers from which they are not even counted.
+_SURELY_COMMON_NUMBERS = 10 * NUMBER_CANDIDATES
+
+
+def _plan_rows(plan: Any) -> float:
+    """The rows an ``EXPLAIN (FORMAT JSON)`` expects its statement to return (0 if unsure)."""
+    try:
+        return float(plan[0]["Plan"]["Plan Rows"])
+    except (LookupError, TypeError, ValueError):
+        return 0.0
+
+
+class EventsPart(PostgresBase):
+    """``append`` (one transaction per group), ``get_event`` and ``query`` (on the query pool)."""
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
+        async with self._connection("commit") as conn:
+            tenant_ids: dict[str, int] = {}
+            for tenant in sorted({r.tenant for r in requests}):
+                found = await self._tenant_id(conn, tenant, create=True)
+                assert found is not None
+                tenant_ids[tenant] = found
+            plan = GroupPlan(requests)
+            try:
+                await self._append_fast(conn, plan, tenant_ids)
+                # The fast path commits without waiting for its flush; this synchronous commit
+                # waits for the WAL to be flushed past its own commit record, so past ours (and
+                # past every commit this group replays), together with whatever other processes
+                # commit meanwhile. It must write WAL before its commit (here a transactional
+                # logical message, a few bytes): PostgreSQL commits a transaction that wrote
+                # none asynchronously, even one holding a transaction id, and so flushes nothing.
+                await conn.execute(_FLUSH_BARRIER)
+            except psycopg.Error as exc:
+                if exc.sqlstate != _ID_TAKEN:
+                    raise
+                # An id planned as new was committed by another process meanwhile.
+                plan = GroupPlan(requests)
+                async with conn.transaction():
+                    await self._append_locked(conn, plan, tenant_ids)
+        return plan.outcomes()
+
+    async def _existing(
+        self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]
+    ) -> dict[tuple[str, str], bytes]:
+        """The stored bodies of the ids the group's producers chose that are stored."""
+        existing: dict[tuple[str, str], bytes] = {}
+        for tenant, wanted in plan.wanted().items():
+            if not wanted:
+                continue
+            cur = await conn.execute(
+                "SELECT id, body FROM events WHERE tenant_id = %s AND id = ANY(%s)",
+                (tenant_ids[tenant], list(wanted)),
+            )
+            for event_id, body in await cur.fetchall():
+                existing[(tenant, str(event_id))] = bytes(body)
+        return existing
+
+    async def _append_fast(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
+        """Plan outside the locks, then lock, check and insert in one call (one round trip).
+
+        Stored events never change, so a replay or a conflict found before the locks stays
+        one; only an id planned as new can be taken meanwhile, which ``auditlog_append``
+        checks under the locks (and then fails with ``_ID_TAKEN``).
+        """
+        plan.plan(await self._existing(conn, plan, tenant_ids))
+        if not plan.new:
+            return
+        received_us = times.now_us()
+        received_at = times.format_us(received_us)
+        order = sorted({p.tenant for p in plan.new}, key=tenant_ids.__getitem__)
+        index = {tenant: i for i, tenant in enumerate(order)}
+        parts: list[tuple[bytes, bytes]] = []
+        payload: list[list[Any]] = []
+        given: list[tuple[int, str]] = []
+        for p in plan.new:
+            head, tail = rows.split_body(stored_bytes(p.event, p.tenant, 0, received_at))
+            parts.append((head, tail))
+            payload.append([index[p.tenant], *rows.envelope(p.event), head.decode(), tail.decode()])
+            if "id" in p.event.given:
+                given.append((tenant_ids[p.tenant], p.event.id))
+        cur = await conn.execute(
+            "SELECT auditlog_append(%s, %s, %s, %s)",
+            (
+                [tenant_ids[t] for t in order],
+                received_us,
+                Jsonb(payload, dumps=orjson.dumps),
+                Jsonb(given, dumps=orjson.dumps),
+            ),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        next_seq = dict(zip(order, row[0], strict=True))
+        for p, (head, tail) in zip(plan.new, parts, strict=True):
+            seq = next_seq[p.tenant]
+            next_seq[p.tenant] = seq + 1
+            p.seq = seq
+            p.body = b"%s%d%s" % (head, seq, tail)
+
+    async def _append_locked(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
+        """Lock first, then plan and insert with COPY: several round trips under the locks,
+        for the rare group whose fast path met an id committed meanwhile."""
+        counts: dict[str, int] = {}
+        for request in plan.requests:
+            counts[request.tenant] = counts.get(request.tenant, 0) + len(request.events)
+        # The serialisation point: lock each tenant's row, in one order so that groups for
+        # several tenants cannot deadlock, reserving a seq for every event of the group. The
+        # reservation is corrected below once replays are known.
+        start: dict[str, int] = {}
+        for tenant in sorted(counts, key=tenant_ids.__getitem__):
+            cur = await conn.execute(
+                "UPDATE tenants SET next_seq = next_seq + %s WHERE tenant_id = %s"
+                " RETURNING next_seq",
+                (counts[tenant], tenant_ids[tenant]),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            start[tenant] = int(row[0]) - counts[tenant]
+        # Under the lock, every event of the tenant committed before is visible here.
+        plan.plan(await self._existing(conn, plan, tenant_ids))
+        next_seq = dict(start)
+        received_us = times.now_us()
+        plan.assign(next_seq, received_us)
+        for tenant, seq in next_seq.items():
+            if seq != start[tenant] + counts[tenant]:
+                await conn.execute(
+                    "UPDATE tenants SET next_seq = %s WHERE tenant_id = %s",
+                    (seq, tenant_ids[tenant]),
+                )
+        if not plan.new:
+            return
+        async with conn.cursor() as cur, cur.copy(_COPY_EVENTS) as copy:
+            copy.set_types(rows.TYPES)
+            for p in plan.new:
+                await copy.write_row(
+                    rows.event_row(tenant_ids[p.tenant], p.seq, received_us, p.event, p.body)
+                )
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get_event(self, tenant: str, event_id: str) -> bytes | None:
+        if "\x00" in event_id:  # no stored id holds NUL, and PostgreSQL text cannot
+            return None
+        async with self._connection("reading an event") as conn:
+            tenant_id = await self._tenant_id(conn, tenant, create=False)
+            if tenant_id is None:
+                return None
+            cur = await conn.execute(
+                "SELECT body FROM events WHERE tenant_id = %s AND id = %s LIMIT 1",
+                (tenant_id, event_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def query(self, tenant: str, query: Query) -> Page:
+        deadline = time.monotonic() + self._settings.query_timeout_ms / 1000
+        found: list[tuple[int, bytes]] = []
+        async with self._connection("query", read=True) as conn:
+            if querysql.searches(query):
+                cur = await conn.execute(
+                    "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq FROM tenants AS t"
+                    " LEFT JOIN index_progress AS p ON p.tenant_id = t.tenant_id"
+                    " WHERE t.name = %s",
+                    (tenant,),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    return Page((), None, False)
+                tenant_id, indexed, size = int(row[0]), int(row[1]), int(row[2])
+                compiled = await self._by_numbers(conn, tenant_id, query, indexed, size)
+                if compiled is None:
+                    compiled = querysql.compile_query(tenant_id, query, indexed, size)
+            else:  # the events table alone: the tenant's id is all it needs (and never changes)
+                known = await self._tenant_id(conn, tenant, create=False)
+                if known is None:
+                    return Page((), None, False)
+                compiled = querysql.compile_query(known, query, 0)
+            position = compiled.start
+            for segment in compiled.segments:
+                reached = position
+                if segment.walk is not None:
+                    walked = await self._walk(conn, segment, query, found, position, deadline)
+                    if walked is None:
+                        if len(found) > query.limit:
+                            break
+                        continue
+                    reached = walked
+                if len(found) > query.limit:
+                    break
+                await self._fetch(conn, segment, query, found, reached, deadline)
+                if len(found) > query.limit:
+                    break
+                if found:
+                    position = found[-1][0]
+        more = len(found) > query.limit
+        found = found[: query.limit]
+        last = found[-1][0] if found else None
+        return Page(tuple(body for _, body in found), last, more)
+
+    async def _by_numbers(
+        self, conn: Conn, tenant_id: int, query: Query, indexed: int, size: int
+    ) -> querysql.CandidateQuery | None:
+        """The candidates read through the numbers index, when the query has a numeric range
+        that the index answers (the path holds no strings) with few numbers in it."""
+        path = numbers.range_path(query.conditions)
+        if path is None:
+            return None
+        cur = await conn.execute(
+            "SELECT flag FROM path_flags WHERE tenant_id = %s AND path = %s",
+            (tenant_id, numbers.path_id(path)),
+        )
+        flags = {str(flag) for (flag,) in await cur.fetchall()}
+        if "s" in flags:
+            return None
+        span = numbers.number_range(query.conditions, single="m" not in flags)
+        if span is None:
+            return None
+        probe = querysql.numbers_probe(tenant_id, span, indexed)
+        # Counting a common range's numbers costs more than walking to its page (~1 µs a
+        # number); PostgreSQL's estimate costs a plan and tells the surely common ones.
+        cur = await conn.execute(probe.estimate, probe.params, prepare=False)
+        plan = await cur.fetchone()
+        if plan is not None and _plan_rows(plan[0]) >= _SURELY_COMMON_NUMBERS:
+            return None
+        cur = await conn.execute(probe.count, (*probe.params, self.number_candidates))
+        row = await cur.fetchone()
+        if row is None or int(row[0]) >= self.number_candidates:
+            return None
+        return querysql.numbers_query(tenant_id, query, indexed, size, span)
+
+    @staticmethod
+    def _keep(
+        query: Query, found: list[tuple[int, bytes]], seq: int, time_us: int, body: bytes
+    ) -> bool:
+        """Add a candidate to the page if it matches; whether the page (plus one) is full."""
+        if event_matches(orjson.loads(body), time_us, query):
+            found.append((seq, body))
+        return len(found) > query.limit
+
+    def _check_deadline(self, deadline: float) -> None:
+        if time.monotonic() > deadline:
+            raise Unavailable("query: the query took too long and was stopped", self._retry)
+
+    async def _fetch(
+        self,
+        conn: Conn,
+        segment: querysql.Segment,
+        query: Query,
+        found: list[tuple[int, bytes]],
+        position: int,
+        deadline: float,
+    ) -> None:
+        """Fill the page from a segment's planned statement, in growing chunks."""
+        fetch = query.limit + 1
+        while True:
+            cur = await conn.execute(segment.sql, (*segment.params, position, fetch))
+            candidates = await cur.fetchall()
+            for seq, time_us, body in candidates:
+                if self._keep(query, found, int(seq), int(time_us), bytes(body)):
+                    return
+            if len(candidates) < fetch:
+                return
+            self._check_deadline(deadline)
+            position = int(candidates[-1][0])
+            fetch = min(fetch * 4, _MAX_CHUNK)
+
+    async def _walk(
+        self,
+        conn: Conn,
+        segment: querysql.Segment,
+        query: Query,
+        found: list[tuple[int, bytes]],
+        position: int,
+        deadline: float,
+    ) -> int | None:
+        """Walk the tenant's events in seq order while that finds the page sooner than the
+        GIN indexes would.
+
+        The indexes find every match at once, but then all of them are read and sorted to
+        take the first page: fast for a rare value (~12 µs a match), slow for a common one.
+        Walking in seq order tests each row (~2 µs) and finds a common value's page after a
+        few hundred rows, a rare one's only after most of the log. So the walk starts with a
+        small window and goes on while the rest of the page is expected soon, estimated from
+        the density of matches since the first one. Matches cluster (a run of other events
+        sits at the head of many logs; a burst of matches may be followed by none), so when
+        the estimate is poor (no match in a window, a window with under half the
+        matches expected, the rest expected beyond ``_WALK_CHEAP`` rows from fewer than
+        ``_TRUSTED_MATCHES`` matches) the indexes are asked once how many matches there are
+        (``_common``): with few, they take over. Returns ``None`` when the page is full or the
+        segment walked to its end, else the position from which the indexes should find the
+        rest.
+        """
+        assert segment.walk is not None
+        window = _PROBE_ROWS
+        walked = since_first = matched = 0
+        asked = False
+        while True:
+            cur = await conn.execute(segment.walk, (*segment.walk_params, position, window))
+            rows = await cur.fetchall()
+            reached, top, count = rows[0][0], rows[0][1], int(rows[0][2])
+            hits = [(int(r[3]), int(r[4]), bytes(r[5])) for r in rows if r[3] is not None]
+            expected_hits = window * matched / since_first if matched else 0.0
+            if matched:
+                since_first += count
+            elif hits:
+                # The rows from the first match on (exact where the window's seqs have no gaps).
+                span = abs(int(top) - int(reached)) + 1
+                since_first += -(-count * (abs(hits[0][0] - int(reached)) + 1) // span)
+            for seq, time_us, body in hits:
+                if self._keep(query, found, seq, time_us, body):
+                    return None
+            matched += len(hits)
+            if count < window:
+                return None  # the whole segment is walked
+            walked += count
+            position = int(reached)
+            self._check_deadline(deadline)
+            if matched == 0:
+                expected = None
+                poor = True
+            else:
+                expected = (query.limit + 1 - len(found)) * since_first // matched
+                poor = len(hits) < expected_hits / 2 or (
+                    matched < _TRUSTED_MATCHES and expected > _WALK_CHEAP
+                )
+            if walked >= _WALK_MAX or (expected is not None and walked + expected > _WALK_MAX):
+                return position
+            if poor and not asked:
+                asked = True
+                if not await self._common(conn, segment, position):
+                    return position  # few matches: the indexes find them sooner
+            if expected is None:
+                window = min(window * 4, _WALK_MAX - walked)
+            else:
+                window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), _WALK_MAX - walked)
+
+    async def _common(self, conn: Conn, segment: querysql.Segment, position: int) -> bool:
+        """Whether the GIN indexes find at least ``_COMMON_MATCHES`` candidates past
+        ``position``: too many to read and sort for one page.
+
+        Counting them builds the index's whole bitmap of a value, which for a common one
+        costs more than walking to its page (~8 ms for 20,000 matches). PostgreSQL's estimate
+        (from its sample of the column) costs a plan and tells a common value from a rare
+        one, if not how rare: only an estimate below ``_SURELY_COMMON`` is checked by
+        counting. A value common in the table but not in this tenant's log is walked, up to
+        ``_WALK_MAX`` rows, before the indexes take over.
+        """
+        assert segment.probe is not None
+        assert segment.estimate is not None
+        cur = await conn.execute(segment.estimate, (*segment.probe_params, position), prepare=False)
+        row = await cur.fetchone()
+        if row is not None and _plan_rows(row[0]) >= _SURELY_COMMON:
+            return True
+        cur = await conn.execute(segment.probe, (*segment.probe_params, position, _COMMON_MATCHES))
+        row = await cur.fetchone()
+        return row is not None and int(row[0]) >= _COMMON_MATCHES
