@@ -72,6 +72,60 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.live_streams = Gauge(
+            "auditlog_live_streams",
+            "Live streams (GET /v1/events/stream) open in this process.",
+            registry=self.registry,
+        )
+        self.live_refused = Counter(
+            "auditlog_live_streams_refused",
+            "Live streams refused (429) for being past a cap, by cap (credential, server).",
+            ("cap",),
+            registry=self.registry,
+        )
+        self.live_cut = Counter(
+            "auditlog_live_streams_cut",
+            "Live streams ended because their reader fell too far behind.",
+            registry=self.registry,
+        )
+        self.stream_lag = Gauge(
+            "auditlog_stream_lag_events",
+            "Events committed after a log stream's position, for the streams this process "
+            "delivers.",
+            ("stream", "kind"),
+            registry=self.registry,
+        )
+        self.stream_delivered = Counter(
+            "auditlog_stream_events_delivered",
+            "Events a log stream delivered, from this process.",
+            ("stream", "kind"),
+            registry=self.registry,
+        )
+        self.stream_failures = Counter(
+            "auditlog_stream_delivery_failures",
+            "Failed deliveries of a log stream, from this process, by reason.",
+            ("stream", "kind", "reason"),
+            registry=self.registry,
+        )
+        self.stream_last_success = Gauge(
+            "auditlog_stream_last_success_timestamp_seconds",
+            "When a log stream last delivered events (Unix time).",
+            ("stream", "kind"),
+            registry=self.registry,
+        )
+        self.stream_last_error = Gauge(
+            "auditlog_stream_last_error_timestamp_seconds",
+            "When a delivery of a log stream last failed (Unix time).",
+            ("stream", "kind"),
+            registry=self.registry,
+        )
+        self.stream_failing = Gauge(
+            "auditlog_stream_failing",
+            "1 while a log stream's last delivery attempt failed, else 0.",
+            ("stream", "kind"),
+            registry=self.registry,
+        )
+
     def set_store_stats(self, stats: dict[str, float]) -> None:
         """Copy the store's gauges (``Store.stats``) into the exported metrics."""
         gauges = {

@@ -9,13 +9,18 @@ clients sending the largest bodies at once cannot take the server's memory.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
 
 from auditlog.errors import BadRequest, PayloadTooLarge, Unavailable
+
+log = logging.getLogger("auditlog.server")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -189,3 +194,129 @@ class Response:
         headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head_only else self.body})
+
+
+class ByteChunks(Protocol):
+    """What a streamed body is read from: an async iterator of bytes that can be closed."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class StreamingResponse:
+    """A response whose body is sent chunk by chunk as ``chunks`` yields it (HTTP chunked).
+
+    The next chunk is read only once the previous one was handed to the server, so a slow
+    client slows the reading instead of making the server hold more. When the client goes
+    away (``http.disconnect`` on ``receive``), reading stops at once, even while waiting for
+    the next chunk. ``abort``, when set while a send waits on a client that does not read,
+    gives that send ``grace`` seconds more, then ends the response by closing the connection.
+    ``chunks`` is always closed.
+    """
+
+    __slots__ = ("abort", "chunks", "grace", "headers", "receive", "status")
+
+    def __init__(
+        self,
+        status: int,
+        chunks: ByteChunks,
+        content_type: str,
+        receive: Receive,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        abort: asyncio.Event | None = None,
+        grace: float = 5.0,
+    ) -> None:
+        self.status = status
+        self.chunks = chunks
+        self.receive = receive
+        self.abort = abort
+        self.grace = grace
+        self.headers = [(b"content-type", content_type.encode("latin-1"))]
+        if headers:
+            self.headers.extend(headers)
+
+    async def send(self, send: Send, head_only: bool = False) -> None:
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status, "headers": self.headers}
+            )
+            if head_only:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self._stream(send)
+        finally:
+            await self.chunks.aclose()
+
+    async def _stream(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        gone = loop.create_task(self._until_disconnect())
+        try:
+            while True:
+                following = loop.create_task(_next_chunk(self.chunks))
+                await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():
+                    following.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await following
+                    return  # the client is gone: nothing more to send
+                try:
+                    chunk = following.result()
+                except Exception as exc:
+                    # The answer has begun: its status cannot change. Ending it without its
+                    # last chunk tells the client that the body is incomplete.
+                    log.warning("a streamed response failed midway: %s", exc)
+                    return
+                if chunk is None:
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                if not await self._send_chunk(send, chunk):
+                    return
+        finally:
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+
+    async def _send_chunk(self, send: Send, chunk: bytes) -> bool:
+        """Hand one chunk to the server; ``False`` when the response was cut off."""
+        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        if self.abort is None:
+            await send(message)
+            return True
+        loop = asyncio.get_running_loop()
+        sending = loop.create_task(_sent(send, message))
+        aborting = loop.create_task(self.abort.wait())
+        try:
+            await asyncio.wait({sending, aborting}, return_when=asyncio.FIRST_COMPLETED)
+            if not sending.done():
+                await asyncio.wait({sending}, timeout=self.grace)
+            if not sending.done():
+                log.warning("a stream's client stopped reading; closing its connection")
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
+                return False
+            sending.result()
+            return True
+        finally:
+            aborting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await aborting
+
+    async def _until_disconnect(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+
+
+async def _sent(send: Send, message: Message) -> None:
+    await send(message)
+
+
+async def _next_chunk(chunks: ByteChunks) -> bytes | None:
+    """The next chunk, or ``None`` at the end."""
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        return None

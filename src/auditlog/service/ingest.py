@@ -25,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 
 from auditlog.errors import Overloaded, StorageError, Unavailable
 from auditlog.metrics import Metrics
@@ -58,6 +59,9 @@ class Ingestor:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        #: Told of the events each durable commit created, per tenant in seq order (the
+        #: notifier, which feeds live streams and wakes delivery workers).
+        self.on_commit: Callable[[str, Sequence[tuple[int, bytes]]], None] | None = None
 
     @property
     def queued_events(self) -> int:
@@ -159,12 +163,20 @@ class Ingestor:
             self._metrics.commit_seconds.observe(time.perf_counter() - started)
             self._metrics.commit_events.observe(count)
             created = 0
-            for (_, future), outcome in zip(group, outcomes, strict=True):
+            new: dict[str, list[tuple[int, bytes]]] = {}
+            for (request, future), outcome in zip(group, outcomes, strict=True):
                 if isinstance(outcome, tuple):
-                    created += sum(1 for a in outcome if a.created)
+                    for appended in outcome:
+                        if appended.created:
+                            created += 1
+                            new.setdefault(request.tenant, []).append((appended.seq, appended.body))
                 if not future.done():
                     future.set_result(outcome)
             self._metrics.events_ingested.inc(created)
+            if self.on_commit is not None:
+                for tenant, events in new.items():
+                    events.sort()
+                    self.on_commit(tenant, events)
         finally:
             self._queued_events -= count
             self._metrics.queue_events.set(self._queued_events)

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -85,6 +85,8 @@ class Subscription:
         self.limit_bytes = limit_bytes
         self.overflowed = False
         self.closed = False
+        #: Called once when the subscription overflows.
+        self.on_overflow: Callable[[], None] | None = None
         self._queue: deque[tuple[int, bytes]] = deque()
         self._bytes = 0
         self._ready = asyncio.Event()
@@ -104,6 +106,8 @@ class Subscription:
             self.overflowed = True
             self._queue.clear()
             self._bytes = 0
+            if self.on_overflow is not None:
+                self.on_overflow()
         else:
             self._queue.append((seq, body))
         self._ready.set()

@@ -14,8 +14,9 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 
+import orjson
 import psycopg
 import psycopg_pool
 from psycopg.rows import TupleRow
@@ -34,6 +35,10 @@ Conn = psycopg.AsyncConnection[TupleRow]
 Pool = psycopg_pool.AsyncConnectionPool[Conn]
 
 KEYS_CHANNEL = "auditlog_keys"
+#: Durable log heads announced by each process (payload: schema and heads, as JSON).
+HEADS_CHANNEL = "auditlog_heads"
+#: A transaction that writes WAL and so, committing synchronously, flushes everything before it.
+FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'auditlog', '')"
 #: Seconds a pool keeps trying to replace a lost connection in the background.
 _RECONNECT_SECONDS = 5.0
 #: A pooled connection idle longer than this is checked (a round trip) before it is used.
@@ -75,6 +80,10 @@ class PostgresBase:
         # read before a bump is not cached after it.
         self._key_epoch = 0
         self._listening = False
+        # Told of the durable heads other processes announce (Store.watch_heads).
+        self._heads_callback: Callable[[Mapping[str, int]], None] | None = None
+        # The schema this store's tables are in: notification channels span the database.
+        self._schema = ""
         # The session holding the schema's integrator lock while this process integrates.
         self._lease: Conn | None = None
         self._leading = False
@@ -138,6 +147,9 @@ class PostgresBase:
             async with pool.connection(timeout=self._wait) as conn:
                 await database.migrate(conn)
                 await database.ensure_partitions(conn, times.now_us(), PARTITIONS_AHEAD)
+                cur = await conn.execute("SELECT current_schema()")
+                row = await cur.fetchone()
+                self._schema = str(row[0]) if row else ""
         except (psycopg.Error, OSError) as exc:
             await pool.close()
             await read_pool.close()
@@ -249,7 +261,8 @@ class PostgresBase:
         return tenant_id
 
     async def _listen_for_revocations(self) -> None:
-        """Drop revoked keys from the cache as other processes revoke them."""
+        """Drop revoked keys from the cache as other processes revoke them, and pass on the
+        durable heads they announce."""
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -257,10 +270,14 @@ class PostgresBase:
                 )
                 try:
                     await conn.execute(f"LISTEN {KEYS_CHANNEL}")
+                    await conn.execute(f"LISTEN {HEADS_CHANNEL}")
                     self._key_cache.clear()
                     self._key_epoch += 1
                     self._listening = True
                     async for notify in conn.notifies():
+                        if notify.channel == HEADS_CHANNEL:
+                            self._heard_heads(notify.payload)
+                            continue
                         self._key_epoch += 1
                         self._key_cache.drop(notify.payload)
                 finally:
@@ -270,6 +287,18 @@ class PostgresBase:
             except (psycopg.Error, OSError) as exc:
                 log.warning("listening for key revocations: %s; trying again", exc)
             await asyncio.sleep(self._retry)
+
+    def _heard_heads(self, payload: str) -> None:
+        """An announcement of durable heads: ``{"schema": ..., "heads": {tenant: size}}``."""
+        try:
+            message = orjson.loads(payload)
+            heads = {str(t): int(n) for t, n in message["heads"].items()}
+            schema = message["schema"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            log.warning("ignoring a malformed announcement of log heads")
+            return
+        if schema == self._schema and self._heads_callback is not None:
+            self._heads_callback(heads)
 
     # -- the integrator's lease ---------------------------------------------------------
 

@@ -18,13 +18,11 @@ from auditlog.model.query import Query
 from auditlog.storage import numbers
 from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
 from auditlog.storage.postgres import querysql, rows
-from auditlog.storage.postgres.base import NUMBER_CANDIDATES, Conn, PostgresBase
+from auditlog.storage.postgres.base import FLUSH_BARRIER, NUMBER_CANDIDATES, Conn, PostgresBase
 
 #: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
 _ID_TAKEN = "AL409"
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-#: A transaction that writes WAL and so, committing synchronously, flushes everything before it.
-_FLUSH_BARRIER = "SELECT pg_logical_emit_message(true, 'auditlog', '')"
 #: Most candidate rows fetched by one statement of a query.
 _MAX_CHUNK = 5000
 #: Rows of the first window a query with conditions on data or words walks (see _walk).
@@ -72,7 +70,7 @@ class EventsPart(PostgresBase):
                 # commit meanwhile. It must write WAL before its commit (here a transactional
                 # logical message, a few bytes): PostgreSQL commits a transaction that wrote
                 # none asynchronously, even one holding a transaction id, and so flushes nothing.
-                await conn.execute(_FLUSH_BARRIER)
+                await conn.execute(FLUSH_BARRIER)
             except psycopg.Error as exc:
                 if exc.sqlstate != _ID_TAKEN:
                     raise
