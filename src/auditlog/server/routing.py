@@ -9,10 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from auditlog.errors import MethodNotAllowed, NotFound
 from auditlog.model.credentials import Credential
 from auditlog.server.asgi import Request, Response
+
+if TYPE_CHECKING:
+    # Named only: the openapi package describes routes, so a runtime import would be a cycle.
+    from auditlog.server.openapi.operation import Operation
 
 Handler = Callable[[Request, "Credential | None"], Awaitable[Response]]
 #: The ``scope`` of a route that needs a valid credential but no particular scope.
@@ -24,6 +29,8 @@ class Route:
     """One route: ``scope`` is the credential scope it needs.
 
     ``None`` means no credential is needed; ``AUTHENTICATED`` means any valid credential.
+    ``doc`` is what the OpenAPI document says of it, written beside its handler; the
+    application is not built while a route has none (``UndocumentedRoute``).
     """
 
     method: str
@@ -31,6 +38,7 @@ class Route:
     handler: Handler
     scope: str | None
     name: str
+    doc: Operation | None = field(default=None, compare=False)
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from auditlog.model import times
 from auditlog.model.credentials import Credential
 from auditlog.server.asgi import Request, Response
 from auditlog.server.handlers.events import body_format
+from auditlog.server.openapi import Operation, json_content, ref, schema_ref
 from auditlog.server.routing import AUTHENTICATED, Route
 from auditlog.service.login import Logins
 
@@ -40,6 +41,45 @@ async def login_fields(request: Request, strict: bool) -> tuple[str, str]:
         if unknown:
             raise BadRequest(f"unknown field {unknown[0]!r}; expected username and password")
     return body["username"], body["password"]
+
+
+# -- the documentation of the routes (OpenAPI) ------------------------------------------------
+
+_TOKEN = Operation(
+    operation_id="login",
+    summary="Log in for a token",
+    description="A person's username and password (made by `auditlog users add`) for a "
+    "short-lived login token (a JWT signed with Ed25519) carrying the user's tenant and "
+    "scopes. Needs no credential. A wrong password and an unknown username get the same "
+    "401, in the same time. Failed logins are limited per username and per client "
+    "address (429 with `Retry-After`); past the limit even the right password is refused "
+    "until `Retry-After` has passed.",
+    tag="auth",
+    request_body={
+        "required": True,
+        "content": json_content(schema_ref("Login")),
+    },
+    responses={
+        "200": {
+            "description": "The token.",
+            "headers": {"Cache-Control": ref("headers", "CacheControl")},
+            "content": json_content(schema_ref("Token")),
+        }
+    },
+    errors=(400, 401, 413, 415, 429, 503),
+)
+
+_WHOAMI = Operation(
+    operation_id="whoami",
+    summary="Who the caller is",
+    description="The principal, tenant, scopes and expiry of the credential sent; any "
+    "valid credential may ask, whatever its scopes.",
+    tag="auth",
+    responses={
+        "200": {"description": "The caller.", "content": json_content(schema_ref("Whoami"))}
+    },
+    errors=(401, 503),
+)
 
 
 def routes(logins: Logins) -> list[Route]:
@@ -75,6 +115,6 @@ def routes(logins: Logins) -> list[Route]:
         )
 
     return [
-        Route("POST", "/v1/auth/token", token, None, "auth.token"),
-        Route("GET", "/v1/auth/whoami", whoami, AUTHENTICATED, "auth.whoami"),
+        Route("POST", "/v1/auth/token", token, None, "auth.token", doc=_TOKEN),
+        Route("GET", "/v1/auth/whoami", whoami, AUTHENTICATED, "auth.whoami", doc=_WHOAMI),
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from auditlog.errors import BadRequest, UnsupportedMediaType
 from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
 from auditlog.server.asgi import Request, Response
+from auditlog.server.openapi import JSON, Operation, json_content, ref, schema_ref
+from auditlog.server.openapi.parameters import QUERY_PARAMETERS, path_param, query_param
 from auditlog.server.routing import Route
 from auditlog.service.events import Events
 from auditlog.service.proofs import LogProofs
@@ -48,6 +50,117 @@ def wait_for_checkpoint(request: Request) -> bool:
     return True
 
 
+# -- the documentation of the routes (OpenAPI) ------------------------------------------------
+
+_EVENT_REQUEST_BODY: JSON = {
+    "required": True,
+    "description": (
+        "One event (a JSON object), or a batch: a JSON array of events, or NDJSON (one event "
+        "per line; `application/ndjson` and `application/jsonlines` are read too). A batch "
+        "holds 1-10,000 events and its body is at most 16 MiB (both configurable); it is "
+        "atomic: every event is stored, or none. A missing Content-Type is read as JSON, as "
+        "is any `application/*+json` type."
+    ),
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    schema_ref("EventInput"),
+                    {"type": "array", "minItems": 1, "items": schema_ref("EventInput")},
+                ]
+            }
+        },
+        "application/x-ndjson": {
+            "schema": {
+                "type": "string",
+                "description": "One EventInput JSON object per line; blank lines are ignored.",
+            }
+        },
+    },
+}
+
+_WRITE_ANSWER: JSON = {
+    "oneOf": [
+        schema_ref("Event"),
+        schema_ref("BatchAnswer"),
+        schema_ref("CoveredEvent"),
+        schema_ref("CoveredBatch"),
+    ],
+    "description": "For one event, the stored event; for a batch, the id and seq of each. "
+    "With `?wait=checkpoint`, wrapped with the covering checkpoint and inclusion proofs.",
+}
+
+_CREATE = Operation(
+    operation_id="createEvents",
+    summary="Write one event or an atomic batch",
+    description=(
+        "Stores one event (a JSON object) or a batch (a JSON array, or NDJSON). The answer "
+        "is sent only after the events are durably committed. Idempotent: an event whose "
+        "`id` the tenant already holds with the same content (envelope fields and `data`, "
+        "compared as JSON values; fields the server fills in are compared only when sent) "
+        "is not stored twice; the same id with other content is 409.\n\n"
+        "With `?wait=checkpoint`, the answer also waits (up to `checkpoint_wait_ms`, 5 s) "
+        "for a signed checkpoint that covers the events, and carries it with each event's "
+        "inclusion proof (`CoveredEvent`, `CoveredBatch`). Other query parameters are "
+        "ignored; another `wait` value is 400."
+    ),
+    tag="events",
+    parameters=(
+        query_param(
+            "wait",
+            "`checkpoint`: answer once a checkpoint covers the events, with it and the "
+            "inclusion proofs.",
+            {"type": "string", "enum": ["checkpoint"]},
+        ),
+    ),
+    request_body=_EVENT_REQUEST_BODY,
+    responses={
+        "201": {
+            "description": "Stored. One event: the stored event, and its path in "
+            "`Location`. A batch: the id and seq of each of its events, in request order.",
+            "headers": {"Location": ref("headers", "Location")},
+            "content": json_content(_WRITE_ANSWER),
+        },
+        "200": {
+            "description": "Every event was already stored with the same content (an "
+            "idempotent retry): the original stored event, or for a batch the original "
+            "seq of each. Nothing new was stored.",
+            "headers": {"Location": ref("headers", "Location")},
+            "content": json_content(_WRITE_ANSWER),
+        },
+    },
+    errors=(400, 401, 403, 409, 413, 415, 422, 503),
+)
+
+_QUERY = Operation(
+    operation_id="queryEvents",
+    summary="Query the tenant's events",
+    description=(
+        "One page of the events of the caller's tenant that satisfy every parameter, in "
+        "`seq` order, and the cursor of the next page. Every malformed parameter (unknown "
+        "operator, bad time, bad cursor, limit out of range, bad field path) is 400 with a "
+        "message that names it."
+    ),
+    tag="events",
+    parameters=QUERY_PARAMETERS,
+    responses={
+        "200": {"description": "One page.", "content": json_content(schema_ref("EventPage"))},
+    },
+    errors=(400, 401, 403, 503),
+)
+
+_GET = Operation(
+    operation_id="getEvent",
+    summary="Get one event by id",
+    description="The stored event of the caller's tenant with this id. Another tenant's "
+    "events are never found (404).",
+    tag="events",
+    parameters=(path_param("id", "The event's id."),),
+    responses={"200": {"description": "The event.", "content": json_content(schema_ref("Event"))}},
+    errors=(401, 403, 404, 503),
+)
+
+
 def routes(events: Events, max_body_bytes: int, log: LogProofs | None = None) -> list[Route]:
     async def create(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
@@ -80,7 +193,7 @@ def routes(events: Events, max_body_bytes: int, log: LogProofs | None = None) ->
         return Response(answer.status, answer.body)
 
     return [
-        Route("POST", "/v1/events", create, EVENTS_WRITE, "events.create"),
-        Route("GET", "/v1/events", search, EVENTS_READ, "events.query"),
-        Route("GET", "/v1/events/{id}", get, EVENTS_READ, "events.get"),
+        Route("POST", "/v1/events", create, EVENTS_WRITE, "events.create", doc=_CREATE),
+        Route("GET", "/v1/events", search, EVENTS_READ, "events.query", doc=_QUERY),
+        Route("GET", "/v1/events/{id}", get, EVENTS_READ, "events.get", doc=_GET),
     ]

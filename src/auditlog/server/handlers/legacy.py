@@ -4,7 +4,8 @@ Clients written for the service this one replaces (a Flask "Audit Log Service": 
 ``POST /login``, ``GET /auth``, ``POST /event``, ``GET /event``) keep working unchanged. Every
 route here translates the old request into a call of the same services ``/v1`` uses (the
 login service, ``Events.write``, ``Events.query``) and translates the answer back; nothing is
-stored or searched any other way. The old field and parameter names exist only in this module:
+stored or searched any other way. The old field and parameter names exist only in this module
+(its OpenAPI documentation, with the component schemas of the old bodies, included):
 
 ================  ====================================================================
 old               ours
@@ -56,6 +57,9 @@ from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
 from auditlog.server.asgi import Request, Response
 from auditlog.server.handlers.auth import NO_STORE, login_fields
 from auditlog.server.handlers.events import body_format
+from auditlog.server.openapi import JSON, Operation, json_content, ref, schema_ref
+from auditlog.server.openapi.parameters import query_param
+from auditlog.server.openapi.schemas import DATA_FIELD, ID_FIELD, TYPE_FIELD
 from auditlog.server.routing import AUTHENTICATED, Route
 from auditlog.service.events import Events
 from auditlog.service.login import Logins
@@ -186,6 +190,180 @@ def _in_old_terms(exc: RequestError) -> RequestError:
     return _bad_request(errors)
 
 
+# -- the documentation of the routes (OpenAPI) ------------------------------------------------
+
+#: The first version's bodies and answers, as component schemas of its routes.
+_SCHEMAS: dict[str, JSON] = {
+    "LegacyLogin": {
+        "type": "object",
+        "description": "The first version's login body: other fields are ignored.",
+        "properties": {
+            "username": {"type": "string"},
+            "password": {"type": "string", "format": "password"},
+        },
+        "required": ["username", "password"],
+    },
+    "LegacyToken": {
+        "type": "object",
+        "properties": {
+            "token": {
+                "type": "string",
+                "description": "The same login token `POST /v1/auth/token` gives.",
+            }
+        },
+        "required": ["token"],
+        "additionalProperties": False,
+    },
+    "LegacyEventInput": {
+        "type": "object",
+        "description": "The first version's event: stored with `type` = `event_type`, `data` = "
+        '`event_details`, `source` = `"legacy"` and, for a login token, `actor` = `{"id": '
+        '<username>, "type": "user"}`.',
+        "properties": {
+            "event_type": TYPE_FIELD,
+            "event_details": {"type": "object"},
+        },
+        "required": ["event_type", "event_details"],
+        "additionalProperties": False,
+    },
+    "LegacySubmitted": {
+        "type": "object",
+        "properties": {
+            "status": {"type": "integer", "enum": [200]},
+            "message": {"type": "string", "enum": ["Event submitted"]},
+        },
+        "required": ["status", "message"],
+        "additionalProperties": False,
+    },
+    "LegacyEvent": {
+        "type": "object",
+        "description": "A stored event in the first version's form.",
+        "properties": {
+            "_id": {**ID_FIELD, "description": "The event's `id`."},
+            "event_type": {**TYPE_FIELD, "description": "The event's `type`."},
+            "user_id": {"type": "string", "description": "The event's `actor.id`."},
+            "timestamp": {"type": "number", "description": "The event's `time`, Unix seconds."},
+            "event_details": {**DATA_FIELD, "description": "The event's `data`."},
+        },
+        "required": ["_id", "event_type", "user_id", "timestamp", "event_details"],
+        "additionalProperties": False,
+    },
+}
+
+
+def _schemas(*names: str) -> dict[str, JSON]:
+    return {name: _SCHEMAS[name] for name in names}
+
+
+_PING = Operation(
+    operation_id="legacyPing",
+    summary="The first version's liveness check",
+    description='Answers the JSON string `"pong!"`. Needs no credential. Kept for '
+    "clients of the first version; see `/healthz`.",
+    tag="legacy",
+    responses={
+        "200": {
+            "description": 'The JSON string `"pong!"`.',
+            "content": json_content({"type": "string", "enum": ["pong!"]}),
+        }
+    },
+)
+
+_LOGIN = Operation(
+    operation_id="legacyLogin",
+    summary="The first version's login",
+    description="As `POST /v1/auth/token` (the same users, limits and token, with the "
+    "user's scopes), answered in the first version's form `{\"token\": ...}`. Fields "
+    "other than `username` and `password` are ignored. Needs no credential.",
+    tag="legacy",
+    schemas=_schemas("LegacyLogin", "LegacyToken"),
+    request_body={"required": True, "content": json_content(schema_ref("LegacyLogin"))},
+    responses={
+        "200": {
+            "description": "The token.",
+            "headers": {"Cache-Control": ref("headers", "CacheControl")},
+            "content": json_content(schema_ref("LegacyToken")),
+        }
+    },
+    errors=(400, 401, 413, 415, 429, 503),
+)
+
+_AUTH = Operation(
+    operation_id="legacyAuth",
+    summary="The first version's token check",
+    description="Answers the text `JWT is valid` when the bearer token is a valid "
+    "credential (a login token or an API key); 401 otherwise. Accepts "
+    "`Authorization: Bearer: <token>` as the first version did.",
+    tag="legacy",
+    responses={
+        "200": {
+            "description": "The text `JWT is valid`.",
+            "content": {TEXT_PLAIN: {"schema": {"type": "string"}}},
+        }
+    },
+    errors=(401, 503),
+)
+
+_POST_EVENT = Operation(
+    operation_id="legacyCreateEvent",
+    summary="The first version's event submission",
+    description="Stores one event through the same durable write as `POST /v1/events`: "
+    'the answer `{"status": 200, "message": "Event submitted"}` is sent only after the '
+    "event is committed. A body that does not fit the first version's schema, or an "
+    "event ours refuses, is 400 with the first version's field names.",
+    tag="legacy",
+    schemas=_schemas("LegacyEventInput", "LegacySubmitted"),
+    request_body={"required": True, "content": json_content(schema_ref("LegacyEventInput"))},
+    responses={
+        "200": {
+            "description": "Stored.",
+            "content": json_content(schema_ref("LegacySubmitted")),
+        }
+    },
+    errors=(400, 401, 403, 413, 415, 503),
+)
+
+_GET_EVENTS = Operation(
+    operation_id="legacyQueryEvents",
+    summary="The first version's event query",
+    description="Every event of the caller's tenant matching all the parameters given, "
+    "oldest first, in the first version's form, as one JSON list (no pages). More than "
+    "`legacy_max_events` (10,000) matching events is 400: narrow the query. Other "
+    "parameters are ignored, and a repeated one counts once, as in the first version.",
+    tag="legacy",
+    schemas=_schemas("LegacyEvent"),
+    parameters=(
+        query_param("_id", "The event's `id`.", {"type": "string"}),
+        query_param("event_type", "Equality on `type`.", {"type": "string"}),
+        query_param("user_id", "Equality on the actor's `id`.", {"type": "string"}),
+        query_param(
+            "timeStart",
+            "Events whose `time` is at or after this, in Unix seconds (inclusive).",
+            {"type": "string"},
+            examples={"unix": {"value": "1686250800"}},
+        ),
+        query_param(
+            "timeEnd",
+            "Events whose `time` is at or before this, in Unix seconds (inclusive).",
+            {"type": "string"},
+        ),
+        query_param(
+            "keyword",
+            "Events where some string (the id, type, actor id, or any string in `data`) "
+            "contains this text, case-sensitively.",
+            {"type": "string"},
+        ),
+    ),
+    responses={
+        "200": {
+            "description": "The matching events.",
+            "content": json_content({"type": "array", "items": schema_ref("LegacyEvent")}),
+        }
+    },
+    errors=(400, 401, 403, 503),
+)
+
+
 # -- the routes -------------------------------------------------------------------------------
 
 
@@ -248,9 +426,9 @@ def routes(
                 return Response.json(200, found)
 
     return [
-        Route("GET", "/ping", ping, None, "legacy.ping"),
-        Route("POST", "/login", login, None, "legacy.login"),
-        Route("GET", "/auth", auth, AUTHENTICATED, "legacy.auth"),
-        Route("POST", "/event", post_event, EVENTS_WRITE, "legacy.event.create"),
-        Route("GET", "/event", get_events, EVENTS_READ, "legacy.event.query"),
+        Route("GET", "/ping", ping, None, "legacy.ping", doc=_PING),
+        Route("POST", "/login", login, None, "legacy.login", doc=_LOGIN),
+        Route("GET", "/auth", auth, AUTHENTICATED, "legacy.auth", doc=_AUTH),
+        Route("POST", "/event", post_event, EVENTS_WRITE, "legacy.event.create", doc=_POST_EVENT),
+        Route("GET", "/event", get_events, EVENTS_READ, "legacy.event.query", doc=_GET_EVENTS),
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from auditlog.model.credentials import LOG_READ, Credential
 from auditlog.server.asgi import Request, Response
+from auditlog.server.openapi import JSON, Operation, json_content, schema_ref
+from auditlog.server.openapi.parameters import query_param
 from auditlog.server.routing import Route
 from auditlog.service.proofs import LogProofs
 
@@ -36,6 +38,94 @@ def wants_text(accept: str | None) -> bool:
     return text_q > 0 and text_q > json_q
 
 
+# -- the documentation of the routes (OpenAPI) ------------------------------------------------
+
+
+def _size_param(name: str, description: str, required: bool) -> JSON:
+    return query_param(name, description, {"type": "integer", "minimum": 0}, required=required)
+
+
+_CHECKPOINT = Operation(
+    operation_id="getCheckpoint",
+    summary="The latest signed checkpoint of the tenant's log",
+    description="The latest checkpoint the integrator signed: it covers every event "
+    "committed up to about `checkpoint_interval_ms` (200 ms) before it. JSON by default; "
+    "with `Accept: text/plain`, the C2SP tlog-checkpoint signed note alone. A log without "
+    "a checkpoint yet answers the checkpoint of the empty tree (size 0).",
+    tag="log",
+    responses={
+        "200": {
+            "description": "The checkpoint.",
+            "content": {
+                **json_content(schema_ref("Checkpoint")),
+                TEXT: {"schema": {"type": "string"}},
+            },
+        }
+    },
+    errors=(401, 403, 503),
+)
+
+_INCLUSION = Operation(
+    operation_id="getInclusionProof",
+    summary="Proof that an event is in the tree of a given size",
+    description="The RFC 9162 inclusion proof of the event with `seq` in the tree of the "
+    "first `tree_size` events (default: the latest checkpoint's size). Any size up to the "
+    "latest checkpoint's may be asked. `seq >= tree_size` or a malformed parameter is 400; "
+    "a size (or, without `tree_size`, a seq) beyond the latest checkpoint is 404 until a "
+    "checkpoint covers it.",
+    tag="log",
+    parameters=(
+        _size_param("seq", "The event's seq (its leaf index).", True),
+        _size_param("tree_size", "The tree size; default: the latest checkpoint's.", False),
+    ),
+    responses={
+        "200": {"description": "The proof.", "content": json_content(schema_ref("InclusionProof"))}
+    },
+    errors=(400, 401, 403, 404, 503),
+)
+
+_CONSISTENCY = Operation(
+    operation_id="getConsistencyProof",
+    summary="Proof that a larger tree extends a smaller one",
+    description="The RFC 9162 consistency proof from the tree of `first` events to the "
+    "tree of `second` events (default: the latest checkpoint's size): what an auditor who "
+    "kept an earlier checkpoint asks, to know the log was only appended to since. "
+    "`first > second` or a malformed parameter is 400; a size beyond the latest "
+    "checkpoint is 404.",
+    tag="log",
+    parameters=(
+        _size_param("first", "The smaller tree size.", True),
+        _size_param("second", "The larger tree size; default: the latest checkpoint's.", False),
+    ),
+    responses={
+        "200": {
+            "description": "The proof.",
+            "content": json_content(schema_ref("ConsistencyProof")),
+        }
+    },
+    errors=(400, 401, 403, 404, 503),
+)
+
+_PUBLIC_KEY = Operation(
+    operation_id="getPublicKey",
+    summary="The key that signs the tenant's checkpoints",
+    description="The Ed25519 public key that signs checkpoints, under the tenant's key "
+    "name (its origin). JSON by default; with `Accept: text/plain`, the verifier key line "
+    "(`vkey`). Pin it out of band: a key fetched from the log proves nothing about the log.",
+    tag="log",
+    responses={
+        "200": {
+            "description": "The key.",
+            "content": {
+                **json_content(schema_ref("PublicKey")),
+                TEXT: {"schema": {"type": "string"}},
+            },
+        }
+    },
+    errors=(401, 403),
+)
+
+
 def routes(log: LogProofs) -> list[Route]:
     async def checkpoint(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
@@ -60,8 +150,17 @@ def routes(log: LogProofs) -> list[Route]:
         return Response.json(200, key)
 
     return [
-        Route("GET", "/v1/log/checkpoint", checkpoint, LOG_READ, "log.checkpoint"),
-        Route("GET", "/v1/log/proof/inclusion", inclusion, LOG_READ, "log.inclusion"),
-        Route("GET", "/v1/log/proof/consistency", consistency, LOG_READ, "log.consistency"),
-        Route("GET", "/v1/log/public-key", public_key, LOG_READ, "log.public_key"),
+        Route("GET", "/v1/log/checkpoint", checkpoint, LOG_READ, "log.checkpoint", doc=_CHECKPOINT),
+        Route(
+            "GET", "/v1/log/proof/inclusion", inclusion, LOG_READ, "log.inclusion", doc=_INCLUSION
+        ),
+        Route(
+            "GET",
+            "/v1/log/proof/consistency",
+            consistency,
+            LOG_READ,
+            "log.consistency",
+            doc=_CONSISTENCY,
+        ),
+        Route("GET", "/v1/log/public-key", public_key, LOG_READ, "log.public_key", doc=_PUBLIC_KEY),
     ]
