@@ -130,6 +130,21 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(verify)
     _add_settings(verify, [*_STORE_SETTINGS, "log_origin", "log_signing_key_file"])
+
+    from auditlog.cli import export, tail
+
+    export.add_arguments(
+        commands.add_parser(
+            "export",
+            help="write the events matching FILTERs through the API, as NDJSON or CSV; "
+            "resumes by itself after a broken connection",
+        )
+    )
+    tail.add_arguments(
+        commands.add_parser(
+            "tail", help="print events through the API as they are committed, until interrupted"
+        )
+    )
     return parser
 
 
@@ -254,6 +269,10 @@ async def _users(store: Store, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("export", "tail"):  # clients of the API: no settings of their own
+        from auditlog.cli import export, tail
+
+        return export.run(args) if args.command == "export" else tail.run(args)
     try:
         settings = _settings(args)
         if args.command == "serve":
