@@ -114,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
         with _output(args, export) as out:
             progress = Progress(0, "exporting", enabled=_progress_wanted(args))
             try:
-                return export.run(out, progress)
+                export.run(out, progress)
             finally:
                 progress.close()
+        return 0
     except KeyboardInterrupt:
         where = "" if export.after is None else f" after seq {export.after}"
         again = " (run it again with --resume to continue)" if args.output else ""
@@ -338,15 +339,15 @@ class Export:
     def framing(self) -> Framing:
         return CsvRecords() if self.csv else NdjsonRecords()
 
-    def run(self, out: BinaryIO, progress: Progress) -> int:
-        """Export into ``out`` until complete (0), or raise ``CommandFailed``."""
+    def run(self, out: BinaryIO, progress: Progress) -> None:
+        """Export into ``out`` until complete, or raise ``CommandFailed``."""
         backoff = Backoff()
         with http_client(self.token) as client:
             while not self._complete():
                 before = self.after
                 try:
                     self._attempt(client, out, progress)
-                    return 0
+                    return
                 except Broken as exc:
                     if self.after != before:
                         backoff.reset()  # it went forward: only failures in a row count
@@ -362,7 +363,6 @@ class Export:
                         file=sys.stderr,
                     )
                     sleep(delay)
-        return 0
 
     def _complete(self) -> bool:
         """Whether every event the export holds is written, so that there is nothing to ask."""
