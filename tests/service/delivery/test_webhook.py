@@ -18,7 +18,6 @@ from auditlog.service.delivery.destinations import (
     parse_destination,
     webhook_key,
 )
-from auditlog.service.delivery.httppost import MAX_RETRY_AFTER, parse_retry_after
 from auditlog.service.delivery.sink import Batch, DeliveryFailed, open_sink
 from auditlog.service.delivery.webhook import WebhookSink, encode, message_id, sign
 from service.delivery.events import batch, stored_event
@@ -235,33 +234,6 @@ async def test_messages_hold_no_secret_path_query_or_event() -> None:
             assert secret_part not in message
 
 
-def test_retry_after_values() -> None:
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("0") == 0
-    assert parse_retry_after(" 120 ") == 120
-    assert parse_retry_after("9" * 40) == MAX_RETRY_AFTER
-    assert parse_retry_after("-5") is None
-    assert parse_retry_after("1.5") is None
-    assert parse_retry_after("") is None
-    assert parse_retry_after("tomorrow") is None
-    assert parse_retry_after("٣") is None  # an Arabic-Indic digit is not delta-seconds
-    date = formatdate(NOW + 90, usegmt=True)
-    assert parse_retry_after(date, lambda: float(NOW)) == 90
-    assert parse_retry_after(formatdate(NOW - 90, usegmt=True), lambda: float(NOW)) == 0
-    assert parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", lambda: float(NOW)) == 0
-    assert parse_retry_after(formatdate(NOW + 10**7, usegmt=True), lambda: float(NOW)) == (
-        MAX_RETRY_AFTER
-    )
-    # RFC 850 and asctime forms, which HTTP recipients must accept too.
-    assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", lambda: 784111777.0 - 7) == 7
-    assert parse_retry_after("Sun Nov  6 08:49:37 1994", lambda: 784111777.0 - 7) == 7
-
-
 def test_the_message_id_is_stable_for_a_batch() -> None:
     assert message_id(batch("str_X", 3, 4, 5)) == "msg_str_X_3_5"
     assert message_id(batch("str_X", 3)) == "msg_str_X_3_3"
-
-
-def test_a_batch_has_events() -> None:
-    with pytest.raises(ValueError, match="at least one event"):
-        Batch("s", [])
