@@ -444,3 +444,12 @@ def test_a_time_that_is_not_an_rfc5424_timestamp_is_nil() -> None:
         framed = encode_message(stored, facility=0, hostname="h", app_name="a")
         assert framed.split(b" ")[2] == b"-"
         assert framed.endswith(stored)
+
+
+async def test_the_scheme_is_read_whatever_its_case(tmp_path: Path) -> None:
+    certs = make_certificates()
+    with rsyslogd(tmp_path / "rsyslog", tls=certs) as collector:
+        sink = syslog_sink(f"TLS://127.0.0.1:{collector.port}", ca_pem=certs.ca_pem, hostname="h")
+        await send(sink, batch("s", 1))
+        (message,) = collector.messages(1)
+    check_message(message, stored_event(1), hostname="h")

@@ -23,7 +23,7 @@ PATCH: back to its default). URLs are ASCII, at most 2048 characters, with a hos
 user information or a fragment; syslog URLs also without a path or query, Splunk ones
 without a query (the collector's path is appended).
 
-``Destination.options`` holds the optional fields that were given, as given; the sinks apply
+``Destination.options`` (read-only) holds the optional fields given, as given; the sinks apply
 the defaults (the constants below). ``Destination.secret`` is the webhook's signing secret
 or the Splunk token and appears in neither ``repr`` nor ``public``: ``public(dest)`` is what
 the API shows (``"token_set": true`` for Splunk), ``settings(dest)`` is everything but the
@@ -45,6 +45,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, NoReturn, TypeAlias
 from urllib.parse import SplitResult, urlsplit
 
@@ -96,8 +97,13 @@ class Destination:
 
     kind: Kind
     url: str
-    options: Mapping[str, OptionValue] = field(default_factory=dict)
+    options: Mapping[str, OptionValue] = field(default_factory=lambda: MappingProxyType({}))
     secret: str | None = field(default=None, repr=False)
+
+    @property
+    def scheme(self) -> str:
+        """The URL's scheme, lower-case: http, https, tcp or tls."""
+        return urlsplit(self.url).scheme
 
     @property
     def host(self) -> str:
@@ -203,7 +209,7 @@ def parse_destination(value: object, secret: str | None = None) -> Destination:
         secret = token if token is not None else secret
     else:
         secret = None
-    return Destination(kind, url, options, secret)
+    return Destination(kind, url, MappingProxyType(options), secret)
 
 
 def merge_destination(current: Destination, patch: object) -> Destination:

@@ -33,9 +33,10 @@ acknowledgement. A successful ``send`` means every byte was accepted by this mac
 kernel for sending; the collector may not have received them yet. If the collector or its
 machine dies, or the connection breaks, before the bytes are read and written to its store,
 the tail of a batch (or a whole batch) can be lost although ``send`` succeeded, and the
-stream's progress has already moved past it. A collector that closed the connection is
-noticed before the next write (the connection is then replaced), which narrows the gap but
-does not close it. Closing it takes a protocol with acknowledgements, such as RELP
+stream's progress has already moved past it. Bytes written in the moment a collector stops
+reading and closes are lost the same way. A collector's close that has already arrived is
+noticed before the next write (the connection is then replaced), and a reset makes the
+write fail, which narrows the gap but does not close it. Closing it takes a protocol with acknowledgements, such as RELP
 (rsyslog's omrelp/imrelp); where no event may go missing, use the webhook or Splunk HEC
 destination, whose 2xx answers acknowledge each batch, or reconcile the collector against
 the log's ``seq`` numbers.
@@ -141,7 +142,7 @@ class SyslogSink:
         app_name = options.get("app_name", DEFAULT_APP_NAME)
         ca_pem = options.get("ca_pem")
         tls = None
-        if dest.url.startswith("tls:"):
+        if dest.scheme == "tls":
             tls = tls_context(
                 ca_pem if isinstance(ca_pem, str) else None,
                 options.get("verify_tls", True) is not False,
