@@ -241,6 +241,105 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting("read_burst", int, 1000, "Read requests one credential may make at once.", minimum=1),
+    Setting(
+        "export_max_running",
+        int,
+        16,
+        "Exports (GET /v1/events/export) one process runs at once; past it 429.",
+        minimum=1,
+    ),
+    Setting(
+        "export_page_events",
+        int,
+        500,
+        "Events an export reads, and holds, at a time.",
+        minimum=1,
+    ),
+    Setting(
+        "live_streams_per_credential",
+        int,
+        10,
+        "Live streams (GET /v1/events/stream) one credential may hold open; past it 429.",
+        minimum=1,
+    ),
+    Setting(
+        "live_streams_per_process",
+        int,
+        1000,
+        "Live streams one process holds open at most; past it 429.",
+        minimum=1,
+    ),
+    Setting(
+        "live_stream_buffer_bytes",
+        int,
+        4 * 1024 * 1024,
+        "Bytes of events a live stream may fall behind its reader before it is cut off.",
+        minimum=65536,
+    ),
+    Setting(
+        "live_stream_keepalive_seconds",
+        int,
+        15,
+        "Seconds without an event after which a live stream sends a comment line.",
+        minimum=1,
+    ),
+    Setting(
+        "notifier_poll_ms",
+        int,
+        1000,
+        "Milliseconds between reads of every log's durable size, which find commits that no "
+        "process announced (admin commands, a lost notification).",
+        minimum=10,
+    ),
+    Setting(
+        "stream_delivery",
+        bool,
+        True,
+        "Deliver log streams (POST /v1/streams) from this process.",
+    ),
+    Setting(
+        "stream_lease_seconds",
+        int,
+        30,
+        "Seconds a process holds a log stream's delivery lease after renewing it; another "
+        "process takes a stream over this long after its deliverer died.",
+        minimum=3,
+    ),
+    Setting(
+        "stream_timeout_seconds",
+        int,
+        10,
+        "Seconds one delivery of a batch may take before it counts as failed.",
+        minimum=1,
+    ),
+    Setting(
+        "stream_batch_events",
+        int,
+        500,
+        "Most events a log stream delivers in one batch.",
+        minimum=1,
+    ),
+    Setting(
+        "stream_batch_bytes",
+        int,
+        1024 * 1024,
+        "Most bytes of events in one batch (an event larger than this goes alone).",
+        minimum=1024,
+    ),
+    Setting(
+        "stream_linger_ms",
+        int,
+        50,
+        "Milliseconds a log stream waits for more events before it sends a batch that is not full.",
+        minimum=0,
+    ),
+    Setting(
+        "stream_backoff_max_seconds",
+        int,
+        300,
+        "Longest wait between retries of a failing delivery (unless Retry-After asks for more).",
+        minimum=1,
+    ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     Setting("access_log", bool, False, "Log every request (costs throughput)."),
 )
@@ -288,6 +387,20 @@ class Settings:
     write_burst: int = 40000
     read_rate: int = 200
     read_burst: int = 1000
+    export_max_running: int = 16
+    export_page_events: int = 500
+    live_streams_per_credential: int = 10
+    live_streams_per_process: int = 1000
+    live_stream_buffer_bytes: int = 4 * 1024 * 1024
+    live_stream_keepalive_seconds: int = 15
+    notifier_poll_ms: int = 1000
+    stream_delivery: bool = True
+    stream_lease_seconds: int = 30
+    stream_timeout_seconds: int = 10
+    stream_batch_events: int = 500
+    stream_batch_bytes: int = 1024 * 1024
+    stream_linger_ms: int = 50
+    stream_backoff_max_seconds: int = 300
     log_level: str = "info"
     access_log: bool = False
 
@@ -367,6 +480,13 @@ def load(
         raise ConfigError(
             f"max_bodies_bytes ({settings.max_bodies_bytes}) must be at least "
             f"max_body_bytes ({settings.max_body_bytes})"
+        )
+    if settings.stream_lease_seconds < 3 * settings.stream_timeout_seconds:
+        # A deliverer sends only while its lease has a timeout and more to run, and renews it
+        # every sixth of it: a shorter lease would leave it no time to send.
+        raise ConfigError(
+            f"stream_lease_seconds ({settings.stream_lease_seconds}) must be at least three "
+            f"times stream_timeout_seconds ({settings.stream_timeout_seconds})"
         )
     return settings
 

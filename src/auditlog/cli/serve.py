@@ -7,10 +7,12 @@ the lifespan shutdown, which commits anything still queued before the store clos
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -19,6 +21,9 @@ from auditlog.config import Settings
 from auditlog.server.app import build_app
 from auditlog.server.headlimit import BoundedHttpToolsProtocol
 from auditlog.storage.factory import open_store
+
+#: uvicorn's exit status when the server could not start.
+STARTUP_FAILURE = 3
 
 
 def serve(settings: Settings) -> int:
@@ -40,7 +45,7 @@ def serve(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _drained)
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -53,7 +58,26 @@ def serve(settings: Settings) -> int:
         server_header=False,
         date_header=True,
     )
-    return 0
+    server = _DrainingServer(config, app.drain)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the application as soon as a signal asks it to stop.
+
+    uvicorn then waits for open requests to finish before the lifespan shutdown; live
+    streams never finish by themselves, so the application ends them at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def _drained(signum: int, frame: FrameType | None) -> None:

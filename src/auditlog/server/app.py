@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -23,21 +24,29 @@ from auditlog.server.asgi import (
 )
 from auditlog.server.handlers import auth as auth_handlers
 from auditlog.server.handlers import events as event_handlers
+from auditlog.server.handlers import export as export_handlers
 from auditlog.server.handlers import health as health_handlers
 from auditlog.server.handlers import legacy as legacy_handlers
 from auditlog.server.handlers import log as log_handlers
+from auditlog.server.handlers import stream as stream_handlers
+from auditlog.server.handlers import streams as streams_handlers
 from auditlog.server.openapi import openapi_document
 from auditlog.server.routing import Router
 from auditlog.service.auth import ApiKeys, Authenticator, bearer_token, require
+from auditlog.service.delivery.deliveries import Deliveries
 from auditlog.service.events import Events
+from auditlog.service.export import Exporter
 from auditlog.service.ingest import Ingestor
 from auditlog.service.integrator import Integrator
+from auditlog.service.live import LiveStreams
 from auditlog.service.login import Logins
 from auditlog.service.logkey import LogKey
+from auditlog.service.notifier import Notifier
 from auditlog.service.passwords import Passwords
 from auditlog.service.proofs import LogProofs
 from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBuckets
 from auditlog.service.selfaudit import SelfAudit
+from auditlog.service.streams import StreamAdmin
 from auditlog.service.tokens import Tokens
 from auditlog.storage.base import Store
 
@@ -62,6 +71,11 @@ class Services:
     log_key: LogKey
     integrator: Integrator
     log: LogProofs
+    notifier: Notifier
+    exporter: Exporter
+    live: LiveStreams
+    streams: StreamAdmin
+    deliveries: Deliveries | None
 
 
 class AuditlogApp:
@@ -72,6 +86,9 @@ class AuditlogApp:
         self.services = services
         routes = [
             *event_handlers.routes(services.events, settings.max_body_bytes, services.log),
+            *export_handlers.routes(services.exporter),
+            *stream_handlers.routes(services.live),
+            *streams_handlers.routes(services.streams),
             *log_handlers.routes(services.log),
             *auth_handlers.routes(services.logins),
             *health_handlers.routes(services.store, services.metrics, self._openapi),
@@ -86,6 +103,7 @@ class AuditlogApp:
         self.router = Router(routes)
         # Built now, so that a route without documentation stops the start, not a request.
         self._openapi_bytes = openapi_document(self.router.routes)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._metric_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._bodies = BodyBudget(
             settings.max_bodies_bytes,
@@ -181,14 +199,33 @@ class AuditlogApp:
         await self.services.store.open()
         await self.services.tokens.load_key()
         await self.services.log_key.load()
+        self._loop = asyncio.get_running_loop()
+        await self.services.notifier.start()
+        self.services.ingestor.on_commit = self.services.notifier.committed
         self.services.ingestor.start()
         self.services.integrator.start()
+        if self.services.deliveries is not None:
+            self.services.deliveries.start()
         log.info("auditlog ready")
 
+    def drain(self) -> None:
+        """The server is stopping: end the live streams, whose readers would otherwise hold
+        it up until its graceful shutdown times out (they reconnect elsewhere).
+
+        Safe to call from a signal handler: the work is handed to the event loop.
+        """
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.services.live.drain)
+
     async def shutdown(self) -> None:
-        """Commit everything queued, answer its waiters, then close storage."""
+        """Stop delivering streams, commit everything queued, answer its waiters, then close
+        storage."""
+        self.services.live.drain()
+        if self.services.deliveries is not None:
+            await self.services.deliveries.close()
         await self.services.ingestor.close()
         await self.services.integrator.close()  # a last round: every answered write covered
+        await self.services.notifier.close()
         await self.services.store.close()
         log.info("auditlog stopped")
 
@@ -218,6 +255,22 @@ def build_services(settings: Settings, store: Store) -> Services:
     audit = SelfAudit(ingestor, settings.audit_reads)
     log_key = LogKey(store, settings.log_origin, settings.log_signing_key_file)
     integrator = Integrator(store, log_key, interval_ms=settings.checkpoint_interval_ms)
+    notifier = Notifier(store, settings.notifier_poll_ms / 1000)
+    deliveries = (
+        Deliveries(
+            store,
+            notifier,
+            metrics,
+            lease_seconds=settings.stream_lease_seconds,
+            timeout=settings.stream_timeout_seconds,
+            batch_events=settings.stream_batch_events,
+            batch_bytes=settings.stream_batch_bytes,
+            linger=settings.stream_linger_ms / 1000,
+            backoff_max=settings.stream_backoff_max_seconds,
+        )
+        if settings.stream_delivery
+        else None
+    )
     return Services(
         store=store,
         ingestor=ingestor,
@@ -235,6 +288,34 @@ def build_services(settings: Settings, store: Store) -> Services:
         log_key=log_key,
         integrator=integrator,
         log=LogProofs(store, log_key, integrator, settings.checkpoint_wait_ms),
+        notifier=notifier,
+        exporter=Exporter(
+            store,
+            audit,
+            page_events=settings.export_page_events,
+            max_running=settings.export_max_running,
+            retry_after=settings.retry_after,
+        ),
+        live=LiveStreams(
+            store,
+            notifier,
+            audit,
+            metrics,
+            per_credential=settings.live_streams_per_credential,
+            per_process=settings.live_streams_per_process,
+            buffer_bytes=settings.live_stream_buffer_bytes,
+            keepalive=settings.live_stream_keepalive_seconds,
+            retry_after=settings.retry_after,
+        ),
+        streams=StreamAdmin(
+            store,
+            notifier,
+            audit,
+            settings.host,
+            settings.port,
+            on_change=deliveries.changed if deliveries is not None else None,
+        ),
+        deliveries=deliveries,
     )
 
 

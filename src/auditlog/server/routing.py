@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from auditlog.errors import MethodNotAllowed, NotFound
 from auditlog.model.credentials import Credential
-from auditlog.server.asgi import Request, Response
+from auditlog.server.asgi import Request, Response, StreamingResponse
 
 if TYPE_CHECKING:
     # Named only: the openapi package describes routes, so a runtime import would be a cycle.
     from auditlog.server.openapi.operation import Operation
 
-Handler = Callable[[Request, "Credential | None"], Awaitable[Response]]
+Handler = Callable[[Request, "Credential | None"], Awaitable[Response | StreamingResponse]]
 #: The ``scope`` of a route that needs a valid credential but no particular scope.
 AUTHENTICATED = ""
 

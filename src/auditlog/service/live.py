@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 import orjson
 
-from auditlog.errors import BadRequest, RateLimited
+from auditlog.errors import BadRequest, RateLimited, Unavailable
 from auditlog.metrics import Metrics
 from auditlog.model.credentials import EVENTS_READ, Credential
 from auditlog.model.query import Query
 from auditlog.model.selection import parse_selection, parse_seq
 from auditlog.service.auth import require
 from auditlog.service.chunks import Chunks
-from auditlog.service.notifier import Notifier
+from auditlog.service.notifier import Notifier, Subscription
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import Store
 
@@ -43,6 +43,7 @@ REPLAY_SEAM = 2000
 OPENING = b"retry: 2000\n\n"
 KEEPALIVE = b": keep-alive\n\n"
 TOO_SLOW = b": too slow; reconnect with Last-Event-ID to continue\n\n"
+CLOSING = b": the server is shutting down; reconnect with Last-Event-ID to continue\n\n"
 
 
 def frame(seq: int, body: bytes) -> bytes:
@@ -85,6 +86,14 @@ class LiveStreams:
         self._retry_after = retry_after
         self._open: dict[str, int] = {}
         self.open_count = 0
+        self._subscriptions: set[Subscription] = set()
+        self._closing = False
+
+    def drain(self) -> None:
+        """End every open stream (the server is stopping) and refuse new ones."""
+        self._closing = True
+        for sub in self._subscriptions:
+            sub.wake()
 
     async def open(
         self,
@@ -94,6 +103,8 @@ class LiveStreams:
     ) -> LiveStream:
         """Check the request, take a place among the open streams, record the read."""
         require(credential, EVENTS_READ)
+        if self._closing:
+            raise Unavailable("the server is shutting down", self._retry_after)
         query, _ = parse_selection(params, ("after_seq",))
         after = query.after_seq
         if last_event_id is not None and last_event_id.strip():
@@ -161,6 +172,7 @@ class LiveStreams:
                     yield chunk
         sub = await self._notifier.subscribe(tenant, query, self._buffer_bytes)
         sub.on_overflow = abort.set
+        self._subscriptions.add(sub)
         try:
             async for chunk, reached in self._replay(tenant, query, position, sub.start):
                 position = reached
@@ -168,6 +180,9 @@ class LiveStreams:
                     yield chunk
             while True:
                 events = await sub.next_events(self._keepalive)
+                if self._closing:
+                    yield CLOSING
+                    return
                 if sub.overflowed:
                     self._metrics.live_cut.inc()
                     yield TOO_SLOW
@@ -179,6 +194,7 @@ class LiveStreams:
                 elif not events:
                     yield KEEPALIVE
         finally:
+            self._subscriptions.discard(sub)
             self._notifier.unsubscribe(sub)
 
     async def _replay(

@@ -112,13 +112,20 @@ class Subscription:
             self._queue.append((seq, body))
         self._ready.set()
 
+    def wake(self) -> None:
+        """Return from ``next_events`` now (its reader has something else to see to)."""
+        self._ready.set()
+
     async def next_events(self, timeout: float) -> list[tuple[int, bytes]]:
         """The events queued, waiting up to ``timeout`` seconds for one; ``[]`` if none came
         (or the subscription overflowed: check ``overflowed``)."""
         if not self._queue and not self.overflowed:
             self._ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation
+                # that meets the event being set, and a cancelled reader would go on.
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
         out = list(self._queue)
         self._queue.clear()
         self._bytes = 0
@@ -296,7 +303,8 @@ class Notifier:
             return head
         waiter = self._waiters.setdefault(tenant, asyncio.Event())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await waiter.wait()
         return self._heads.get(tenant, 0)
 
     async def _poll(self) -> None:

@@ -36,6 +36,7 @@ class ConflictingSchema(ValueError):
 
 TAGS: tuple[JSON, ...] = (
     {"name": "events", "description": "Write, get and query audit events."},
+    {"name": "streams", "description": "Log streams: the tenant's events pushed to a SIEM."},
     {"name": "log", "description": "The tamper-evident log: checkpoints, proofs, its key."},
     {"name": "auth", "description": "Credentials."},
     {"name": "operations", "description": "Health, readiness, metrics and this document."},
