@@ -6,6 +6,8 @@ problem with ``Retry-After``, a stream the server ends.
 
 Each request is recorded (path, parameters, headers) for the tests to check what the client
 asked. Every connection is answered once and closed; every wait is bounded.
+
+``CuttingProxy`` does the breaking in front of a real server instead.
 """
 
 from __future__ import annotations
@@ -353,3 +355,89 @@ def serving(*routes: tuple[str, ExportRoute | StreamRoute]) -> Iterator[FakeApi]
         server.shutdown()
         thread.join(timeout=HOLD_LIMIT)
         server.server_close()
+
+
+# -- a proxy that breaks connections to a real server --------------------------------------
+
+
+class CuttingProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``upstream`` (host, port) that lets the ``n``th
+    connection's answer through up to ``cuts[n]`` bytes (status line, headers and chunk
+    framing included) and then cuts both sides; connections beyond ``cuts`` pass whole.
+    ``requests`` holds each connection's request head (request line and headers)."""
+
+    def __init__(self, upstream: tuple[str, int], cuts: list[int]) -> None:
+        self.upstream = upstream
+        self.cuts = list(cuts)
+        self.requests: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []
+        self._accepter = threading.Thread(target=self._accept)
+        self._accepter.start()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            budget = self.cuts.pop(0) if self.cuts else None
+            thread = threading.Thread(target=self._relay, args=(client, budget))
+            self._threads.append(thread)
+            thread.start()
+
+    def _relay(self, client: socket.socket, budget: int | None) -> None:
+        with client, contextlib.suppress(OSError):
+            upstream = socket.create_connection(self.upstream, timeout=HOLD_LIMIT)
+            self._sockets += [client, upstream]
+            with upstream:
+                client.settimeout(HOLD_LIMIT)
+                request = b""
+                while b"\r\n\r\n" not in request:  # the clients here send no request body
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    request += data
+                self.requests.append(request.decode("latin-1"))
+                upstream.sendall(request)
+                sent = 0
+                while not self._stopping.is_set():
+                    data = upstream.recv(65536)
+                    if not data:
+                        break
+                    if budget is not None and sent + len(data) >= budget:
+                        client.sendall(data[: budget - sent])
+                        client.shutdown(socket.SHUT_RDWR)
+                        return
+                    client.sendall(data)
+                    sent += len(data)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._accepter.join(timeout=HOLD_LIMIT)
+        self._listener.close()
+        for sock in self._sockets:  # wakes the relays that wait for bytes
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(timeout=HOLD_LIMIT)
+
+
+@contextlib.contextmanager
+def cutting(upstream_url: str, cuts: list[int]) -> Iterator[CuttingProxy]:
+    """A ``CuttingProxy`` in front of the server at ``upstream_url``, closed when the block
+    ends."""
+    parts = urlsplit(upstream_url)
+    assert parts.hostname == "127.0.0.1"
+    assert parts.port is not None
+    proxy = CuttingProxy((parts.hostname, parts.port), cuts)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

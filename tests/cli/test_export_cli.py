@@ -5,6 +5,7 @@ record framing it relies on, over every way a stream can be cut into pieces.
 What is checked is the output: byte for byte what one uninterrupted export gives, however
 often the connection broke and wherever (mid-line, mid-record, inside a quoted CSV cell
 after a line break, inside the header), and the parameters each resumption asked with.
+Last, the same against a real ``auditlog serve``, its connections cut by a proxy.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import live_server
 from auditlog.cli import export
 from auditlog.cli.export import CsvRecords, NdjsonRecords, retry_after_seconds
 from auditlog.cli.main import main
-from cli.fakeapi import Cut, ExportRoute, Refuse, awkward_events, serving
+from cli.fakeapi import Cut, ExportRoute, Refuse, awkward_events, cutting, serving
 
 PATH = "/v1/events/export"
 #: A column of text with commas, quotes and line breaks (``data`` itself is JSON, on one line).
@@ -377,3 +381,50 @@ def test_retry_after_takes_seconds_and_dates() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+# -- against the real service --------------------------------------------------------------
+
+
+def post_events(url: str, token: str, count: int) -> list[dict[str, Any]]:
+    """``count`` events of type ``order.placed`` (with awkward notes) posted to the service;
+    every such event of the tenant as stored, in seq order."""
+    notes = [e["data"]["note"] for e in awkward_events(8)]
+    batch = [
+        {"type": "order.placed", "data": {"note": notes[n % len(notes)], "amount": n}}
+        for n in range(count)
+    ]
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        answer = client.post("/v1/events", json=batch)
+        assert answer.status_code == 201, answer.text
+        return [e for e in live_server.all_events(client) if e["type"] == "order.placed"]
+
+
+@pytest.mark.slow
+def test_a_real_export_through_broken_connections(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = live_server.create_key(data, tenant="acme", scopes="events:write,events:read")
+    with live_server.serving(data, tmp_path / "serve.log") as server:
+        stored = post_events(server.url, token, 300)
+        exports = {}
+        for fmt, columns in (("ndjson", []), ("csv", ["--columns", NOTE])):
+            whole = tmp_path / f"whole.{fmt}"
+            argv = ["--token", token, "--format", fmt, *columns, "type=order.placed"]
+            assert main(["export", "--url", server.url, *argv, "-o", str(whole)]) == 0
+            broken = tmp_path / f"broken.{fmt}"
+            with cutting(server.url, [700, 9000, 30000, 400]) as proxy:
+                assert main(["export", "--url", proxy.url, *argv, "-o", str(broken)]) == 0
+            assert broken.read_bytes() == whole.read_bytes()
+            assert len(proxy.requests) == 5
+            assert all("before_seq=" in head for head in proxy.requests[1:])
+            exports[fmt] = whole.read_bytes()
+            # An earlier run stopped in the middle of a record, continued with --resume.
+            middle = len(exports[fmt]) // 2
+            broken.write_bytes(exports[fmt][:middle])
+            assert main(["export", "--url", server.url, *argv, "-o", str(broken), "--resume"]) == 0
+            assert broken.read_bytes() == exports[fmt]
+    assert [orjson.loads(line) for line in exports["ndjson"].splitlines()] == stored
+    rows = list(csv.reader(io.StringIO(exports["csv"].decode(), newline="")))
+    assert rows[0][0] == "seq"
+    assert rows[0][-1] == NOTE
+    assert [(int(r[0]), r[-1]) for r in rows[1:]] == [(e["seq"], e["data"]["note"]) for e in stored]

@@ -4,7 +4,8 @@ ends streams, refuses with ``429``, and sends events again; and the event-stream
 every way the bytes can arrive.
 
 What is checked: each event printed once, in order, none lost; the ``Last-Event-ID`` of every
-reconnection; Ctrl-C ends it quietly with status 0.
+reconnection; Ctrl-C ends it quietly with status 0. Last, the same against a real
+``auditlog serve`` (replay, a cut connection, then live events).
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import live_server
 from auditlog.cli.main import main
 from auditlog.cli.tail import EventStreamParser, ServerEvent
-from cli.fakeapi import Refuse, Send, StreamRoute, awkward_events, serving
+from cli.fakeapi import Refuse, Send, StreamRoute, awkward_events, cutting, serving
 
 PATH = "/v1/events/stream"
 TOKEN = "alk_secretsecretsecret_tokentokentokentokentokentokentokentoke"
@@ -95,8 +99,8 @@ class Tail:
 
 
 @contextmanager
-def tailing(url: str, *argv: str) -> Iterator[Tail]:
-    tail = Tail("--url", url, "--token", TOKEN, *argv)
+def tailing(url: str, *argv: str, token: str = TOKEN) -> Iterator[Tail]:
+    tail = Tail("--url", url, "--token", token, *argv)
     try:
         yield tail
     finally:
@@ -231,3 +235,45 @@ def test_the_parser_gives_the_same_events_however_the_bytes_arrive(
         start = cut
     events, _ = parse(pieces)
     assert events == [ServerEvent("audit", b'{"seq":%d}' % s, str(s)) for s in seqs]
+
+
+# -- against the real service --------------------------------------------------------------
+
+
+def post(url: str, token: str, notes: Sequence[str]) -> None:
+    batch = [{"type": "order.placed", "data": {"note": note}} for note in notes]
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        answer = client.post("/v1/events", json=batch)
+        assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.slow
+def test_a_real_tail_through_a_broken_connection(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = live_server.create_key(data, tenant="acme", scopes="events:write,events:read")
+    notes = [e["data"]["note"] for e in awkward_events(8)] * 3
+    with live_server.serving(data, tmp_path / "serve.log") as server:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=auth) as client:
+            start = len(live_server.all_events(client))  # the key's creation, recorded
+        post(server.url, token, notes[:12])
+        # The first connection is cut in the middle of the replay of the first 12 events.
+        with (
+            cutting(server.url, [1500]) as proxy,
+            tailing(
+                proxy.url, "--after-seq", str(start - 1), "type=order.placed", token=token
+            ) as tail,
+        ):
+            lines = tail.read_lines(12)
+            post(server.url, token, notes[12:])  # live, after the reconnection
+            lines += tail.read_lines(12)
+            code, err = tail.interrupt()
+            heads = list(proxy.requests)
+        with httpx.Client(base_url=server.url, headers=auth) as client:
+            stored = [e for e in live_server.all_events(client) if e["type"] == "order.placed"]
+    assert [orjson.loads(line) for line in lines] == stored
+    assert code == 0
+    assert b"Traceback" not in err
+    assert len(heads) >= 2
+    assert f"after_seq={start - 1}" in heads[0]
+    assert "last-event-id:" in heads[1].lower()
