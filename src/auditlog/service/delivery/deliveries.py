@@ -6,7 +6,9 @@ ones (whose deliverer stopped, or died and let its lease run out) and gives up p
 For every stream held it runs a ``StreamWorker``, and tells it until when its lease holds
 (measured from before the claim was sent, so never later than the store's own clock says);
 a stream that is no longer held (another process took it, it was deleted or paused) has its
-worker stopped, and one whose definition changed gets a new worker.
+worker stopped; one whose definition changed gets a new worker, made by a round that follows
+at once so that it starts from the position its predecessor last recorded; one whose worker
+stopped by itself (its lease found lost, or an error it logged) gets a new one a round later.
 
 With several processes on one PostgreSQL database, each stream is therefore delivered by one
 process at a time, and moves to another ``lease`` seconds after its deliverer died. On
@@ -105,6 +107,10 @@ class Deliveries:
                 await self.claim()
             except Unavailable as exc:
                 log.warning("claiming log streams: %s; trying again", exc)
+            except Exception:
+                # Never let one round's bug end the loop: every lease would run out unrenewed
+                # and this process would deliver nothing more, silently.
+                log.exception("claiming log streams failed; trying again")
             with contextlib.suppress(TimeoutError):
                 # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation
                 # that meets the event being set, and close() would wait for ever.
@@ -118,12 +124,25 @@ class Deliveries:
         held = await self._store.claim_streams(self.owner, int(self._lease * 1000), CLAIM_LIMIT)
         until = sent + self._lease
         by_id = {stream.stream_id: stream for stream in held}
+        stale: set[str] = set()
         for stream_id, running in list(self.workers.items()):
             now_held = by_id.get(stream_id)
-            if now_held is None or now_held.updated_us != running.stream.updated_us:
+            finished = running.task is not None and running.task.done()
+            if now_held is None or now_held.updated_us != running.stream.updated_us or finished:
+                # Gone, changed, or stopped by itself (its lease was found lost, or an error
+                # it logged). A worker may have recorded progress after the claim read the
+                # streams, so a successor starts from the next round's fresh read: at once
+                # for a changed definition, after the usual pause for one that stopped (an
+                # error on every start must not spin).
                 del self.workers[stream_id]
                 await running.stop()
+                if now_held is not None:
+                    stale.add(stream_id)
+                    if not finished:
+                        self._wake.set()
         for stream in held:
+            if stream.stream_id in stale:
+                continue
             worker = self.workers.get(stream.stream_id)
             if worker is None:
                 made = self._worker(stream)
@@ -134,27 +153,22 @@ class Deliveries:
                 worker.start()
             else:
                 worker.renewed(until)
-            if worker.task is not None and worker.task.done():
-                # It stopped by itself (its lease was found lost): start afresh next round.
-                del self.workers[stream.stream_id]
-                await worker.stop()
 
     def _worker(self, stream: LogStream) -> StreamWorker | None:
         try:
-            destination = load_destination(stream.destination)
+            return StreamWorker(
+                stream,
+                load_destination(stream.destination),
+                self.owner,
+                self._store,
+                self._notifier,
+                self._metrics,
+                timeout=self._timeout,
+                batch_events=self._batch_events,
+                batch_bytes=self._batch_bytes,
+                linger=self._linger,
+                backoff_max=self._backoff_max,
+            )
         except Exception:  # a stored definition this version cannot read: say so, go on
-            log.exception("stream %s: its stored destination cannot be read", stream.stream_id)
+            log.exception("stream %s: its stored definition cannot be read", stream.stream_id)
             return None
-        return StreamWorker(
-            stream,
-            destination,
-            self.owner,
-            self._store,
-            self._notifier,
-            self._metrics,
-            timeout=self._timeout,
-            batch_events=self._batch_events,
-            batch_bytes=self._batch_bytes,
-            linger=self._linger,
-            backoff_max=self._backoff_max,
-        )

@@ -146,6 +146,14 @@ class StreamWorker:
             await self.run()
         except LeaseLost:
             log.info("stream %s: lease lost; another process delivers it", self.stream.stream_id)
+        except Exception:
+            # A bug (a sink that broke its contract, say): logged with its traceback here,
+            # since no one awaits this task for its result; the manager sees the task done
+            # and starts the stream afresh from its stored position at its next claim.
+            log.exception(
+                "stream %s: delivery stopped by an unexpected error; it starts again",
+                self.stream.stream_id,
+            )
 
     async def run(self) -> None:
         tenant = self.stream.tenant
