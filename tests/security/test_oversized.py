@@ -12,7 +12,7 @@ import pytest
 from auditlog.config import Settings
 from auditlog.server.app import AuditlogApp
 from server.api import Api, problem
-from server.conftest import QUIET
+from server.conftest import QUIET, MakeApi
 from server.logins import add_user
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +24,14 @@ BODY_ROUTES = {
     "/event": LIMIT,
     "/v1/auth/token": 8192,  # a login body is two short strings
     "/login": 8192,
+    "/v1/streams": 64 * 1024,  # a log stream's definition
 }
+
+
+@pytest.fixture
+async def api(make_api: MakeApi) -> Api:
+    """A key that may use every route that reads a body (``/v1/streams`` needs ``admin``)."""
+    return await make_api("acme", ("events:write", "events:read", "admin"))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ make storage fail, to provoke the 503s of API.md §2.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -23,6 +23,7 @@ import pgtest
 from auditlog.config import Settings
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.query import Query
+from auditlog.model.streams import LogStream
 from auditlog.server.app import AuditlogApp, build_app
 from auditlog.storage.base import (
     AppendOutcome,
@@ -159,6 +160,46 @@ class ControlledStore:
         self, tenant: str, after_size: int = -1, limit: int = 1000
     ) -> list[StoredCheckpoint]:
         return await self.inner.list_checkpoints(tenant, after_size, limit)
+
+    async def durable_log_sizes(self, tenant: str | None = None) -> dict[str, int]:
+        return await self.inner.durable_log_sizes(tenant)
+
+    def watch_heads(self, callback: Callable[[Mapping[str, int]], None]) -> None:
+        self.inner.watch_heads(callback)
+
+    async def announce_heads(self, heads: Mapping[str, int]) -> None:
+        await self.inner.announce_heads(heads)
+
+    async def create_stream(self, stream: LogStream) -> None:
+        await self.inner.create_stream(stream)
+
+    async def get_stream(self, tenant: str, stream_id: str) -> LogStream | None:
+        return await self.inner.get_stream(tenant, stream_id)
+
+    async def list_streams(self, tenant: str | None = None) -> list[LogStream]:
+        return await self.inner.list_streams(tenant)
+
+    async def update_stream(self, stream: LogStream) -> bool:
+        return await self.inner.update_stream(stream)
+
+    async def delete_stream(self, tenant: str, stream_id: str) -> bool:
+        return await self.inner.delete_stream(tenant, stream_id)
+
+    async def claim_streams(self, owner: str, lease_ms: int, limit: int) -> list[LogStream]:
+        return await self.inner.claim_streams(owner, lease_ms, limit)
+
+    async def release_streams(self, owner: str, stream_ids: Sequence[str]) -> None:
+        await self.inner.release_streams(owner, stream_ids)
+
+    async def record_delivery(
+        self, tenant: str, stream_id: str, owner: str, position: int, events: int, at_us: int
+    ) -> bool:
+        return await self.inner.record_delivery(tenant, stream_id, owner, position, events, at_us)
+
+    async def record_failure(
+        self, tenant: str, stream_id: str, owner: str, error: str, at_us: int
+    ) -> bool:
+        return await self.inner.record_failure(tenant, stream_id, owner, error, at_us)
 
 
 def new_store(backend: str, tmp_path: Path) -> ControlledStore:

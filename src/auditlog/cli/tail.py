@@ -4,9 +4,9 @@ line each on standard output, until interrupted.
 The stream is Server-Sent Events (the WHATWG HTML "server-sent events" section): each event's
 ``id`` is its ``seq``. When the connection breaks, or the server ends it (a reader too slow),
 the command reconnects with ``Last-Event-ID`` (the id last received) and the server replays
-what was missed; an event whose seq was printed already is not printed again. Before the
-first event there is no id to send: a connection that breaks then resumes from ``--after-seq``
-if it was given, else from what is committed by the time it reconnects.
+what was missed; an event whose seq was printed already is not printed again. The stream's
+first block carries the position it begins after as its id (when the log is not empty), so
+a connection that breaks before the first event resumes from there too.
 """
 
 from __future__ import annotations
