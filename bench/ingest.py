@@ -221,7 +221,10 @@ def store_flags(data: str) -> list[str]:
     return ["--store", data] if "://" in data else ["--data", data]
 
 
-def create_key(data: str) -> str:
+def create_key(
+    data: str, tenant: str = "bench", scopes: str = "events:write,events:read", name: str = "bench"
+) -> str:
+    """A new API key (its secret) of ``tenant`` with ``scopes``, made by ``auditlog keys create``."""
     out = subprocess.run(
         [
             AUDITLOG,
@@ -229,11 +232,11 @@ def create_key(data: str) -> str:
             "create",
             *store_flags(data),
             "--tenant",
-            "bench",
+            tenant,
             "--scopes",
-            "events:write,events:read",
+            scopes,
             "--name",
-            "bench",
+            name,
         ],
         check=True,
         capture_output=True,
