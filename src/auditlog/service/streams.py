@@ -20,7 +20,7 @@ record stands for an attempt, and no change goes unrecorded.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -98,8 +98,10 @@ class StreamAdmin:
     """The admin use cases of log streams, for credentials with the ``admin`` scope.
 
     ``own_host``/``own_port``: where this service listens, which no destination may be.
-    ``on_change`` is called after every change, so that this process's deliveries follow it
-    at once (other processes follow at their next lease renewal).
+    ``on_change`` is awaited after every change is stored and before it is answered, so that
+    this process's deliveries have followed it by then: once a pause or a deletion is
+    answered, this process sends nothing more for the stream (other processes follow at their
+    next lease renewal).
     """
 
     def __init__(
@@ -109,7 +111,7 @@ class StreamAdmin:
         audit: SelfAudit,
         own_host: str,
         own_port: int,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._notifier = notifier
@@ -170,7 +172,7 @@ class StreamAdmin:
         )
         await self._record(credential, STREAM_CREATED, stream, dest)
         await self._store.create_stream(stream)
-        self._changed()
+        await self._changed()
         view = await self.view(stream)
         if dest.kind == "webhook":
             view["secret"] = dest.secret
@@ -223,7 +225,7 @@ class StreamAdmin:
         await self._record(credential, STREAM_CHANGED, changed, dest, sorted(fields))
         if not await self._store.update_stream(changed):
             raise NotFound(f"no stream with id {stream_id!r}")
-        self._changed()
+        await self._changed()
         return await self.get(credential, stream_id)
 
     async def delete(self, credential: Credential, stream_id: str) -> None:
@@ -234,7 +236,7 @@ class StreamAdmin:
         )
         if not await self._store.delete_stream(credential.tenant, stream_id):
             raise NotFound(f"no stream with id {stream_id!r}")
-        self._changed()
+        await self._changed()
 
     async def _record(
         self,
@@ -258,9 +260,9 @@ class StreamAdmin:
             credential.tenant, kind, credential_actor(credential), "success", data
         )
 
-    def _changed(self) -> None:
+    async def _changed(self) -> None:
         if self.on_change is not None:
-            self.on_change()
+            await self.on_change()
 
 
 def _time(us: int | None) -> str | None:

@@ -542,27 +542,31 @@ async def test_deliveries_run_the_held_streams_and_follow_pause_resume_and_delet
         try:
             first = await commit(store, notifier, 6, "first")
             await until(lambda: received_seqs(receiver) == first, "the first events")
+            # Recorded too: a worker stopped between the two would send them again, rightly.
+            await until(lambda: _position(store, stream, first[-1]), "their delivery recorded")
             assert list(deliveries.workers) == [stream.stream_id]
 
             current = await stored(store, stream)
             paused = dataclasses.replace(current, paused=True, updated_us=times.now_us())
             assert await store.update_stream(paused)
-            deliveries.changed()
-            await until(lambda: not deliveries.workers, "the worker stopped")
+            await deliveries.changed()
+            assert deliveries.workers == {}  # stopped by the time the change is followed
             during = await commit(store, notifier, 3, "during")
             await asyncio.sleep(QUIET)
             assert received_seqs(receiver) == first
 
             resumed = dataclasses.replace(paused, paused=False, updated_us=times.now_us())
             assert await store.update_stream(resumed)
-            deliveries.changed()
+            await deliveries.changed()
+            assert list(deliveries.workers) == [stream.stream_id]
             await until(
                 lambda: received_seqs(receiver) == first + during, "resumed where it stopped"
             )
+            await until(lambda: _position(store, stream, during[-1]), "their delivery recorded")
 
             assert await store.delete_stream(TENANT, stream.stream_id)
-            deliveries.changed()
-            await until(lambda: not deliveries.workers, "the worker stopped for good")
+            await deliveries.changed()
+            assert deliveries.workers == {}
             await commit(store, notifier, 3, "after")
             await asyncio.sleep(QUIET)
             assert received_seqs(receiver) == first + during
@@ -582,6 +586,7 @@ async def test_one_holder_at_a_time_and_a_closing_holder_hands_over_at_once(
             two.start()
             seqs = await commit(store, notifier, 5, "a")
             await until(lambda: received_seqs(receiver) == seqs, "delivered by the first")
+            await until(lambda: _position(store, stream, seqs[-1]), "and recorded")
             await two.claim()
             assert two.workers == {}
             await one.close()
@@ -663,13 +668,14 @@ async def test_a_changed_stream_goes_on_from_the_progress_recorded_after_the_cla
             current = await stored(store, stream)
             renamed = dataclasses.replace(current, name="renamed", updated_us=times.now_us())
             assert await store.update_stream(renamed)
-            deliveries.changed()
+            changing = asyncio.create_task(deliveries.changed())
             await until(lambda: bool(gated.waiting), "a claim that read the streams")
             assert gated.waiting[-1][0].position == seqs[-1]
             # The old worker goes on meanwhile: progress the claim did not see.
             seqs += await commit(store, notifier, 3, "b")
             await until(lambda: _position(store, stream, seqs[-1]), "progress after the read")
             gated.gate.set()
+            await changing
             await until(
                 lambda: _worker_of(deliveries, stream, "renamed"), "a worker for the new name"
             )
@@ -683,6 +689,46 @@ async def test_a_changed_stream_goes_on_from_the_progress_recorded_after_the_cla
 def _worker_of(deliveries: Deliveries, stream: LogStream, name: str) -> bool:
     worker = deliveries.workers.get(stream.stream_id)
     return worker is not None and worker.stream.name == name
+
+
+async def test_a_pause_is_followed_here_before_the_change_returns_however_slow_the_claim(
+    store: Store, notifier: Notifier
+) -> None:
+    with receiving() as receiver:
+        stream = await new_stream(store, destination=webhook(receiver.url + "/hook"))
+        gated = GatedClaims(store)
+        deliveries = make_deliveries(cast(Store, gated), notifier)
+        deliveries.start()
+        try:
+            first = await commit(store, notifier, 3, "a")
+            await until(lambda: _position(store, stream, first[-1]), "the first events")
+            gated.gate.clear()  # a busy database: the claim takes its time
+            current = await stored(store, stream)
+            paused = dataclasses.replace(current, paused=True, updated_us=times.now_us())
+            assert await store.update_stream(paused)
+            changing = asyncio.create_task(deliveries.changed())
+            await until(lambda: bool(gated.waiting), "a claim under way")
+            await asyncio.sleep(0.05)
+            assert not changing.done()  # the change is not answered before it is followed
+            gated.gate.set()
+            await changing
+            assert deliveries.workers == {}
+            await commit(store, notifier, 3, "b")  # after the answer: never sent
+            await asyncio.sleep(QUIET)
+            assert received_seqs(receiver) == first
+        finally:
+            await deliveries.close()
+
+
+async def test_a_change_after_close_starts_nothing(store: Store, notifier: Notifier) -> None:
+    await new_stream(store)
+    deliveries = make_deliveries(store, notifier)
+    deliveries.start()
+    await until(lambda: bool(deliveries.workers), "the stream held")
+    await deliveries.close()
+    await deliveries.changed()
+    assert deliveries.workers == {}
+    assert len(await store.claim_streams("other", LONG_MS, 10)) == 1
 
 
 async def test_close_gives_the_leases_back(store: Store, notifier: Notifier) -> None:

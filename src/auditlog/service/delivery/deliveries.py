@@ -73,6 +73,8 @@ class Deliveries:
         self.owner = owner_name()
         self.workers: dict[str, StreamWorker] = {}
         self._wake = asyncio.Event()
+        # One claim round at a time: the loop's and those of changes made here.
+        self._round = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -81,25 +83,38 @@ class Deliveries:
                 self._run(), name="auditlog-deliveries"
             )
 
-    def changed(self) -> None:
-        """A stream was created, changed or deleted here: claim again now."""
-        self._wake.set()
+    async def changed(self) -> None:
+        """A stream was created, changed or deleted here: claim again now, and return once
+        this process follows the change. So when the change is answered, a paused or deleted
+        stream's worker here has stopped (nothing more goes out from this process) and a new
+        stream's has started; other processes follow at their next claim."""
+        async with self._round:
+            if self._task is None:
+                return  # not started, or closed: nothing to follow
+            try:
+                await self._claim()
+            except Unavailable as exc:
+                # The change is stored; the loop's next round follows it.
+                log.warning("claiming log streams after a change: %s", exc)
+            except Exception:
+                log.exception("claiming log streams after a change failed")
 
     async def close(self) -> None:
         """Stop every worker and give the leases back."""
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        held = list(self.workers)
-        for worker in list(self.workers.values()):
-            await worker.stop()
-        self.workers.clear()
-        try:
-            await self._store.release_streams(self.owner, held)
-        except Unavailable as exc:
-            log.warning("giving the stream leases back: %s (they run out by themselves)", exc)
+                await task
+        async with self._round:  # after a change's round, if one is under way
+            held = list(self.workers)
+            for worker in list(self.workers.values()):
+                await worker.stop()
+            self.workers.clear()
+            try:
+                await self._store.release_streams(self.owner, held)
+            except Unavailable as exc:
+                log.warning("giving the stream leases back: %s (they run out by themselves)", exc)
 
     async def _run(self) -> None:
         while True:
@@ -120,6 +135,10 @@ class Deliveries:
 
     async def claim(self) -> None:
         """One round: renew, take and give up leases, and start and stop workers to match."""
+        async with self._round:
+            await self._claim()
+
+    async def _claim(self) -> None:
         sent = time.monotonic()
         held = await self._store.claim_streams(self.owner, int(self._lease * 1000), CLAIM_LIMIT)
         until = sent + self._lease
