@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 import live_server
 from auditlog.cli import export
-from auditlog.cli.export import CsvRecords, NdjsonRecords, retry_after_seconds
+from auditlog.cli.apiclient import retry_after_seconds
+from auditlog.cli.export import CsvRecords, NdjsonRecords
 from auditlog.cli.main import main
 from cli.fakeapi import Cut, ExportRoute, Refuse, awkward_events, cutting, serving
 

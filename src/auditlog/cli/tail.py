@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import httpx
 
-from auditlog.cli.export import (
+from auditlog.cli.apiclient import (
     Backoff,
     Broken,
     CommandFailed,
