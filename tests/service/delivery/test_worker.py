@@ -3,8 +3,8 @@ run a worker per stream under leases (``service.delivery.deliveries``), in-proce
 memory and SQLite stores.
 
 The worker's tests give it a sink written here, which records every batch and fails as
-scripted (a failure whose ``Retry-After`` is 0 is retried at once, so no test sleeps through
-a backoff); the deliveries' tests give streams a webhook destination on a real receiver on
+scripted, and a backoff from 20 ms (so no test sleeps through seconds of it); the deliveries'
+tests give streams a webhook destination on a real receiver on
 127.0.0.1 (``service.delivery.receiver``). Every wait polls with a deadline; nothing is
 asserted about how long anything took. The same behaviour against real ``auditlog serve``
 processes is in ``tests/reliability/test_delivery.py``.
@@ -189,8 +189,7 @@ class ScriptedSink:
 
 
 def failed(reason: Any = "http_5xx", message: str = "answered 503") -> DeliveryFailed:
-    """A failure to retry at once (its Retry-After is 0)."""
-    return DeliveryFailed(message, reason=reason, retry_after=0.0)
+    return DeliveryFailed(message, reason=reason)
 
 
 def make_worker(
@@ -204,6 +203,7 @@ def make_worker(
     batch_events: int = 100,
     batch_bytes: int = 1 << 20,
     linger: float = 0.0,
+    backoff_base: float = 0.02,
 ) -> StreamWorker:
     made = StreamWorker(
         stream,
@@ -218,6 +218,7 @@ def make_worker(
         linger=linger,
         backoff_max=1,
         sink=sink,
+        backoff=Backoff(1.0, base=backoff_base),  # short waits between retries
     )
     made.renewed(time.monotonic() + LONG_MS / 1000)
     return made
@@ -268,10 +269,12 @@ def test_retry_after_wins_over_the_backoff_and_is_bounded() -> None:
         backoff.next()
     wait = backoff.next(retry_after=30.0)
     assert 30.0 <= wait <= 33.0  # more than the cap: the destination asked for it
-    assert backoff.next(retry_after=0.0) == 0.0
-    assert backoff.next(retry_after=-5.0) == 0.0
     assert 3600.0 <= backoff.next(retry_after=1e9) <= 3960.0
-    assert backoff.failures == 7
+    assert 2.0 <= backoff.next(retry_after=2.0) <= 2.2
+    # Less than the backoff's first step is taken as that step: never a tight loop.
+    for asked in (0.0, -5.0, 0.1):
+        assert 0.5 <= backoff.next(retry_after=asked) <= 1.0
+    assert backoff.failures == 9
 
 
 # -- the worker --------------------------------------------------------------------------
@@ -363,12 +366,26 @@ async def test_the_retry_waits_as_long_as_retry_after_asks(
     await commit(store, notifier, 1, "e")
     stream = await claimed(store, await new_stream(store))
     sink = ScriptedSink(DeliveryFailed("answered 429", reason="http_429", retry_after=1.0))
-    assert 0.5 <= Backoff(1.0).next() <= 1.0
     async with running(make_worker(store, notifier, stream, sink)):
         await until(lambda: len(sink.accepted) == 1, "the second attempt")
     # A lower bound (less the event loop's clock resolution): the worker did not come back
     # before it was asked to, although its backoff alone would have let it.
     assert sink.sent_at[1] - sink.failed_at[0] >= 1.0 - 0.01
+
+
+async def test_a_retry_after_of_nothing_does_not_make_a_tight_loop_of_attempts(
+    store: Store, notifier: Notifier
+) -> None:
+    await commit(store, notifier, 1, "e")
+    stream = await claimed(store, await new_stream(store))
+    zero = [DeliveryFailed("answered 429", reason="http_429", retry_after=0.0) for _ in range(3)]
+    sink = ScriptedSink(*zero)
+    async with running(make_worker(store, notifier, stream, sink, backoff_base=0.4)):
+        await until(lambda: len(sink.accepted) == 1, "the batch, in the end")
+    # Each wait at least the backoff's first step (from half its base, here 0.4 s).
+    for failed_at, sent_at in zip(sink.failed_at, sink.sent_at[1:], strict=True):
+        assert sent_at - failed_at >= 0.2 - 0.01
+    assert (await stored(store, stream)).failures == 3
 
 
 async def test_events_that_do_not_match_are_passed_over_and_the_position_moves_past_them(

@@ -14,7 +14,8 @@ accepted; record the new position in the store; repeat. So delivery is:
 
 Failures are retried for as long as it takes, after an exponential backoff with jitter (from
 one second, doubling, up to ``backoff_max`` seconds, each wait drawn between half and all of
-it), or after what the destination's ``Retry-After`` asked. Every failure is counted, and its
+it), or after what the destination's ``Retry-After`` asked (but never less than the backoff's
+first step, so that ``Retry-After: 0`` makes no tight loop). Every failure is counted, and its
 message kept, in the store and in the metrics.
 
 A worker sends only while its lease has more than a send's timeout (and a margin) left, so
@@ -69,10 +70,14 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next(self, retry_after: float | None = None) -> float:
-        """The wait before the next attempt; ``retry_after`` (the destination's) wins."""
+        """The wait before the next attempt; ``retry_after`` (the destination's) wins, but
+        is never taken for less than the backoff's first step: a destination answering
+        ``Retry-After: 0`` (or a date gone by) must not be sent the batch again at once, over
+        and over, with a failure recorded in the store each time."""
         self.failures += 1
         if retry_after is not None:
-            return min(max(retry_after, 0.0), _RETRY_AFTER_MAX) * self._rng.uniform(1.0, 1.1)
+            asked = min(max(retry_after, 0.0), _RETRY_AFTER_MAX) * self._rng.uniform(1.0, 1.1)
+            return max(asked, self.base * self._rng.uniform(0.5, 1.0))
         ceiling = min(self.cap, self.base * float(2 ** min(self.failures - 1, 30)))
         return ceiling * self._rng.uniform(0.5, 1.0)
 
@@ -98,6 +103,7 @@ class StreamWorker:
         linger: float,
         backoff_max: float,
         sink: Sink | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.stream = stream
         self.owner = owner
@@ -109,7 +115,7 @@ class StreamWorker:
         self._batch_events = batch_events
         self._batch_bytes = batch_bytes
         self._linger = linger
-        self._backoff = Backoff(backoff_max)
+        self._backoff = backoff if backoff is not None else Backoff(backoff_max)
         self._sink = sink if sink is not None else open_sink(destination, timeout)
         self._query, _ = parse_filter(orjson.loads(stream.filter))
         self._position = stream.position
