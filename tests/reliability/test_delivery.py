@@ -1,15 +1,17 @@
 """Log streams delivered by real ``auditlog serve`` processes to real receivers on 127.0.0.1.
 
 * A webhook receiver (``reliability.webhooks``) that fails for a while (500, no answer
-  within the timeout, 429 with ``Retry-After``, a closed connection) and then recovers gets
+  within the timeout, 429 with ``Retry-After: 2`` and with ``Retry-After: 0``, which must not
+  mean "at once", a closed connection) and then recovers gets
   every event at least once and in seq order, each batch right after the last accepted one
   or a repeat of the same batch, every signature valid by the receiver's own HMAC code; the
   stream's state and ``/metrics`` show the failures, then the progress.
-* A server killed with SIGKILL while the receiver holds a batch, and started again on the
-  same data, delivers the rest once the dead process's lease has run out.
-* Two servers on one PostgreSQL schema never deliver one stream at once (the receiver finds
-  no two requests of the stream open together); the one delivering is killed and the other
-  takes over and delivers the rest.
+* A server killed with SIGKILL while the receiver holds a batch (and writes are under way),
+  and started again on the same data, delivers the rest once the dead process's lease has
+  run out.
+* Two servers on one PostgreSQL schema, both taking writes, never deliver one stream at once
+  (the receiver finds no two requests of the stream open together, and which process sent
+  each); the one delivering is killed and the other takes over and delivers the rest.
 * A filter: only matching events are delivered, and the stream's position moves past the
   others; pause stops delivery, resume goes on from where it stopped, delete stops it.
 * Syslog to Debian's rsyslogd run by the test, and Splunk HEC to a fake collector: the
@@ -22,6 +24,8 @@ that a wait asked for by ``Retry-After`` was not cut short). Leases are short (3
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +38,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import pgtest
-from live_server import Server, Storage, create_key, serving, serving_many
+from live_server import STOP_TIMEOUT, Server, Storage, create_key, serving, serving_many
 from reliability.webhooks import (
     CLOSE,
     FAIL,
@@ -262,6 +266,50 @@ def test_a_receiver_failing_for_a_while_gets_every_event_in_order_once_it_recove
     assert failures == len(refused)
 
 
+class Writers:
+    """A thread per server writing small batches through it until stopped, or until its
+    server is gone (an answer its server died before giving may be stored or not: the tests
+    read the log back)."""
+
+    def __init__(self, servers: list[Server], token: str) -> None:
+        self.stopping = threading.Event()
+        self.errors: list[str] = []
+        self.written = 0
+        self._threads = [
+            threading.Thread(target=self._write, args=(Api(s, token),), daemon=True)
+            for s in servers
+        ]
+
+    def __enter__(self) -> Writers:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(WAIT)
+        assert not any(t.is_alive() for t in self._threads), "a writer did not stop"
+
+    def _write(self, api: Api) -> None:
+        try:
+            for number in range(1_000_000):
+                if self.stopping.is_set():
+                    return
+                try:
+                    self.written += len(api.write(1 + number % 4, f"{api.server.port}-{number}"))
+                except (httpx.TransportError, AssertionError) as exc:
+                    # Killed by the test? (Its sockets close before it can be reaped.)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        api.server.process.wait(STOP_TIMEOUT)
+                        return
+                    self.errors.append(f"{api.server.url}: {exc}")
+                    return
+                time.sleep(0.01)
+        finally:
+            api.close()
+
+
 # -- a crash mid-delivery -----------------------------------------------------------------
 
 
@@ -283,7 +331,8 @@ def test_delivery_goes_on_after_the_server_is_killed_while_the_receiver_holds_a_
                 receiver.on_hold = kill
                 receiver.script(OK, OK, HOLD)
                 created = api.create_stream(webhook_to(receiver), start="beginning")
-                wait_for(killed.is_set, "the server killed mid-delivery")
+                with Writers([first], token):  # writes under way when it dies
+                    wait_for(killed.is_set, "the server killed mid-delivery")
             finally:
                 api.close()
         held = next(r for r in receiver.received() if r.action == HOLD)
@@ -291,6 +340,10 @@ def test_delivery_goes_on_after_the_server_is_killed_while_the_receiver_holds_a_
         with serving(storage, tmp_path / "serve2.log", *FLAGS) as second:
             api = Api(second, token)
             try:
+                with Writers([second], token) as writers:
+                    count = len(receiver.received())
+                    wait_for(lambda: len(receiver.received()) >= count + 6, "delivering again")
+                assert writers.errors == []
                 api.write(8, "after")
                 done = wait_for(lambda: api.caught_up(created["id"]), "every event delivered")
                 stored = api.events()
@@ -323,9 +376,6 @@ def test_two_processes_never_deliver_a_stream_at_once_and_the_survivor_takes_ove
             apis[1].write(6, "b")
             created = apis[0].create_stream(webhook_to(receiver), start="beginning")
             stream_id = created["id"]
-            for number in range(6):
-                apis[number % 2].write(4, f"round {number}")
-            wait_for(lambda: apis[1].caught_up(stream_id), "the first events delivered")
 
             def kill(request: Request) -> None:
                 victim = next(s for s in servers if s.process.pid == request.sender)
@@ -333,10 +383,13 @@ def test_two_processes_never_deliver_a_stream_at_once_and_the_survivor_takes_ove
                 killed.append(victim)
 
             receiver.on_hold = kill
-            receiver.script(HOLD)
-            apis[0].write(5, "held")
-            apis[1].write(5, "held too")
-            wait_for(lambda: killed, "the delivering process killed mid-delivery")
+            with Writers(servers, token) as writers:  # through both, all along
+                wait_for(lambda: len(receiver.received()) >= 6, "deliveries under way")
+                receiver.script(HOLD)
+                wait_for(lambda: killed, "the delivering process killed mid-delivery")
+                count = len(receiver.received())
+                wait_for(lambda: len(receiver.received()) >= count + 6, "the other delivering")
+            assert writers.errors == []
             (survivor,) = [a for a in apis if a.server is not killed[0]]
             survivor.write(9, "after")
             wait_for(lambda: survivor.caught_up(stream_id), "the rest delivered by the other")
