@@ -2,10 +2,10 @@
 
 * A webhook receiver (``reliability.webhooks``) that fails for a while (500, no answer
   within the timeout, 429 with ``Retry-After: 2`` and with ``Retry-After: 0``, which must not
-  mean "at once", a closed connection) and then recovers gets
-  every event at least once and in seq order, each batch right after the last accepted one
-  or a repeat of the same batch, every signature valid by the receiver's own HMAC code; the
-  stream's state and ``/metrics`` show the failures, then the progress.
+  mean "at once", a closed connection) and then recovers gets every event at least once and
+  in seq order, each batch right after the last accepted one or a repeat of the same batch,
+  every signature valid by the receiver's own HMAC code; the stream's state and ``/metrics``
+  show the failures, then the progress.
 * A server killed with SIGKILL while the receiver holds a batch (and writes are under way),
   and started again on the same data, delivers the rest once the dead process's lease has
   run out.
@@ -14,6 +14,8 @@
   each); the one delivering is killed and the other takes over and delivers the rest.
 * A filter: only matching events are delivered, and the stream's position moves past the
   others; pause stops delivery, resume goes on from where it stopped, delete stops it.
+* The database (a private PostgreSQL cluster) crashes while a batch is on its way, and comes
+  back: delivery goes on, with nothing but warnings in the log.
 * Syslog to Debian's rsyslogd run by the test, and Splunk HEC to a fake collector: the
   events arrive, and read back equal the stored ones.
 
@@ -39,10 +41,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pgtest
 from live_server import STOP_TIMEOUT, Server, Storage, create_key, serving, serving_many
+from postgres.cluster import cluster
 from reliability.webhooks import (
     CLOSE,
     FAIL,
     HOLD,
+    HOOK,
     OK,
     SLOW,
     Request,
@@ -328,7 +332,7 @@ def test_delivery_goes_on_after_the_server_is_killed_while_the_receiver_holds_a_
                     first.kill()
                     killed.set()
 
-                receiver.on_hold = kill
+                receiver.hook = kill
                 receiver.script(OK, OK, HOLD)
                 created = api.create_stream(webhook_to(receiver), start="beginning")
                 with Writers([first], token):  # writes under way when it dies
@@ -382,7 +386,7 @@ def test_two_processes_never_deliver_a_stream_at_once_and_the_survivor_takes_ove
                 victim.kill()
                 killed.append(victim)
 
-            receiver.on_hold = kill
+            receiver.hook = kill
             with Writers(servers, token) as writers:  # through both, all along
                 wait_for(lambda: len(receiver.received()) >= 6, "deliveries under way")
                 receiver.script(HOLD)
@@ -405,6 +409,62 @@ def test_two_processes_never_deliver_a_stream_at_once_and_the_survivor_takes_ove
     dead = killed[0].process.pid
     (other,) = [pid for pid in receiver.senders if pid != dead]
     assert senders == [dead] * (held.number + 1) + [other] * (len(requests) - held.number - 1)
+
+
+def test_delivery_goes_on_after_the_database_crashes_while_a_batch_is_on_its_way(
+    tmp_path: Path,
+) -> None:
+    with cluster() as db:
+        storage = Storage.at(db.url)
+        token = create_key(storage, TENANT, SCOPES)
+        flags = (
+            *FLAGS,
+            "--stream-timeout-seconds", "2",  # the receiver stops the database first
+            "--stream-lease-seconds", "6",
+            "--postgres-connect-timeout", "1",
+            "--retry-after", "1",
+        )  # fmt: skip
+        with (
+            WebhookReceiver() as receiver,
+            serving(storage, tmp_path / "serve.log", *flags) as server,
+        ):
+            api = Api(server, token)
+            try:
+                api.write(12, "before")
+                down = threading.Event()
+
+                def crash(request: Request) -> None:
+                    db.stop("immediate")
+                    down.set()
+
+                receiver.hook = crash
+                receiver.script(OK, HOOK)  # accepted, with the database gone
+                created = api.create_stream(webhook_to(receiver), start="beginning")
+                wait_for(down.is_set, "the database stopped mid-delivery")
+                count = len(receiver.received())
+                time.sleep(QUIET)  # recording the delivery fails meanwhile, and is retried
+                db.start()
+                wait_for(lambda: written(api, 7, "after"), "a write once the database is back")
+                done = wait_for(lambda: api.caught_up(created["id"]), "every event delivered")
+                stored = api.events()
+            finally:
+                api.close()
+            assert server.terminate() == 0
+            log = server.log()
+    requests = receiver.received()
+    check_received(requests, created["secret"], stored, strict=False)
+    assert len(requests) > count
+    assert done["delivered_seq"] == stored[-1]["seq"]
+    assert "Traceback" not in log, log
+
+
+def written(api: Api, count: int, tag: str) -> bool:
+    """Whether a write of ``count`` events was acknowledged (a 503 is not)."""
+    try:
+        api.write(count, tag)
+    except AssertionError:
+        return False
+    return True
 
 
 # -- filters, pause, resume, delete --------------------------------------------------------

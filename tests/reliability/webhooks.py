@@ -7,11 +7,12 @@ test names the processes that may send (``senders``), which of them sent it (fro
 sender has gone (a client that gave up, a process killed), whichever comes first: so two
 requests overlap only if both were open on both ends at once.
 
-How it answers is scripted, request by request (``script``): ``OK`` (200), ``FAIL`` (500), ``SLOW``
-(nothing until the sender gives up), ``Throttle(seconds)`` (429 with ``Retry-After``),
-``CLOSE`` (the connection closed without an answer) and ``HOLD`` (nothing until the sender
-goes, after calling ``on_hold`` with the request: a test kills the sender there). With the
-script used up it answers 200, or 500 while ``failing`` is set.
+How it answers is scripted, request by request (``script``): ``OK`` (200), ``FAIL`` (500),
+``SLOW`` (nothing until the sender gives up), ``Throttle(seconds)`` (429 with
+``Retry-After``), ``CLOSE`` (the connection closed without an answer), ``HOLD`` (nothing until
+the sender goes, after calling ``hook`` with the request: a test kills the sender there) and
+``HOOK`` (200 once ``hook`` has returned: the test does something while a batch is on its
+way). With the script used up it answers 200, or 500 while ``failing`` is set.
 
 Signatures are checked with this module's own HMAC code (``signature_ok``), not the
 service's.
@@ -56,6 +57,7 @@ FAIL = "fail"
 SLOW = "slow"
 CLOSE = "close"
 HOLD = "hold"
+HOOK = "hook"
 Action = str | Throttle
 
 
@@ -121,7 +123,7 @@ class WebhookReceiver:
         self.requests: list[Request] = []
         self.failing = False
         self.senders: tuple[int, ...] = ()
-        self.on_hold: Callable[[Request], None] | None = None
+        self.hook: Callable[[Request], None] | None = None
         self._script: deque[Action] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -153,8 +155,8 @@ class WebhookReceiver:
 
             def _answer(self, request: Request) -> None:
                 action = request.action
-                if action == HOLD and receiver.on_hold is not None:
-                    receiver.on_hold(request)
+                if action in (HOLD, HOOK) and receiver.hook is not None:
+                    receiver.hook(request)
                 if action in (SLOW, HOLD):
                     receiver._until_gone(self.connection)
                 if action in (SLOW, HOLD, CLOSE):
