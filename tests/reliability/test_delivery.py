@@ -12,8 +12,8 @@
 * Two servers on one PostgreSQL schema, both taking writes, never deliver one stream at once
   (the receiver finds no two requests of the stream open together, and which process sent
   each); the one delivering is killed and the other takes over and delivers the rest.
-* A filter: only matching events are delivered, and the stream's position moves past the
-  others; pause stops delivery, resume goes on from where it stopped, delete stops it.
+* Filters (by type; by words and a range): only matching events are delivered, and the
+  stream's position moves past the others; pause stops delivery, resume goes on from where it stopped, delete stops it.
 * The database (a private PostgreSQL cluster) crashes while a batch is on its way, and comes
   back: delivery goes on, with nothing but warnings in the log.
 * Syslog to Debian's rsyslogd run by the test, and Splunk HEC to a fake collector: the
@@ -114,10 +114,10 @@ class Api:
         assert answer.status_code == 201, answer.text
         return [int(e["seq"]) for e in answer.json()["events"]]
 
-    def events(self) -> list[dict[str, Any]]:
-        """The whole log, in seq order."""
+    def events(self, **filters: str) -> list[dict[str, Any]]:
+        """The whole log (or what matches ``filters``, §3's parameters), in seq order."""
         found: list[dict[str, Any]] = []
-        params = {"order": "asc", "limit": "1000"}
+        params = {**filters, "order": "asc", "limit": "1000"}
         while True:
             answer = self.client.get("/v1/events", params=params)
             assert answer.status_code == 200, answer.text
@@ -170,13 +170,18 @@ def metric(
 
 
 def check_received(
-    requests: list[Request], secret: str, stored: list[dict[str, Any]], *, strict: bool
+    requests: list[Request],
+    secret: str,
+    stored: list[dict[str, Any]],
+    *,
+    strict: bool,
+    path: str = "/hook",
 ) -> None:
     """Every request signed with ``secret``; ``stored`` (the events the stream must deliver)
     each received at least once, in order, equal to what the log holds."""
     assert requests
     for request in requests:
-        assert request.path == "/hook"
+        assert request.path == path
         assert request.headers["content-type"] == "application/json"
         assert signature_ok(secret, request), f"request {request.number}: a bad signature"
     check_in_order(requests, [e["seq"] for e in stored], strict=strict)
@@ -470,33 +475,57 @@ def written(api: Api, count: int, tag: str) -> bool:
 # -- filters, pause, resume, delete --------------------------------------------------------
 
 
-def test_a_filter_delivers_only_matching_events_and_moves_past_the_others(
+def test_filters_deliver_only_matching_events_and_the_position_moves_past_the_others(
     storage: Storage, tmp_path: Path
 ) -> None:
     token = create_key(storage, TENANT, SCOPES)
+    words = {"q": "zebra", "data.n[gte]": "2"}  # full text and a range, as §3 has them
     with (
         WebhookReceiver() as receiver,
         serving(storage, tmp_path / "serve.log", *FLAGS) as server,
     ):
         api = Api(server, token)
         try:
-            created = api.create_stream(
+            by_type = api.create_stream(
                 webhook_to(receiver), filter={"type": "user.login"}, start="beginning"
             )
-            api.write(7, "a")
-            api.write(4, "b", type="file.read")
+            by_words = api.create_stream(
+                {"kind": "webhook", "url": receiver.url("/words")}, filter=words, start="now"
+            )
+            api.write(7, "a zebra crossing")
+            api.write(4, "b zebra", type="file.read")
             api.write(3, "c")
-            api.write(6, "d", type="file.read")  # the log ends with events that do not match
-            done = wait_for(lambda: api.caught_up(created["id"]), "the position at the end")
+            for number in range(4):
+                api.write(3 + number, f"zebras and a zebra {number}")
+            api.write(6, "d", type="file.read")  # the log ends with events that match neither
+            done = wait_for(lambda: api.caught_up(by_type["id"]), "the position at the end")
+            done_words = wait_for(lambda: api.caught_up(by_words["id"]), "the other's too")
             stored = api.events()
+            matching_words = api.events(**words)
         finally:
             api.close()
+    requests = receiver.received()
     matching = [e for e in stored if e["type"] == "user.login"]
-    assert len(matching) == 10
-    check_received(receiver.received(), created["secret"], matching, strict=True)
+    assert len(matching) == 28
+    check_received(
+        [r for r in requests if r.stream_id == by_type["id"]],
+        by_type["secret"],
+        matching,
+        strict=True,
+    )
     assert done["deliveries"] == len(matching)
     assert done["delivered_seq"] == stored[-1]["seq"]
     assert stored[-1]["type"] == "file.read"
+    assert len(matching_words) == 5 + 2 + (1 + 2 + 3 + 4)
+    check_received(
+        [r for r in requests if r.stream_id == by_words["id"]],
+        by_words["secret"],
+        matching_words,
+        strict=True,
+        path="/words",
+    )
+    assert done_words["deliveries"] == len(matching_words)
+    assert done_words["delivered_seq"] == stored[-1]["seq"]
 
 
 def test_pause_stops_delivery_resume_goes_on_from_where_it_was_and_delete_stops_it(
