@@ -213,8 +213,8 @@ class StreamingResponse:
     client slows the reading instead of making the server hold more. When the client goes
     away (``http.disconnect`` on ``receive``), reading stops at once, even while waiting for
     the next chunk. ``abort``, when set while a send waits on a client that does not read,
-    gives that send ``grace`` seconds more, then ends the response by closing the connection.
-    ``chunks`` is always closed.
+    gives that send ``grace`` seconds more, then ends the response by dropping the connection
+    (``_drop_connection``). ``chunks`` is always closed.
     """
 
     __slots__ = ("abort", "chunks", "grace", "headers", "receive", "status")
@@ -297,6 +297,7 @@ class StreamingResponse:
                 sending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sending
+                self._drop_connection(send)
                 return False
             sending.result()
             return True
@@ -308,6 +309,22 @@ class StreamingResponse:
     async def _until_disconnect(self) -> None:
         while (await self.receive())["type"] != "http.disconnect":
             pass
+
+    @staticmethod
+    def _drop_connection(send: Send) -> None:
+        """Drop the connection of a client that stopped reading, with what is buffered for it.
+
+        ASGI has no message for this. A response the application leaves unfinished makes
+        uvicorn close the connection, and a transport closes only once its buffer is sent:
+        to a client that reads nothing more, never. The connection would stay, holding its
+        buffers, after its stream was counted as gone, and hold a graceful shutdown up until
+        its timeout. uvicorn's ``send`` is a method of the request's cycle, which has the
+        connection's transport; that transport is aborted. Under another server (tests
+        through httpx's ASGI transport) there is none, and the connection closes as it may.
+        """
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.abort()
 
 
 async def _sent(send: Send, message: Message) -> None:

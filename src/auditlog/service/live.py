@@ -10,7 +10,9 @@ ahead of the feed) are skipped. Only durable events are read or fed.
 
 A reader that falls more than ``buffer_bytes`` behind is cut off: its subscription stops
 filling and the response ends (after a last comment, if the reader still reads at all); it
-reconnects with ``Last-Event-ID`` and loses nothing. A comment line goes out whenever nothing
+reconnects with ``Last-Event-ID`` and loses nothing. Behind means events arriving while the
+reader is still busy sending what it took before: one that waits for events takes a commit
+whole, however large (``Subscription``). A comment line goes out whenever nothing
 else has for ``keepalive`` seconds. Open streams are capped per credential and per process
 (429 with ``Retry-After`` past either).
 """
@@ -87,13 +89,21 @@ class LiveStreams:
         self._open: dict[str, int] = {}
         self.open_count = 0
         self._subscriptions: set[Subscription] = set()
+        self._aborts: set[asyncio.Event] = set()
         self._closing = False
 
     def drain(self) -> None:
-        """End every open stream (the server is stopping) and refuse new ones."""
+        """End every open stream (the server is stopping) and refuse new ones.
+
+        A stream waiting for events ends at once; one whose reader has stopped reading is cut
+        off as a reader too slow is (``LiveStream.abort``), else it would hold the shutdown up
+        until its graceful timeout.
+        """
         self._closing = True
         for sub in self._subscriptions:
             sub.wake()
+        for abort in self._aborts:
+            abort.set()
 
     async def open(
         self,
@@ -130,6 +140,8 @@ class LiveStreams:
         self._open[who] = held + 1
         self.open_count += 1
         self._metrics.live_streams.inc()
+        abort = asyncio.Event()
+        self._aborts.add(abort)
 
         def release() -> None:
             left = self._open.get(who, 1) - 1
@@ -139,6 +151,7 @@ class LiveStreams:
                 self._open.pop(who, None)
             self.open_count -= 1
             self._metrics.live_streams.dec()
+            self._aborts.discard(abort)
 
         try:
             if self._audit is not None:
@@ -148,21 +161,24 @@ class LiveStreams:
                     "GET /v1/events/stream",
                     {"query": shown, "after_seq": after},
                 )
+            # Fixed before the answer begins: whatever the reader writes once it has the
+            # answer's head is committed after this and reaches it.
+            if after is None:
+                after = await self._notifier.head(credential.tenant) - 1
         except BaseException:
             release()
             raise
-        abort = asyncio.Event()
         query = dataclasses.replace(query, after_seq=None, limit=REPLAY_PAGE)
         chunks = self._chunks(credential.tenant, query, after, abort)
         return LiveStream(Chunks(chunks, release), abort)
 
     async def _chunks(
-        self, tenant: str, query: Query, after: int | None, abort: asyncio.Event
+        self, tenant: str, query: Query, position: int, abort: asyncio.Event
     ) -> AsyncGenerator[bytes, None]:
+        """The stream's bytes: the events after ``position``, replayed, then live."""
         yield OPENING
-        position = after if after is not None else await self._notifier.head(tenant) - 1
         # Replay what was missed while it is more than a seam away from the head.
-        while True:
+        while not self._closing:
             head = await self._notifier.head(tenant)
             if head - (position + 1) <= REPLAY_SEAM:
                 break
@@ -170,6 +186,9 @@ class LiveStreams:
                 position = reached
                 if chunk:
                     yield chunk
+        if self._closing:  # checked between pages: a long replay ends with the server too
+            yield CLOSING
+            return
         sub = await self._notifier.subscribe(tenant, query, self._buffer_bytes)
         sub.on_overflow = abort.set
         self._subscriptions.add(sub)
@@ -178,11 +197,10 @@ class LiveStreams:
                 position = reached
                 if chunk:
                     yield chunk
-            while True:
+            while not self._closing:
                 events = await sub.next_events(self._keepalive)
                 if self._closing:
-                    yield CLOSING
-                    return
+                    break
                 if sub.overflowed:
                     self._metrics.live_cut.inc()
                     yield TOO_SLOW
@@ -193,6 +211,7 @@ class LiveStreams:
                     yield b"".join(fresh)
                 elif not events:
                     yield KEEPALIVE
+            yield CLOSING
         finally:
             self._subscriptions.discard(sub)
             self._notifier.unsubscribe(sub)
@@ -202,8 +221,8 @@ class LiveStreams:
     ) -> AsyncGenerator[tuple[bytes, int], None]:
         """The matching events after ``position`` and before ``end``, a page at a time, each
         page's frames with the position it reaches (``end - 1`` after the last; the frames
-        may be empty where a page matched nothing)."""
-        while position + 1 < end:
+        may be empty where a page matched nothing). Stops early when the server drains."""
+        while position + 1 < end and not self._closing:
             page = await self._store.query(
                 tenant, dataclasses.replace(query, after_seq=position, before_seq=end)
             )

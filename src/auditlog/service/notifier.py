@@ -27,8 +27,9 @@ Live feeds
     event of the tenant from its ``start`` on that matches the query, until it is closed. Each
     tenant with subscribers has one feed task that reads each new event once (from the bodies
     the commit handed over, else from the store) and offers it to every subscriber; a
-    subscriber's queue is bounded in bytes, and one that falls further behind is cut off
-    (``overflowed``) rather than buffered without bound. Only durable events are fed.
+    subscriber's queue is bounded in bytes, and one that falls further behind (more than its
+    limit arrives while it is busy with what it took before) is cut off (``overflowed``)
+    rather than buffered without bound. Only durable events are fed.
 """
 
 from __future__ import annotations
@@ -74,8 +75,12 @@ class Subscription:
     """The live events of one reader: a bounded queue that the tenant's feed fills.
 
     ``start`` is the first seq the feed offers it; earlier events are the reader's to read from
-    the store. ``overflowed`` is set (and the queue emptied) when the reader fell more than
-    ``limit_bytes`` behind; it then receives nothing more.
+    the store. ``overflowed`` is set (and the queue emptied) when more than ``limit_bytes``
+    were queued while the reader was away (busy with what it took before); it then receives
+    nothing more. A reader waiting in ``next_events`` takes what comes whole, however large:
+    a commit larger than the limit does not cut off a reader that keeps up. It takes it
+    before the feed offers more (the feed lets the loop run between its slices, and the
+    reader was woken first), so what it holds is at most the limit or one slice of the feed.
     """
 
     def __init__(self, tenant: str, query: Query, start: int, limit_bytes: int) -> None:
@@ -90,6 +95,7 @@ class Subscription:
         self._queue: deque[tuple[int, bytes]] = deque()
         self._bytes = 0
         self._ready = asyncio.Event()
+        self._waiting = False  # the reader is in next_events
         self._needs_time = query.since_us is not None or query.until_us is not None
         #: A query without conditions: every event matches, none need be parsed.
         self.match_all = not (query.conditions or query.text or self._needs_time)
@@ -102,7 +108,7 @@ class Subscription:
         if self.overflowed or self.closed:
             return
         self._bytes += len(body)
-        if self._bytes > self.limit_bytes:
+        if self._bytes > self.limit_bytes and not self._waiting:
             self.overflowed = True
             self._queue.clear()
             self._bytes = 0
@@ -121,11 +127,16 @@ class Subscription:
         (or the subscription overflowed: check ``overflowed``)."""
         if not self._queue and not self.overflowed:
             self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation
-                # that meets the event being set, and a cancelled reader would go on.
-                async with asyncio.timeout(timeout):
-                    await self._ready.wait()
+            self._waiting = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a
+                    # cancellation that meets the event being set, and a cancelled reader
+                    # would go on.
+                    async with asyncio.timeout(timeout):
+                        await self._ready.wait()
+            finally:
+                self._waiting = False
         out = list(self._queue)
         self._queue.clear()
         self._bytes = 0
@@ -247,6 +258,7 @@ class Notifier:
         self._feeds.clear()
         for event in self._waiters.values():
             event.set()
+        self._waiters.clear()
 
     # -- heads ------------------------------------------------------------------------
 
@@ -299,12 +311,13 @@ class Notifier:
     async def wait(self, tenant: str, beyond: int, timeout: float) -> int:
         """The tenant's head once it is more than ``beyond``, or after ``timeout`` seconds."""
         head = await self.head(tenant)
-        if head > beyond or self._closed:
-            return head
-        waiter = self._waiters.setdefault(tenant, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await waiter.wait()
+                # Every rise of the head wakes the waiters: one that is not yet past
+                # ``beyond`` waits again.
+                while head <= beyond and not self._closed:
+                    await self._waiters.setdefault(tenant, asyncio.Event()).wait()
+                    head = self._heads.get(tenant, 0)
         return self._heads.get(tenant, 0)
 
     async def _poll(self) -> None:
