@@ -155,6 +155,23 @@ def test_events_posted_after_connecting_arrive_in_order(shared: Shared) -> None:
             assert stream.events()[0].json()["tenant"] == tenant
 
 
+def test_the_first_block_tells_where_the_stream_begins(shared: Shared) -> None:
+    _, token = shared.tenant()
+    with client(shared.server, token) as http:
+        old = post(http, batch(3, "old"))
+        with EventStream(shared.server.port, token) as stream:
+            stream.read_until(lambda s: bool(s.messages), what="the first block")
+            first = stream.messages[0]
+            assert (first.retry, first.id, first.data) == (2000, str(old[-1]), None)
+            assert stream.events() == []
+        # Cut off before any event came: the block's id is where a reconnection resumes, and
+        # what was written meanwhile comes.
+        seqs = post(http, batch(2, "gap"))
+        with EventStream(shared.server.port, token, last_event_id=first.id) as again:
+            again.read_seq(seqs[-1])
+            assert again.seqs() == seqs
+
+
 def test_after_seq_and_last_event_id_replay_then_go_live(shared: Shared) -> None:
     _, token = shared.tenant()
     with client(shared.server, token) as http:

@@ -42,7 +42,7 @@ REPLAY_PAGE = 500
 #: How far behind the head a replay may stop before it subscribes: the rest is replayed
 #: after, while the feed's events wait in the subscription's queue.
 REPLAY_SEAM = 2000
-OPENING = b"retry: 2000\n\n"
+OPENING = b"retry: 2000\n"
 KEEPALIVE = b": keep-alive\n\n"
 TOO_SLOW = b": too slow; reconnect with Last-Event-ID to continue\n\n"
 CLOSING = b": the server is shutting down; reconnect with Last-Event-ID to continue\n\n"
@@ -176,7 +176,9 @@ class LiveStreams:
         self, tenant: str, query: Query, position: int, abort: asyncio.Event
     ) -> AsyncGenerator[bytes, None]:
         """The stream's bytes: the events after ``position``, replayed, then live."""
-        yield OPENING
+        # The position as the first block's id: a reader cut off before its first event
+        # resumes from there (a block without data sets the last event id all the same).
+        yield OPENING + (b"id: %d\n\n" % position if position >= 0 else b"\n")
         # Replay what was missed while it is more than a seam away from the head.
         while not self._closing:
             head = await self._notifier.head(tenant)
