@@ -417,7 +417,7 @@ async def test_a_stream_that_starts_later_delivers_from_its_start_on(
         await until(lambda: sink.accepted_seqs() == seqs[4:], "the events from the start")
 
 
-async def test_only_events_below_the_durable_head_are_read(tmp_path: Path) -> None:
+async def test_only_events_below_the_durable_head_are_read() -> None:
     store = MemoryStore()
     await store.open()
     notifier = Notifier(store, poll_seconds=3600.0)  # learns heads only when told

@@ -1,8 +1,9 @@
 """The deliveries of one process: which log streams it holds, and a worker for each.
 
-Every ``lease / 6`` seconds (and at once when this process changes a stream) it claims
-streams from the store (``Store.claim_streams``): that renews the leases it holds, takes free
-ones (whose deliverer stopped, or died and let its lease run out) and gives up paused ones.
+Every ``lease / 6`` seconds (and when this process changes a stream, before the change is
+answered: ``changed``) it claims streams from the store (``Store.claim_streams``): that
+renews the leases it holds, takes free ones (whose deliverer stopped, or died and let its
+lease run out) and gives up paused ones.
 For every stream held it runs a ``StreamWorker``, and tells it until when its lease holds
 (measured from before the claim was sent, so never later than the store's own clock says);
 a stream that is no longer held (another process took it, it was deleted or paused) has its
