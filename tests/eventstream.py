@@ -88,6 +88,10 @@ class EventStream:
         self._text = b""  # de-chunked bytes, not yet split into messages
         self._chunk_left: int | None = None  # bytes of the current chunk still to come
         self.status, self.headers, self.body = self._read_head()
+        if self.headers.get("transfer-encoding") == "chunked":
+            # The body's first bytes may have come with the head.
+            self._dechunk()
+            self._split()
 
     # -- the head -------------------------------------------------------------------------
 

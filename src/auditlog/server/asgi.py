@@ -214,10 +214,11 @@ class StreamingResponse:
     away (``http.disconnect`` on ``receive``), reading stops at once, even while waiting for
     the next chunk. ``abort``, when set while a send waits on a client that does not read,
     gives that send ``grace`` seconds more, then ends the response by dropping the connection
-    (``_drop_connection``). ``chunks`` is always closed.
+    (``_drop_connection``). ``chunks`` is always closed, also when the server cancels the
+    response while a chunk is in the making (then as soon as that chunk's task has ended).
     """
 
-    __slots__ = ("abort", "chunks", "grace", "headers", "receive", "status")
+    __slots__ = ("_producing", "abort", "chunks", "grace", "headers", "receive", "status")
 
     def __init__(
         self,
@@ -237,6 +238,8 @@ class StreamingResponse:
         self.headers = [(b"content-type", content_type.encode("latin-1"))]
         if headers:
             self.headers.extend(headers)
+        #: The task making the next chunk, while it runs.
+        self._producing: asyncio.Task[bytes | None] | None = None
 
     async def send(self, send: Send, head_only: bool = False) -> None:
         try:
@@ -248,20 +251,31 @@ class StreamingResponse:
                 return
             await self._stream(send)
         finally:
-            await self.chunks.aclose()
+            producing = self._producing
+            if producing is None or producing.done():
+                await self.chunks.aclose()
+            else:
+                # Cancelled from outside (the server gave up on the request) while a chunk
+                # was in the making. A generator cannot be closed while it runs, and waiting
+                # here for the cancelled task to end may itself be cancelled (a cancel scope
+                # cancels every wait until the request's task ends): the chunks are closed
+                # when that task has ended.
+                producing.cancel()
+                producing.add_done_callback(_closer(self.chunks))
 
     async def _stream(self, send: Send) -> None:
         loop = asyncio.get_running_loop()
         gone = loop.create_task(self._until_disconnect())
         try:
             while True:
-                following = loop.create_task(_next_chunk(self.chunks))
+                self._producing = following = loop.create_task(_next_chunk(self.chunks))
                 await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
                     following.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                         await following
                     return  # the client is gone: nothing more to send
+                self._producing = None  # done: its chunk is not held beyond its sending
                 try:
                     chunk = following.result()
                 except Exception as exc:
@@ -302,6 +316,7 @@ class StreamingResponse:
             sending.result()
             return True
         finally:
+            sending.cancel()  # when cancelled from outside: no send goes on without us
             aborting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await aborting
@@ -325,6 +340,21 @@ class StreamingResponse:
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         if isinstance(transport, asyncio.WriteTransport):
             transport.abort()
+
+
+#: Closings of chunks handed to the loop (``_closer``), held until they are done.
+_closings: set[asyncio.Task[None]] = set()
+
+
+def _closer(chunks: ByteChunks) -> Callable[[object], None]:
+    """A done callback that closes ``chunks`` (on the running loop)."""
+
+    def close(_: object) -> None:
+        task = asyncio.get_running_loop().create_task(chunks.aclose())
+        _closings.add(task)
+        task.add_done_callback(_closings.discard)
+
+    return close
 
 
 async def _sent(send: Send, message: Message) -> None:
