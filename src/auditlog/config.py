@@ -273,7 +273,8 @@ SETTINGS: tuple[Setting, ...] = (
         "live_stream_buffer_bytes",
         int,
         4 * 1024 * 1024,
-        "Bytes of events a live stream may fall behind its reader before it is cut off.",
+        "Bytes of events that may arrive for a live stream while its reader is busy with what "
+        "it took before; past it the reader is cut off.",
         minimum=65536,
     ),
     Setting(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
@@ -37,8 +38,9 @@ from auditlog.service.notifier import Notifier, Subscription
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import Store
 
-#: Events read from the store per query while replaying.
-REPLAY_PAGE = 500
+#: Events read from the store per query while replaying: a page and its frames are what a
+#: replaying stream holds (at most 200 events of 64 KiB, ~13 MB; ~100 KB for typical events).
+REPLAY_PAGE = 200
 #: How far behind the head a replay may stop before it subscribes: the rest is replayed
 #: after, while the feed's events wait in the subscription's queue.
 REPLAY_SEAM = 2000
@@ -199,8 +201,10 @@ class LiveStreams:
                 position = reached
                 if chunk:
                     yield chunk
+            sent = time.monotonic()
             while not self._closing:
-                events = await sub.next_events(self._keepalive)
+                quiet = time.monotonic() - sent
+                events = await sub.next_events(max(self._keepalive - quiet, 0.0))
                 if self._closing:
                     break
                 if sub.overflowed:
@@ -211,8 +215,11 @@ class LiveStreams:
                 if fresh:
                     position = events[-1][0]
                     yield b"".join(fresh)
-                elif not events:
+                    sent = time.monotonic()
+                elif time.monotonic() - sent >= self._keepalive:
+                    # Nothing sent for a while (none came, or only events the reader has).
                     yield KEEPALIVE
+                    sent = time.monotonic()
             yield CLOSING
         finally:
             self._subscriptions.discard(sub)
