@@ -27,6 +27,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: The scope extension through which ``auditlog serve`` lets a response drop its connection:
+#: ``scope["extensions"][DROP_CONNECTION]["drop"]()``.
+DROP_CONNECTION = "auditlog.drop_connection"
 
 
 class ClientDisconnected(Exception):
@@ -214,11 +217,20 @@ class StreamingResponse:
     away (``http.disconnect`` on ``receive``), reading stops at once, even while waiting for
     the next chunk. ``abort``, when set while a send waits on a client that does not read,
     gives that send ``grace`` seconds more, then ends the response by dropping the connection
-    (``_drop_connection``). ``chunks`` is always closed, also when the server cancels the
+    (``_drop_connection``; pass ``scope``). ``chunks`` is always closed, also when the server cancels the
     response while a chunk is in the making (then as soon as that chunk's task has ended).
     """
 
-    __slots__ = ("_producing", "abort", "chunks", "grace", "headers", "receive", "status")
+    __slots__ = (
+        "_producing",
+        "abort",
+        "chunks",
+        "drop",
+        "grace",
+        "headers",
+        "receive",
+        "status",
+    )
 
     def __init__(
         self,
@@ -229,8 +241,12 @@ class StreamingResponse:
         headers: list[tuple[bytes, bytes]] | None = None,
         abort: asyncio.Event | None = None,
         grace: float = 5.0,
+        scope: Scope | None = None,
     ) -> None:
         self.status = status
+        #: Drops the connection at once (the server's ``DROP_CONNECTION``), if it offers it.
+        extension = (scope or {}).get("extensions", {}).get(DROP_CONNECTION, {})
+        self.drop: Callable[[], None] | None = extension.get("drop")
         self.chunks = chunks
         self.receive = receive
         self.abort = abort
@@ -311,7 +327,7 @@ class StreamingResponse:
                 sending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sending
-                self._drop_connection(send)
+                self._drop_connection()
                 return False
             sending.result()
             return True
@@ -325,21 +341,19 @@ class StreamingResponse:
         while (await self.receive())["type"] != "http.disconnect":
             pass
 
-    @staticmethod
-    def _drop_connection(send: Send) -> None:
+    def _drop_connection(self) -> None:
         """Drop the connection of a client that stopped reading, with what is buffered for it.
 
         ASGI has no message for this. A response the application leaves unfinished makes
         uvicorn close the connection, and a transport closes only once its buffer is sent:
         to a client that reads nothing more, never. The connection would stay, holding its
         buffers, after its stream was counted as gone, and hold a graceful shutdown up until
-        its timeout. uvicorn's ``send`` is a method of the request's cycle, which has the
-        connection's transport; that transport is aborted. Under another server (tests
-        through httpx's ASGI transport) there is none, and the connection closes as it may.
+        its timeout. ``auditlog serve``'s protocol offers the drop as a scope extension
+        (``DROP_CONNECTION``); under another server there is none, and the connection closes
+        as that server may.
         """
-        transport = getattr(getattr(send, "__self__", None), "transport", None)
-        if isinstance(transport, asyncio.WriteTransport):
-            transport.abort()
+        if self.drop is not None:
+            self.drop()
 
 
 #: Closings of chunks handed to the loop (``_closer``), held until they are done.

@@ -28,6 +28,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from auditlog.server import problems
+from auditlog.server.asgi import DROP_CONNECTION
 from auditlog.server.coalesce import CoalescingTransport
 
 #: Largest request line plus headers, in bytes. A login token is well under 1 KiB.
@@ -62,6 +63,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._received = 0
         super().on_message_begin()
+        # ASGI has no message that drops a connection with what is buffered for it: offered
+        # to the application as a scope extension (see StreamingResponse).
+        extensions = self.scope.setdefault("extensions", {})
+        extensions[DROP_CONNECTION] = {"drop": self.transport.abort}
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))

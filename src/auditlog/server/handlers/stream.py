@@ -74,6 +74,7 @@ def routes(live: LiveStreams) -> list[Route]:
                 (b"x-accel-buffering", b"no"),
             ],
             abort=opened.abort,
+            scope=request.scope,
         )
 
     return [Route("GET", "/v1/events/stream", stream, EVENTS_READ, "events.stream", doc=_STREAM)]
