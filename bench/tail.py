@@ -74,9 +74,9 @@ from query import percentile
 ACTORS = 10_000  # post_event.lua: user-1 .. user-10000
 FRAME = b"event: audit\n"
 PROBE = re.compile(rb'"tprobe-(\d{8})"')
-SEQ_ID = re.compile(rb"\nid: (\d+)\n")
+SEQ_ID = re.compile(rb"id: (\d+)\nevent: audit\n")  # not the opening block's id (no event)
 TOO_SLOW = b": too slow"
-CARRY = 24  # longer than any pattern above, so a match cut between two reads is found
+CARRY = 64  # longer than any pattern above, so a match cut between two reads is found
 
 
 def actor_groups(n: int) -> list[list[str]]:
