@@ -99,6 +99,9 @@ class Subscription:
         self._needs_time = query.since_us is not None or query.until_us is not None
         #: A query without conditions: every event matches, none need be parsed.
         self.match_all = not (query.conditions or query.text or self._needs_time)
+        #: Its only condition is an equality on a keyed path, which the feed's index of
+        #: values decides: every event the index offers it matches (set by the feed).
+        self.decided_by_key = False
 
     def matches(self, event: dict[str, Any]) -> bool:
         time_us = times.parse_rfc3339(event["time"]) if self._needs_time else 0
@@ -168,6 +171,10 @@ class _Feed:
                 by_value = self.keyed.setdefault(cond.path, {})
                 for value in {v.raw for v in cond.values}:
                     by_value.setdefault(value, []).append(sub)
+                query = sub.query
+                sub.decided_by_key = len(query.conditions) == 1 and not (
+                    query.text or query.since_us is not None or query.until_us is not None
+                )
                 return
         self.general.append(sub)
 
@@ -204,7 +211,7 @@ class _Feed:
         for sub in subs:
             if sub.start > seq:
                 continue
-            if not sub.match_all:
+            if not (sub.match_all or sub.decided_by_key):
                 if event is None:
                     event = orjson.loads(body)
                 if not sub.matches(event):
