@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from auditlog.errors import BadRequest
 from auditlog.model.csvrows import FIXED, MAX_COLUMNS, CsvWriter, guard, parse_columns
+from auditlog.model.fields import nodes_at
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -96,3 +97,52 @@ def test_parse_columns() -> None:
     for bad in ("data.a b", "nope", "data..a", ",".join(["data.a"] * (MAX_COLUMNS + 1))):
         with pytest.raises(BadRequest, match="columns"):
             parse_columns(bad)
+
+
+def reference_rows(bodies: list[bytes], extra: list[tuple[str, ...]]) -> bytes:
+    """The rows by the definition: every column read with ``nodes_at``, every cell guarded,
+    written by the csv module."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    paths = [tuple(name.split(".")) for name in FIXED] + extra
+    for body in bodies:
+        event = orjson.loads(body)
+        cells = []
+        for path in paths:
+            nodes = nodes_at(event, path)
+            value = "" if not nodes else nodes[0] if len(nodes) == 1 else nodes
+            cells.append(guard(value if isinstance(value, str) else orjson.dumps(value).decode()))
+        writer.writerow(cells)
+    return buffer.getvalue().encode()
+
+
+texts = st.text(alphabet=st.sampled_from(list('ab,"\r\n=+-@\t é')), max_size=8)
+parties = st.one_of(
+    st.none(),
+    st.fixed_dictionaries({"id": texts}, optional={"type": texts, "name": texts}),
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"id": texts, "type": texts, "time": texts, "actor": parties},
+            optional={
+                "subject": parties,
+                "source": texts,
+                "outcome": st.sampled_from(["success", "failure"]),
+                "data": st.dictionaries(
+                    st.sampled_from(["a", "b"]),
+                    st.one_of(texts, st.integers(-(2**63), 2**63 - 1), st.lists(texts)),
+                ),
+            },
+        ),
+        max_size=6,
+    )
+)
+def test_rows_are_what_the_csv_module_writes_of_each_column(events: list[dict[str, Any]]) -> None:
+    extra = [("data", "a"), ("data", "b")]
+    bodies = [
+        stored(seq=i, **{k: v for k, v in e.items() if v is not None}) for i, e in enumerate(events)
+    ]
+    assert CsvWriter(extra).rows(bodies) == reference_rows(bodies, extra)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,9 @@ FIXED: tuple[str, ...] = (
 )
 _FIXED_PATHS: tuple[Path, ...] = tuple(tuple(name.split(".")) for name in FIXED)
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+_DANGEROUS_FIRST = frozenset(_DANGEROUS)
+#: Characters (besides the comma) that make a cell need quotes.
+_NEEDS_QUOTES = re.compile('["\r\n]')
 #: Most extra columns one export may ask for.
 MAX_COLUMNS = 64
 
@@ -62,6 +66,23 @@ def guard(cell: str) -> str:
     return "'" + cell if cell.startswith(_DANGEROUS) else cell
 
 
+def _text(value: Any) -> str:
+    """One field's cell: a string as it is, nothing for a field absent, else compact JSON."""
+    if value is None:
+        return ""
+    if type(value) is str:
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _quoted(cell: str) -> str:
+    """A cell as RFC 4180 writes it: in quotes (each doubled) when it holds a comma, a quote
+    or a line break, as the csv module's minimal quoting does."""
+    if _NEEDS_QUOTES.search(cell) is None and "," not in cell:
+        return cell
+    return '"' + cell.replace('"', '""') + '"'
+
+
 def _cell(nodes: list[Any]) -> str:
     if not nodes:
         return ""
@@ -76,6 +97,7 @@ class CsvWriter:
 
     def __init__(self, extra: Sequence[Path] = ()) -> None:
         self._paths = (*_FIXED_PATHS, *extra)
+        self._extra = tuple(extra)
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\r\n")
 
@@ -84,17 +106,58 @@ class CsvWriter:
 
     def rows(self, bodies: Sequence[bytes]) -> bytes:
         """The rows of ``bodies`` (stored events), as UTF-8."""
+        extra = self._extra
+        lines: list[str] = []
         for body in bodies:
             event = orjson.loads(body)
-            self._writer.writerow([guard(_cell(nodes_at(event, path))) for path in self._paths])
-        return self._flush()
+            # The fixed columns read straight from the envelope (what nodes_at would find:
+            # it walks no array there); the added paths walk like any condition does.
+            get = event.get
+            actor = get("actor")
+            subject = get("subject")
+            if not isinstance(actor, dict):
+                actor = {}
+            if not isinstance(subject, dict):
+                subject = {}
+            row = [
+                _text(get("seq")),
+                _text(get("id")),
+                _text(get("time")),
+                _text(get("received_at")),
+                _text(get("type")),
+                _text(actor.get("id")),
+                _text(actor.get("type")),
+                _text(actor.get("name")),
+                _text(subject.get("id")),
+                _text(subject.get("type")),
+                _text(subject.get("name")),
+                _text(get("source")),
+                _text(get("outcome")),
+                _text(get("data")),
+            ]
+            for path in extra:
+                row.append(_cell(nodes_at(event, path)))
+            cells = ["'" + cell if cell[:1] in _DANGEROUS_FIRST else cell for cell in row]
+            # Most cells need no quotes: join them directly, and leave to the csv module only
+            # the rows where one does (``data``, JSON, almost always needs them: quoted here).
+            plain = ",".join(cells[:13])
+            if plain.count(",") == 12 and _NEEDS_QUOTES.search(plain) is None:
+                rest = [_quoted(cell) for cell in cells[13:]]
+                lines.append(plain + "," + ",".join(rest) + "\r\n")
+            else:
+                self._writer.writerow(cells)
+                lines.append(self._flush_text())
+        return "".join(lines).encode("utf-8")
 
     def _take(self, row: list[str]) -> bytes:
         self._writer.writerow([guard(cell) for cell in row])
         return self._flush()
 
     def _flush(self) -> bytes:
+        return self._flush_text().encode("utf-8")
+
+    def _flush_text(self) -> str:
         text = self._buffer.getvalue()
         self._buffer.seek(0)
         self._buffer.truncate()
-        return text.encode("utf-8")
+        return text
