@@ -78,7 +78,7 @@ def _text(value: Any) -> str:
 def _quoted(cell: str) -> str:
     """A cell as RFC 4180 writes it: in quotes (each doubled) when it holds a comma, a quote
     or a line break, as the csv module's minimal quoting does."""
-    if _NEEDS_QUOTES.search(cell) is None and "," not in cell:
+    if '"' not in cell and "," not in cell and "\n" not in cell and "\r" not in cell:
         return cell
     return '"' + cell.replace('"', '""') + '"'
 
@@ -119,25 +119,28 @@ class CsvWriter:
                 actor = {}
             if not isinstance(subject, dict):
                 subject = {}
-            row = [
-                _text(get("seq")),
-                _text(get("id")),
-                _text(get("time")),
-                _text(get("received_at")),
-                _text(get("type")),
-                _text(actor.get("id")),
-                _text(actor.get("type")),
-                _text(actor.get("name")),
-                _text(subject.get("id")),
-                _text(subject.get("type")),
-                _text(subject.get("name")),
-                _text(get("source")),
-                _text(get("outcome")),
-                _text(get("data")),
+            raw = [
+                get("seq"),
+                get("id"),
+                get("time"),
+                get("received_at"),
+                get("type"),
+                actor.get("id"),
+                actor.get("type"),
+                actor.get("name"),
+                subject.get("id"),
+                subject.get("type"),
+                subject.get("name"),
+                get("source"),
+                get("outcome"),
+                get("data"),
             ]
-            for path in extra:
-                row.append(_cell(nodes_at(event, path)))
-            cells = ["'" + cell if cell[:1] in _DANGEROUS_FIRST else cell for cell in row]
+            raw += [_cell(nodes_at(event, path)) for path in extra]
+            # One pass, no call for the common cell (a string): the guard applied inline.
+            cells = [
+                ("'" + v if v[:1] in _DANGEROUS_FIRST else v) if type(v) is str else guard(_text(v))
+                for v in raw
+            ]
             # Most cells need no quotes: join them directly, and leave to the csv module only
             # the rows where one does (``data``, JSON, almost always needs them: quoted here).
             plain = ",".join(cells[:13])
