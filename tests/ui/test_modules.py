@@ -298,7 +298,8 @@ def test_every_tampered_inclusion_proof_fails(js: Page) -> None:
             cases.append([index, size + 1, leaf, proof, bigger])
             cases.append([size, size, leaf, proof, root])
     encoded = [
-        [i, n, b64(leaf), [b64(h) for h in proof], b64(root)] for i, n, leaf, proof, root in cases
+        [i, n, b64(leaf), [b64(h) for h in proof], b64(root)]  # type: ignore[arg-type, union-attr]
+        for i, n, leaf, proof, root in cases
     ]
     results = run(js, "proof.js", _VERIFY_ALL, encoded)
     assert not any(results), [

@@ -30,8 +30,11 @@ def ago(**delta: float) -> str:
     return (datetime.now(UTC) - timedelta(**delta)).isoformat().replace("+00:00", "Z")
 
 
+def party(party_id: str, party_type: str) -> dict[str, str]:
+    return {"id": party_id, "type": party_type}
+
+
 def sample() -> list[dict[str, Any]]:
-    party = lambda i, t: {"id": i, "type": t}  # noqa: E731
     return [
         {"id": "s-e1", "type": "s.login", "time": ago(minutes=5), "actor": party("alice", "user"),
          "subject": party("acct-1", "account"), "source": "web", "outcome": "success",
@@ -104,7 +107,10 @@ def fill(label: str, value: str) -> Form:
 
 
 def choose(label: str, value: str) -> Form:
-    return lambda page: page.get_by_label(label, exact=True).select_option(value)
+    def step(page: Page) -> None:
+        page.get_by_label(label, exact=True).select_option(value)
+
+    return step
 
 
 def conditions(*triples: tuple[str, str, str]) -> Form:
