@@ -287,7 +287,8 @@ export async function checkEvent({ eventBytes, seq, inclusion, note, vkey }) {
       "leaf",
       leafMatches,
       leafMatches
-        ? `SHA-256(0x00 || the event's ${eventBytes.length} bytes) is the log's leaf ${seq}`
+        ? `SHA-256(0x00 || the event's ${eventBytes.length} bytes) is ${bytesToBase64(leaf)}, ` +
+            `the log's leaf ${seq}`
         : `SHA-256(0x00 || the event's ${eventBytes.length} bytes) is ${bytesToBase64(leaf)}, ` +
             `but the log's leaf ${seq} is ${served || "missing"}: the event is not what the ` +
             "log holds",
@@ -303,7 +304,8 @@ export async function checkEvent({ eventBytes, seq, inclusion, note, vkey }) {
       const root = await rootFromInclusionProof(seq, checkpoint.size, leaf, proof);
       included = sameTree && equalBytes(root, checkpoint.rootHash);
       detail = included
-        ? `${proof.length} proof hashes lead from the event to the root of the checkpoint`
+        ? `${proof.length} proof hashes lead from the event to the checkpoint's root ` +
+          `${bytesToBase64(root)}`
         : sameTree
           ? `the proof leads from the event to ${bytesToBase64(root)}, not to the ` +
             `checkpoint's root ${bytesToBase64(checkpoint.rootHash)}`
