@@ -1,0 +1,410 @@
+"""The background half of ``log``: a bounded queue, one sender thread that batches it, and
+what happens at fork and at exit.
+
+The queue is bounded in events and in bytes, counting every event not yet acknowledged
+(queued or in flight). When it is full, ``on_full="block"`` makes ``log`` wait up to
+``block_timeout`` seconds for room, then drop the event; ``on_full="drop"`` drops it at
+once; ``on_full="raise"`` raises ``QueueFullError``. Dropped events are counted.
+
+The sender thread takes a batch once it holds ``batch_events`` events or ``batch_bytes``
+bytes, or ``linger`` seconds after its first event was queued, or at once when a flush
+waits. It sends one batch at a time, in order, so the log holds the events in the order they
+were queued (one producer thread: in the order it logged them). It is a daemon thread,
+started with the first event; an ``atexit`` hook flushes what is left for up to
+``exit_timeout`` seconds when the interpreter ends.
+
+After ``os.fork`` the child has no sender thread (threads do not survive a fork), so each
+``Sender`` in the child starts afresh: a new lock, an empty queue, zero counters, a new HTTP
+client and, with a spool, a spool file of its own. The child never sends its parent's queue;
+the parent still does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from auditlog_client.delivery import Deliverer
+from auditlog_client.errors import AuditlogError, ClosedError, QueueFullError
+from auditlog_client.retry import Backoff, RetryPolicy
+from auditlog_client.spool import Spool
+
+log = logging.getLogger("auditlog_client")
+
+OnFull = Literal["block", "drop", "raise"]
+#: One queued event: its encoded line and its id in the spool (None without a spool).
+Item = tuple[bytes, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counters since the client was made (or, in a forked child, since the fork).
+
+    ``sent``: events the service acknowledged. ``retried``: events sent again after a failed
+    attempt. ``dropped``: events not taken because the queue was full. ``failed``: events the
+    service refused (a ``409``, ``422``...) or that were given up on. ``queued``: events not
+    yet acknowledged now.
+    """
+
+    sent: int = 0
+    retried: int = 0
+    dropped: int = 0
+    failed: int = 0
+    queued: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Events the service did not take, and why: what ``on_error`` is given."""
+
+    lines: tuple[bytes, ...]
+    error: AuditlogError
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSettings:
+    batch_events: int = 500
+    batch_bytes: int = 1 << 20
+    linger: float = 0.2
+    max_queue_events: int = 100_000
+    max_queue_bytes: int = 64 << 20
+    on_full: OnFull = "block"
+    block_timeout: float = 1.0
+    exit_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.batch_events < 1 or self.batch_bytes < 1 or self.linger < 0:
+            raise ValueError("batch_events and batch_bytes must be positive, linger not negative")
+        if self.max_queue_events < 1 or self.max_queue_bytes < 1:
+            raise ValueError("max_queue_events and max_queue_bytes must be positive")
+        if self.on_full not in ("block", "drop", "raise"):
+            raise ValueError("on_full must be 'block', 'drop' or 'raise'")
+
+
+class Sender:
+    """The queue and the thread that empties it. Thread-safe; fork-safe."""
+
+    def __init__(
+        self,
+        settings: SenderSettings,
+        make_http: Callable[[], httpx.Client],
+        policy: RetryPolicy,
+        *,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_sync: str = "normal",
+        on_error: Callable[[Failure], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._make_http = make_http
+        self._policy = policy
+        self._spool_dir = spool_dir
+        self._spool_sync = spool_sync
+        self._on_error = on_error
+        self._spool: Spool | None = None
+        self._start()
+        if spool_dir is not None:
+            self._open_spool()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        """The state of a new sender (also in a forked child)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._items: collections.deque[Item] = collections.deque()
+        self._queued_bytes = 0  # in _items
+        self._held_events = 0  # queued or in flight
+        self._held_bytes = 0
+        self._first_at = 0.0  # when the oldest queued event was queued
+        self._taken = 0  # events ever queued
+        self._done = 0  # events ever finished (acknowledged, refused or dropped at close)
+        self._flush_to = 0  # a flush waits until _done reaches this
+        self._closing = False
+        self._closed = False
+        self._stop = threading.Event()  # ends backoff waits at close
+        self._thread: threading.Thread | None = None
+        self._http: httpx.Client | None = None
+        self._sent = self._retried = self._dropped = self._failed = 0
+        self._pid = os.getpid()
+
+    def _open_spool(self) -> None:
+        assert self._spool_dir is not None
+        self._spool = Spool(self._spool_dir, sync=self._spool_sync)
+        for spool_id, line in self._spool.pending():  # a predecessor's events go first
+            self._items.append((line, spool_id))
+            self._queued_bytes += len(line)
+            self._held_events += 1
+            self._held_bytes += len(line)
+            self._taken += 1
+        if self._items:
+            self._first_at = time.monotonic()
+            self._ensure_thread()
+
+    # -- the producer's side -----------------------------------------------------------------
+
+    def put(self, line: bytes) -> bool:
+        """Queue an encoded event (and spool it first, with a spool); whether it was taken."""
+        size = len(line)
+        s = self.settings
+        with self._cond:
+            if self._closing:
+                raise ClosedError("the client is closed")
+            if self._spool is None and self._spool_dir is not None:
+                self._open_spool()  # a forked child's own spool, made when it first logs
+            full = self._held_events >= s.max_queue_events or (
+                self._held_bytes + size > s.max_queue_bytes and self._held_events > 0
+            )
+            if full and not self._wait_for_room(size):
+                self._dropped += 1
+                if s.on_full == "raise":
+                    raise QueueFullError(
+                        f"the queue holds {self._held_events} events, "
+                        f"{self._held_bytes} bytes not yet acknowledged"
+                    )
+                return False
+            spool_id = self._spool.append(line) if self._spool is not None else None
+            items = self._items
+            if not items:
+                self._first_at = time.monotonic()
+                notify = True
+            else:
+                notify = (
+                    len(items) + 1 == s.batch_events
+                    or self._queued_bytes < s.batch_bytes <= self._queued_bytes + size
+                )
+            items.append((line, spool_id))
+            self._queued_bytes += size
+            self._held_events += 1
+            self._held_bytes += size
+            self._taken += 1
+            if self._thread is None:
+                self._ensure_thread()
+            elif notify:
+                self._cond.notify_all()
+        return True
+
+    def _wait_for_room(self, size: int) -> bool:
+        s = self.settings
+        if s.on_full != "block" or s.block_timeout <= 0:
+            return False
+        deadline = time.monotonic() + s.block_timeout
+        while self._held_events >= s.max_queue_events or (
+            self._held_bytes + size > s.max_queue_bytes and self._held_events > 0
+        ):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closing:
+                return False
+            self._cond.wait(remaining)
+        return True
+
+    # -- the sender thread ---------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=_run, args=(weakref.ref(self),), name="auditlog-sender", daemon=True
+            )
+            self._thread.start()
+
+    def _take(self) -> list[Item] | None:
+        """The next batch, once it is due; None when closing with nothing left."""
+        s = self.settings
+        with self._cond:
+            while True:
+                items = self._items
+                if items:
+                    due = (
+                        len(items) >= s.batch_events
+                        or self._queued_bytes >= s.batch_bytes
+                        or self._flush_to > self._done
+                        or self._closing
+                    )
+                    wait = self._first_at + s.linger - time.monotonic()
+                    if due or wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                elif self._closing:
+                    return None
+                else:
+                    self._cond.wait()
+            batch: list[Item] = []
+            size = 0
+            while items and len(batch) < s.batch_events:
+                line = items[0][0]
+                if batch and size + len(line) > s.batch_bytes:
+                    break
+                batch.append(items.popleft())
+                size += len(line)
+            self._queued_bytes -= size
+            if items:
+                self._first_at = time.monotonic()
+            return batch
+
+    def _finish(self, acked: list[Item], refused: int, unsent: list[Item]) -> None:
+        done = len(acked) + refused + len(unsent)
+        size = sum(len(i[0]) for i in acked) + sum(len(i[0]) for i in unsent)
+        with self._cond:
+            self._sent += len(acked)
+            self._failed += refused
+            self._held_events -= done
+            self._done += done
+            self._held_bytes -= size
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        deliverer: Deliverer[Item] = Deliverer(
+            self._http_client, lambda item: item[0], Backoff(self._policy), self._pause
+        )
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                outcome = deliverer.deliver(batch)
+            except Exception:  # a bug must not kill the thread with events held
+                log.exception("auditlog_client: sending a batch failed unexpectedly")
+                time.sleep(1.0)
+                with self._cond:
+                    self._items.extendleft(reversed(batch))
+                    self._queued_bytes += sum(len(i[0]) for i in batch)
+                continue
+            if self._spool is not None:
+                self._spool.remove([i[1] for i in outcome.acked if i[1] is not None])
+            refused_size = 0
+            for item, error in outcome.refused:
+                refused_size += len(item[0])
+                if self._spool is not None and item[1] is not None:
+                    self._spool.fail([item[1]], str(error))
+            with self._cond:
+                self._retried += outcome.retried
+                self._held_bytes -= refused_size
+            self._finish(outcome.acked, len(outcome.refused), outcome.unsent)
+            self._report([(item[0], error) for item, error in outcome.refused])
+
+    def _report(self, refused: list[tuple[bytes, AuditlogError]]) -> None:
+        by_error: dict[int, list[bytes]] = {}
+        errors: dict[int, AuditlogError] = {}
+        for line, error in refused:
+            by_error.setdefault(id(error), []).append(line)
+            errors[id(error)] = error
+        for key, lines in by_error.items():
+            failure = Failure(tuple(lines), errors[key])
+            log.error("auditlog_client: %d event(s) not stored: %s", len(lines), failure.error)
+            if self._on_error is not None:
+                try:
+                    self._on_error(failure)
+                except Exception:
+                    log.exception("auditlog_client: the on_error callback failed")
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` before a retry; False when the sender must stop waiting."""
+        return not self._stop.wait(seconds)
+
+    def _http_client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = self._make_http()
+        return self._http
+
+    # -- flush, close, stats -------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event queued before this call is acknowledged or refused; False
+        if ``timeout`` seconds passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._taken
+            self._flush_to = max(self._flush_to, target)
+            self._cond.notify_all()
+            while self._done < target:
+                if self._thread is None or not self._thread.is_alive():
+                    self._ensure_thread_locked_restart()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is None else min(remaining, 1.0))
+        return True
+
+    def _ensure_thread_locked_restart(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None
+        if self._items:
+            self._ensure_thread()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Send what is queued (waiting up to ``timeout`` seconds), stop the thread, close
+        the HTTP client and the spool. Whether everything was sent. Idempotent."""
+        if self._closed:
+            return True
+        flushed = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        self._closed = True
+        if self._http is not None:
+            self._http.close()
+        if self._spool is not None:
+            self._spool.close()
+        _LIVE.discard(self)
+        return flushed
+
+    def stats(self) -> Stats:
+        with self._cond:
+            return Stats(self._sent, self._retried, self._dropped, self._failed, self._held_events)
+
+    @property
+    def spool(self) -> Spool | None:
+        return self._spool
+
+    def _after_fork_in_child(self) -> None:
+        if self._closed:
+            return
+        http, spool = self._http, self._spool
+        self._start()
+        if http is not None:
+            _ABANDONED.append(http)  # its sockets are the parent's
+        if spool is not None:
+            # The child writes a spool of its own, made when it first logs (a child that
+            # never logs leaves no file); the parent's stays locked by the parent.
+            spool.abandon()
+
+
+def _run(ref: weakref.ReferenceType[Sender]) -> None:
+    sender = ref()
+    if sender is not None:
+        sender._loop()
+
+
+_LIVE: weakref.WeakSet[Sender] = weakref.WeakSet()
+_ABANDONED: list[object] = []
+
+
+def _after_fork() -> None:
+    for sender in list(_LIVE):
+        sender._after_fork_in_child()
+
+
+def _at_exit() -> None:
+    for sender in list(_LIVE):
+        if sender._pid != os.getpid():
+            continue
+        try:
+            if not sender.close(sender.settings.exit_timeout):
+                log.warning("auditlog_client: %d event(s) not sent at exit", sender.stats().queued)
+        except Exception:
+            log.exception("auditlog_client: flushing at exit failed")
+
+
+os.register_at_fork(after_in_child=_after_fork)
+atexit.register(_at_exit)
