@@ -222,6 +222,18 @@ def test_filter_by_a_value_adds_its_condition_and_searches_again(
     expect(page.locator("table.events tbody tr", has_text="alice")).to_have_count(1)
 
 
+def test_filter_by_a_value_narrows_a_search_of_several_values(
+    page: Page, console: Console, key: str
+) -> None:
+    # The API ORs equalities on one path: the value must replace them, not join them.
+    sign_in_with_key(page, console, key, "?type=d.invoice.paid&actor[in]=alice,bob")
+    expect(page.locator("table.events tbody tr")).to_have_count(2)
+    open_detail(page).get_by_role("button", name="Filter by actor.id = alice").click()
+    wait_results(page)
+    assert url_params(page) == [("type", "d.invoice.paid"), ("actor", "alice")]
+    expect(page.locator("table.events tbody tr")).to_have_count(1)
+
+
 def test_an_event_out_of_reach_says_so(
     page: Page, console: Console, key: str, page_problems: PageProblems
 ) -> None:

@@ -161,30 +161,37 @@ def test_readable_characters_stay_readable_and_the_rest_is_encoded(js: Page) -> 
     assert text == "data.a[in]=x,y&q=a%26b%3Dc%20%23d&time[gte]=2026-12-06T00:00:00Z"
 
 
-def test_filter_by_value_fills_the_form_field_first_then_adds_conditions(js: Page) -> None:
+def test_filter_by_value_narrows_the_search_to_that_value(js: Page) -> None:
     steps = run(
         js,
         "query.js",
-        """let v = m.parseView("?cursor=c1&event=e1&range=1h&at=2026-12-06T00:00:00Z");
+        """let v = m.parseView(arg[0]);
         const out = [];
-        for (const [path, value] of arg) { v = m.withValue(v, path, value); out.push(m.viewToSearch(v)); }
+        for (const [path, value] of arg[1]) { v = m.withValue(v, path, value); out.push(m.viewToSearch(v)); }
         return out;""",
         [
-            ["actor.id", "alice"],
-            ["actor.id", "bob"],
-            ["data.amount", 120],
-            ["data.ok", True],
-            ["data.gone", None],
-            ["outcome", "success"],
+            "?cursor=c1&event=e1&range=1h&at=2026-12-06T00:00:00Z&actor.id[in]=x,y&data.amount[gt]=5",
+            [
+                ["actor.id", "alice"],
+                ["actor.id", "bob"],
+                ["data.amount", 120],
+                ["data.ok", True],
+                ["data.gone", None],
+                ["outcome", "success"],
+                ["data.amount", 7],
+            ],
         ],
     )
+    # Equalities on one path are ORed by the API: a new value replaces them (and an `in`),
+    # while other conditions on the path (data.amount[gt]) stay.
     assert steps == [
-        "?actor=alice&range=1h",
-        "?actor=alice&range=1h&actor[eq]=bob",
-        "?actor=alice&range=1h&actor[eq]=bob&data.amount=120",
-        "?actor=alice&range=1h&actor[eq]=bob&data.amount=120&data.ok=true",
-        "?actor=alice&range=1h&actor[eq]=bob&data.amount=120&data.ok=true&data.gone=null",
-        "?actor=alice&outcome=success&range=1h&actor[eq]=bob&data.amount=120&data.ok=true&data.gone=null",
+        "?actor=alice&range=1h&data.amount[gt]=5",
+        "?actor=bob&range=1h&data.amount[gt]=5",
+        "?actor=bob&range=1h&data.amount[gt]=5&data.amount=120",
+        "?actor=bob&range=1h&data.amount[gt]=5&data.amount=120&data.ok=true",
+        "?actor=bob&range=1h&data.amount[gt]=5&data.amount=120&data.ok=true&data.gone=null",
+        "?actor=bob&outcome=success&range=1h&data.amount[gt]=5&data.amount=120&data.ok=true&data.gone=null",
+        "?actor=bob&outcome=success&range=1h&data.amount[gt]=5&data.ok=true&data.gone=null&data.amount=7",
     ]
 
 

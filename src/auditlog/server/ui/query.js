@@ -251,19 +251,21 @@ export function firstPage(view) {
   return { ...view, cursor: "", at: "", event: "" };
 }
 
-/** The view with one more condition: `path` equals `value` (a JSON value from an event). For
- * the form's own fields the box is used when it is empty. The result starts a new search. */
+/** The view narrowed to "`path` equals `value`" (a JSON value from an event), from its first
+ * page. The API ORs equalities on one path (docs/api.md, "Combining"), so the value replaces
+ * any equality or `in` on that path instead of joining them, which would widen the search.
+ * For the form's own fields the box is used. */
 export function withValue(view, path, value) {
   const text = valueText(value);
-  const next = { ...firstPage(view), conditions: [...view.conditions] };
   const simple = path === "actor.id" ? "actor" : path === "subject.id" ? "subject" : path;
-  if (SIMPLE_FIELDS.includes(simple) && next[simple] === "") {
-    next[simple] = text;
-  } else if (SIMPLE_FIELDS.includes(simple) && next[simple] === text) {
-    return next;
-  } else {
-    next.conditions.push({ path: simple, op: "eq", value: text });
-  }
+  const samePath = (p) =>
+    p === simple || (p === `${simple}.id` && (simple === "actor" || simple === "subject"));
+  const next = {
+    ...firstPage(view),
+    conditions: view.conditions.filter((c) => !(samePath(c.path) && (c.op === "eq" || c.op === "in"))),
+  };
+  if (SIMPLE_FIELDS.includes(simple)) next[simple] = text;
+  else next.conditions.push({ path: simple, op: "eq", value: text });
   return next;
 }
 
