@@ -378,6 +378,7 @@ class Sender:
             # The child writes a spool of its own, made when it first logs (a child that
             # never logs leaves no file); the parent's stays locked by the parent.
             spool.abandon()
+            self._spool = None
 
 
 def _run(ref: weakref.ReferenceType[Sender]) -> None:
