@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -93,3 +93,51 @@ class Pauses:
         if self.real:
             time.sleep(seconds)
         return True
+
+
+class _CutStream(httpx.SyncByteStream):
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        self._response = response
+        self._limit = limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        try:
+            for chunk in self._response.iter_raw():
+                if sent + len(chunk) >= self._limit:
+                    yield chunk[: self._limit - sent]
+                    raise httpx.ReadError("the connection broke (test)")
+                sent += len(chunk)
+                yield chunk
+        finally:
+            self._response.close()
+
+
+class Cutting(httpx.BaseTransport):
+    """Forwards to the real server, but cuts the first ``cuts`` answers on ``path`` after
+    ``limit`` bytes of their body, as a lost connection would."""
+
+    def __init__(self, path: str, limit: int, cuts: int = 1) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.path = path
+        self.limit = limit
+        self.cuts = cuts
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path != self.path:
+            return response
+        self.requests.append(request)
+        if self.cuts <= 0 or response.status_code != 200:
+            return response
+        self.cuts -= 1
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CutStream(response, self.limit),
+            request=request,
+        )
+
+    def close(self) -> None:
+        self.inner.close()
