@@ -6,9 +6,11 @@
     python3 dev.py check                               ruff format --check, ruff check, mypy
 
 Each command makes ./.venv (beside this file) if it is missing and installs the project into
-it with its test extras (``pip install -e '.[test]'``) whenever the venv is new or
-pyproject.toml changed since the last install; a stamp file inside .venv holds the hash of
-what was installed. Commands run in the directory of this file, whatever the current one.
+it with its test extras (``pip install -e '.[test]'``), and the Python client of
+clients/python beside it (``pip install -e clients/python``), whenever the venv is new or
+either pyproject.toml changed since the last install; a stamp file inside .venv holds the
+hash of what was installed. Commands run in the directory of this file, whatever the
+current one.
 Only the standard library is used here, so any Python 3.11+ can run it.
 """
 
@@ -27,6 +29,8 @@ EXE = ".exe" if os.name == "nt" else ""
 PYTHON = BIN / f"python{EXE}"
 STAMP = VENV / ".auditlog-installed"
 INSTALL_SPEC = ".[test]"
+#: The client library, its own distribution in this repository, tested with the rest.
+CLIENT = ROOT / "clients" / "python"
 MIN_PYTHON = (3, 11)
 
 USAGE = __doc__.split("\n\n")[1]
@@ -40,6 +44,7 @@ def wanted_stamp() -> str:
     """What the stamp must say for the venv to be current: the hash of what was installed."""
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
     digest.update(INSTALL_SPEC.encode())
+    digest.update((CLIENT / "pyproject.toml").read_bytes())
     return digest.hexdigest()
 
 
@@ -63,6 +68,8 @@ def ensure_venv() -> None:
         return
     say("installing auditlog and its test tools into .venv (pyproject.toml is new or changed)")
     run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-e", INSTALL_SPEC])
+    say("installing the client (clients/python) into .venv")
+    run([str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-e", str(CLIENT)])
     STAMP.write_text(stamp + "\n")
 
 
@@ -84,6 +91,7 @@ def check() -> int:
         ["-m", "ruff", "format", "--check", "."],
         ["-m", "ruff", "check", "."],
         ["-m", "mypy", "src"],
+        ["-m", "mypy", "--strict", "clients/python/src"],
     ):
         command = [str(PYTHON), *step]
         say("running " + " ".join(command))
