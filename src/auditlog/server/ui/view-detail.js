@@ -210,7 +210,7 @@ export class Detail {
         "details",
         { class: "raw" },
         h("summary", {}, "Stored JSON"),
-        h("pre", { class: "json", tabindex: "0" }, text),
+        h("pre", { class: "json", tabindex: "0", "aria-label": "The stored JSON" }, text),
       ),
     );
   }
