@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -233,3 +234,23 @@ def test_a_viewer_link_whose_time_is_up_ends_on_the_sign_in_screen(
         re.compile("This viewer link's time is up|The service no longer accepts this sign-in")
     )
     assert stored_credential(page) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server bug: POST /v1/viewer-tokens/exchange is not atomic (service/viewer.py reads "
+    "the token, issues a new one, records the exchange, and only then revokes the old one), so "
+    "a link opened in several places at once is exchanged by each of them",
+)
+def test_a_link_opened_in_several_places_at_once_gives_one_session(
+    console: Console, admin: str
+) -> None:
+    def exchange(token: str) -> int:
+        with console.client(token) as client:
+            return client.post("/v1/viewer-tokens/exchange").status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            token = make_link(console, admin)
+            codes = list(pool.map(exchange, [token] * 4))
+            assert sorted(codes) == [201, 401, 401, 401]
