@@ -101,6 +101,18 @@ def test_values_json_cannot_hold_are_refused_at_once() -> None:
         envelope.encode(envelope.build("x", data={"s": {1, 2}}))
     with pytest.raises(ValueError, match="JSON"):
         envelope.encode(envelope.build("x", data={"f": float("nan")}))
+    itself: dict[str, object] = {}
+    itself["me"] = itself
+    with pytest.raises(ValueError, match="contains itself"):
+        envelope.encode(envelope.build("x", data=itself))
+
+
+def test_the_encoding_is_json_s_own() -> None:
+    event = envelope.build("x", data={"s": 'é ✓ \u2028 " \n', "f": 1.5e-7, "i": 2**63, "l": [None]})
+    assert (
+        envelope.encode(event)
+        == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    )
 
 
 def test_the_event_stream_parser_splits_anywhere() -> None:
