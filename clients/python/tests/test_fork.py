@@ -42,8 +42,14 @@ def test_a_forked_child_sends_its_own_events_only(
                 child_ids = [client.log("fork.child", data={"i": i}) for i in range(3)]
                 flushed = client.flush(WAIT)
                 stats = client.stats()
+                read_back = client.get(first["id"])["id"]  # through a connection of its own
+                report = {
+                    "ids": child_ids,
+                    "flushed": flushed,
+                    "sent": stats.sent,
+                    "read": read_back,
+                }
                 client.close()
-                report = {"ids": child_ids, "flushed": flushed, "sent": stats.sent}
                 os.write(write_end, json.dumps(report).encode())
                 status = 0
             except BaseException:
@@ -57,6 +63,7 @@ def test_a_forked_child_sends_its_own_events_only(
         assert os.waitstatus_to_exitcode(status) == 0
         assert report["flushed"] is True
         assert report["sent"] == 3  # its own three, not the parent's five
+        assert report["read"] == first["id"]
 
         assert client.stats().queued == 5  # the parent's queue is still the parent's
         if client.spool is not None:  # and so is its spool, untouched by the child

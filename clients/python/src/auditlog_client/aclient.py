@@ -113,7 +113,8 @@ class AsyncClient(ClientBase):
         """Wait (off the event loop) until every event logged before is sent."""
         return await asyncio.to_thread(self._sender.flush, timeout)
 
-    async def close(self, timeout: float | None = None) -> bool:
+    async def close(self, timeout: float | None = 30.0) -> bool:
+        """Flush (up to ``timeout`` seconds) and close; see ``Client.close``."""
         flushed = await asyncio.to_thread(self._sender.close, timeout)
         if self._ahttp is not None:
             await self._ahttp.aclose()

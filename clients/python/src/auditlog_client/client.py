@@ -46,6 +46,11 @@ class Client(ClientBase):
     @property
     def http(self) -> httpx.Client:
         """The HTTP client of calls made in the caller's thread (a new one after a fork)."""
+        pid = os.getpid()
+        if self._http is not None and self._http_pid == pid:
+            return self._http
+        if self._http_pid != pid:
+            self._http_lock = threading.Lock()  # a fork may have copied it while held
         with self._http_lock:
             if self._http is None or self._http_pid != os.getpid():
                 self._http = self._sync_http()
@@ -118,9 +123,10 @@ class Client(ClientBase):
         ``timeout`` seconds passed first."""
         return self._sender.flush(timeout)
 
-    def close(self, timeout: float | None = None) -> bool:
-        """Flush (up to ``timeout`` seconds), stop the sender, close connections and the
-        spool. Whether everything was sent. Events left in a spool are sent next time."""
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Flush (up to ``timeout`` seconds; ``None``: however long it takes), stop the
+        sender, close connections and the spool. Whether everything was sent; what was not
+        is lost, unless it is in a spool, whose next client sends it."""
         flushed = self._sender.close(timeout)
         with self._http_lock:
             if self._http is not None and self._http_pid == os.getpid():
