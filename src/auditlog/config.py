@@ -8,6 +8,7 @@ flag is ``--`` + its name with ``-`` for ``_``. This module is the only reader o
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -341,10 +342,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest wait between retries of a failing delivery (unless Retry-After asks for more).",
         minimum=1,
     ),
+    Setting(
+        "ui_frame_ancestors",
+        str,
+        "'none'",
+        "Who may frame the web console (CSP frame-ancestors): 'none', 'self', or origins "
+        "separated by spaces.",
+    ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
     Setting("access_log", bool, False, "Log every request (costs throughput)."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
+#: CSP sources separated by spaces: nothing that ends the directive or the header.
+_FRAME_ANCESTORS = re.compile(r"[A-Za-z0-9'*.:/_-]+( [A-Za-z0-9'*.:/_-]+)*", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +412,7 @@ class Settings:
     stream_batch_bytes: int = 1024 * 1024
     stream_linger_ms: int = 50
     stream_backoff_max_seconds: int = 300
+    ui_frame_ancestors: str = "'none'"
     log_level: str = "info"
     access_log: bool = False
 
@@ -481,6 +492,11 @@ def load(
         raise ConfigError(
             f"max_bodies_bytes ({settings.max_bodies_bytes}) must be at least "
             f"max_body_bytes ({settings.max_body_bytes})"
+        )
+    if not _FRAME_ANCESTORS.fullmatch(settings.ui_frame_ancestors):
+        raise ConfigError(
+            f"ui_frame_ancestors {settings.ui_frame_ancestors!r} is not a list of CSP sources "
+            "('none', 'self', https://app.example.com ...) separated by spaces"
         )
     if settings.stream_lease_seconds < 3 * settings.stream_timeout_seconds:
         # A deliverer sends only while its lease has a timeout and more to run, and renews it

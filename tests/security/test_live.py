@@ -210,9 +210,14 @@ def test_the_first_versions_readme_commands_against_a_real_server(
         submitted = json.loads(run_as_written(post, filled, tool))
         assert submitted == {"status": 200, "message": "Event submitted"}
         events = json.loads(run_as_written(everything, filled, tool))
-        # The service recorded the login before the event; the README's event comes next.
-        assert [e["event_type"] for e in events] == ["auditlog.login.succeeded", "account creation"]
-        event = events[1]
+        # The service recorded the user's creation and the login before the event; the
+        # README's event comes next.
+        assert [e["event_type"] for e in events] == [
+            "auditlog.user.created",
+            "auditlog.login.succeeded",
+            "account creation",
+        ]
+        event = events[2]
         assert event["user_id"] == "alice"
         assert event["event_details"] == {
             "message": "Thomas created an account.",

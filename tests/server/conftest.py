@@ -127,6 +127,15 @@ class ControlledStore:
     async def get_user(self, username: str) -> User | None:
         return await self.inner.get_user(username)
 
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        return await self.inner.list_users(tenant)
+
+    async def delete_user(self, username: str) -> User | None:
+        return await self.inner.delete_user(username)
+
+    async def set_password_hash(self, username: str, password_hash: str) -> User | None:
+        return await self.inner.set_password_hash(username, password_hash)
+
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return await self.inner.load_or_create_secret(name, value)
 

@@ -24,7 +24,7 @@ from auditlog.config import Settings
 from auditlog.model import times
 from auditlog.model.credentials import User
 from auditlog.server.app import AuditlogApp, build_app
-from auditlog.service.tokens import STORED_KEY_NAME, Tokens
+from auditlog.service.tokens import STORED_KEY_NAME, Tokens, password_version
 from auditlog.storage.sqlite.store import SQLiteStore
 from server.api import AnswerGuard, Api, bearer, problem
 from server.conftest import QUIET, MakeApi
@@ -86,7 +86,8 @@ async def test_a_login_answers_a_bearer_token(client: httpx.AsyncClient, alice: 
     assert header_of(token)["alg"] == "EdDSA"
     assert len(header_of(token)["kid"]) == 16
     claims = claims_of(token)
-    assert set(claims) == {"iss", "sub", "tenant", "scopes", "iat", "exp", "jti"}
+    assert set(claims) == {"iss", "sub", "tenant", "scopes", "iat", "exp", "jti", "pwv"}
+    assert claims["pwv"] == password_version(alice.password_hash)
     assert (claims["sub"], claims["tenant"], claims["iss"]) == ("alice", "acme", "auditlog")
     assert claims["scopes"] == ["events:read", "events:write"]
     assert before <= claims["iat"] <= int(time.time())
@@ -254,7 +255,7 @@ async def forgeries(app: AuditlogApp, client: httpx.AsyncClient) -> dict[str, st
             {**claims, "iss": "elsewhere"}, key, algorithm="EdDSA", headers=header
         ),
     }
-    for claim in ("sub", "tenant", "scopes", "exp", "iat", "jti", "iss"):
+    for claim in ("sub", "tenant", "scopes", "exp", "iat", "jti", "iss", "pwv"):
         partial = {k: v for k, v in claims.items() if k != claim}
         out[f"without {claim}"] = jwt.encode(partial, key, algorithm="EdDSA", headers=header)
     return out

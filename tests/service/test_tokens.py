@@ -1,4 +1,5 @@
-"""Login tokens (``auditlog.service.tokens``): what is issued, and every forgery refused."""
+"""Login tokens (``auditlog.service.tokens``): what is issued, every forgery refused, and
+tokens that end with their user (removed, or given a new password)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -15,7 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auditlog.errors import StorageError, Unauthorized
 from auditlog.model.credentials import User
-from auditlog.service.tokens import LEEWAY_SECONDS, STORED_KEY_NAME, Tokens
+from auditlog.service.tokens import (
+    LEEWAY_SECONDS,
+    PASSWORD_CHANGED,
+    STORED_KEY_NAME,
+    USER_REMOVED,
+    Tokens,
+    password_version,
+)
 from auditlog.storage.memory import MemoryStore
 
 pytestmark = pytest.mark.anyio
@@ -52,8 +61,11 @@ def assemble(header: dict[str, Any], claims: dict[str, Any], sign: Any) -> str:
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+async def store() -> MemoryStore:
+    """A store where ALICE is a user."""
+    memory = MemoryStore()
+    assert await memory.create_user(ALICE)
+    return memory
 
 
 @pytest.fixture
@@ -87,7 +99,7 @@ async def test_a_token_carries_the_user_and_its_lifetime(tokens: Tokens, clock: 
     header, claims, _ = segments(issued.token)
     assert header == {"alg": "EdDSA", "typ": "JWT", "kid": tokens.key_id}
     assert len(tokens.key_id) == 16
-    assert set(claims) == {"iss", "sub", "tenant", "scopes", "iat", "exp", "jti"}
+    assert set(claims) == {"iss", "sub", "tenant", "scopes", "iat", "exp", "jti", "pwv"}
     assert claims["iss"] == "auditlog"
     assert claims["sub"] == "alice"
     assert claims["tenant"] == "acme"
@@ -95,6 +107,7 @@ async def test_a_token_carries_the_user_and_its_lifetime(tokens: Tokens, clock: 
     assert claims["iat"] == NOW
     assert claims["exp"] == NOW + 300
     assert len(claims["jti"]) >= 16
+    assert claims["pwv"] == password_version(ALICE.password_hash)
     credential = await tokens.verify(issued.token)
     assert credential == issued.credential
     assert credential.principal == "user:alice"
@@ -245,7 +258,7 @@ async def test_another_kid_is_refused_even_when_signed_with_our_key(
     await refused(tokens, jwt.encode(claims, key, algorithm="EdDSA"))
 
 
-@pytest.mark.parametrize("claim", ["iss", "sub", "tenant", "scopes", "iat", "exp", "jti"])
+@pytest.mark.parametrize("claim", ["iss", "sub", "tenant", "scopes", "iat", "exp", "jti", "pwv"])
 async def test_a_token_without_a_claim_is_refused(
     tokens: Tokens, store: MemoryStore, claim: str
 ) -> None:
@@ -275,6 +288,9 @@ async def test_a_token_without_a_claim_is_refused(
         {"exp": NOW - 1},  # expires before it was issued
         {"jti": ""},
         {"jti": 5},
+        {"pwv": 5},
+        {"pwv": None},
+        {"pwv": ["x"]},
     ],
 )
 async def test_a_token_with_an_ill_typed_claim_is_refused(
@@ -294,3 +310,89 @@ async def test_a_well_formed_token_signed_with_our_key_is_accepted(
     header, claims = await good_claims(tokens)
     token = jwt.encode(claims, await signing_key(store), algorithm="EdDSA", headers=header)
     assert (await tokens.verify(token)).name == "alice"
+
+
+# -- tokens end with their user ---------------------------------------------------------------
+
+
+async def ended(tokens: Tokens, token: str, why: str) -> None:
+    with pytest.raises(Unauthorized) as info:
+        await tokens.verify(token)
+    assert info.value.detail == why
+
+
+async def test_a_removed_users_tokens_are_refused(tokens: Tokens, store: MemoryStore) -> None:
+    token = (await tokens.issue(ALICE)).token
+    await tokens.verify(token)
+    assert await store.delete_user("alice") == ALICE
+    await ended(tokens, token, USER_REMOVED)
+    # The same name made again, in another tenant, is another person.
+    assert await store.create_user(replace(ALICE, tenant="globex"))
+    await ended(tokens, token, USER_REMOVED)
+
+
+async def test_a_user_made_again_in_its_tenant_does_not_revive_old_tokens(
+    tokens: Tokens, store: MemoryStore
+) -> None:
+    token = (await tokens.issue(ALICE)).token
+    assert await store.delete_user("alice") == ALICE
+    again = replace(ALICE, password_hash="$scrypt$another salt")
+    assert await store.create_user(again)
+    await ended(tokens, token, PASSWORD_CHANGED)
+    await tokens.verify((await tokens.issue(again)).token)
+
+
+async def test_a_new_password_ends_the_tokens_issued_before(
+    tokens: Tokens, store: MemoryStore
+) -> None:
+    before = (await tokens.issue(ALICE)).token
+    changed = await store.set_password_hash("alice", "$scrypt$new")
+    assert changed is not None
+    await ended(tokens, before, PASSWORD_CHANGED)
+    after = (await tokens.issue(changed)).token
+    assert (await tokens.verify(after)).name == "alice"
+
+
+async def test_a_token_issued_under_a_password_already_replaced_is_refused(
+    tokens: Tokens, store: MemoryStore
+) -> None:
+    # A login that read the user just before a new password was stored gets a token that
+    # the next request refuses.
+    assert await store.set_password_hash("alice", "$scrypt$new") is not None
+    await ended(tokens, (await tokens.issue(ALICE)).token, PASSWORD_CHANGED)
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def get_user(self, username: str) -> User | None:
+        self.lookups += 1
+        return await super().get_user(username)
+
+
+async def test_only_a_token_whose_signature_holds_costs_a_lookup(clock: Clock) -> None:
+    store = CountingStore()
+    assert await store.create_user(ALICE)
+    tokens = Tokens(store, 300, clock)
+    token = (await tokens.issue(ALICE)).token
+    head, body, signature = token.split(".")
+    for bad in ("garbage", f"{head}.{body}.{signature[::-1]}", f"{head}.{body}."):
+        await refused(tokens, bad)
+    clock.now = NOW + 3600
+    with pytest.raises(Unauthorized, match="expired"):
+        await tokens.verify(token)
+    assert store.lookups == 0
+    clock.now = NOW
+    await tokens.verify(token)
+    assert store.lookups == 1
+
+
+def test_the_password_version_is_a_short_digest_of_the_hash() -> None:
+    version = password_version(ALICE.password_hash)
+    assert version == password_version("$scrypt$x")
+    expected = hashlib.sha256(b"$scrypt$x").digest()[:12]
+    assert base64.urlsafe_b64decode(version) == expected
+    assert len(version) == 16
+    assert password_version("$scrypt$y") != version

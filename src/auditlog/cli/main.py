@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditlog import __version__, config
-from auditlog.errors import AuditlogError, ConfigError
+from auditlog.errors import AuditlogError, ConfigError, NotFound
 from auditlog.model import times
 from auditlog.model.credentials import (
     SCOPES,
     ApiKey,
+    User,
     check_tenant,
     check_username,
     parse_scopes,
@@ -28,7 +29,7 @@ from auditlog.model.credentials import (
 from auditlog.service import selfaudit
 from auditlog.service.auth import ApiKeys
 from auditlog.service.passwords import Passwords
-from auditlog.service.users import Users
+from auditlog.service.users import Users, no_such_user
 from auditlog.storage.base import Store
 from auditlog.storage.factory import open_store
 
@@ -53,6 +54,11 @@ def operator_actor() -> dict[str, str]:
 def _key_data(key: ApiKey) -> dict[str, Any]:
     """What a key's self-audit record says of it: never the secret nor its hash."""
     return {"key_id": key.key_id, "name": key.name, "scopes": list(key.scopes)}
+
+
+def _user_data(user: User) -> dict[str, Any]:
+    """What a user's self-audit record says of it: never the password nor its hash."""
+    return {"username": user.username, "scopes": list(user.scopes)}
 
 
 def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -113,6 +119,23 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--tenant", required=True, help="the tenant whose log the user acts on")
     add.add_argument("--scopes", required=True, help=f"comma-separated, of: {', '.join(SCOPES)}")
     _add_settings(add, _STORE_SETTINGS)
+    user_list = user_commands.add_parser(
+        "list", help="one line per login: username, tenant, scopes, created; never the password"
+    )
+    user_list.add_argument("--tenant", help="only this tenant's users")
+    _add_settings(user_list, _STORE_SETTINGS)
+    remove = user_commands.add_parser(
+        "remove", help="remove a login; its tokens are refused from the next request on"
+    )
+    remove.add_argument("username", metavar="NAME")
+    _add_settings(remove, _STORE_SETTINGS)
+    passwd = user_commands.add_parser(
+        "passwd",
+        help="give a login a new password, read as for add; the tokens of the old one are "
+        "refused from the next request on",
+    )
+    passwd.add_argument("username", metavar="NAME")
+    _add_settings(passwd, _STORE_SETTINGS)
 
     migrate = commands.add_parser(
         "migrate",
@@ -229,8 +252,8 @@ async def _keys(store: Store, args: argparse.Namespace) -> int:
 
 
 def read_password() -> str:
-    """The new user's password: at a terminal, prompted for twice without echo; otherwise
-    the first line of standard input (without its line end)."""
+    """A new password (``users add``, ``users passwd``): at a terminal, prompted for twice
+    without echo; otherwise the first line of standard input (without its line end)."""
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Password (again): ") != first:
@@ -240,8 +263,24 @@ def read_password() -> str:
 
 
 async def _users(store: Store, args: argparse.Namespace) -> int:
-    if args.users_command != "add":
-        raise AssertionError(args.users_command)
+    users = Users(store, Passwords())
+    if args.users_command == "add":
+        return await _add_user(store, users, args)
+    if args.users_command == "list":
+        return await _list_users(store, args)
+    try:
+        check_username(args.username)
+    except ValueError as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 2
+    if args.users_command == "remove":
+        return await _remove_user(store, users, args.username)
+    if args.users_command == "passwd":
+        return await _change_password(store, users, args.username)
+    raise AssertionError(args.users_command)
+
+
+async def _add_user(store: Store, users: Users, args: argparse.Namespace) -> int:
     # Everything given as an argument is checked before the password is asked for.
     scopes = _scopes(args)
     if scopes is None:
@@ -254,15 +293,73 @@ async def _users(store: Store, args: argparse.Namespace) -> int:
         return 2
     try:
         password = read_password()
-        user = await Users(store, Passwords()).add(args.username, args.tenant, scopes, password)
+        user = await users.add(args.username, args.tenant, scopes, password)
     except ValueError as exc:  # the messages never hold the password
         print(f"auditlog: {exc}", file=sys.stderr)
         return 2
     except EOFError:
         print("auditlog: no password given", file=sys.stderr)
         return 2
+    # The user is made first and stays made if the record fails (the command exits 1 then).
+    await selfaudit.record_directly(
+        store, user.tenant, selfaudit.USER_CREATED, operator_actor(), _user_data(user)
+    )
     print(
         f"created user {user.username} for tenant {user.tenant} with scopes {','.join(user.scopes)}"
+    )
+    return 0
+
+
+async def _list_users(store: Store, args: argparse.Namespace) -> int:
+    if args.tenant is not None:
+        try:
+            check_tenant(args.tenant)
+        except ValueError as exc:
+            print(f"auditlog: --tenant: {exc}", file=sys.stderr)
+            return 2
+    for user in await store.list_users(args.tenant):
+        created = times.format_us(user.created_us)
+        print(f"{user.username}\t{user.tenant}\t{','.join(user.scopes)}\t{created}")
+    return 0
+
+
+async def _remove_user(store: Store, users: Users, username: str) -> int:
+    try:
+        user = await users.remove(username)
+    except NotFound as exc:
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 1
+    # Removed first: the removal holds whatever happens to its record.
+    await selfaudit.record_directly(
+        store, user.tenant, selfaudit.USER_REMOVED, operator_actor(), _user_data(user)
+    )
+    print(f"removed user {user.username} of tenant {user.tenant}; its login tokens are refused")
+    return 0
+
+
+async def _change_password(store: Store, users: Users, username: str) -> int:
+    # Nobody is asked for a password for a user that does not exist.
+    if await store.get_user(username) is None:
+        print(f"auditlog: {no_such_user(username)}", file=sys.stderr)
+        return 1
+    try:
+        password = read_password()
+        user = await users.change_password(username, password)
+    except ValueError as exc:  # the messages never hold the password
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 2
+    except EOFError:
+        print("auditlog: no password given", file=sys.stderr)
+        return 2
+    except NotFound as exc:  # removed while the password was typed
+        print(f"auditlog: {exc}", file=sys.stderr)
+        return 1
+    await selfaudit.record_directly(
+        store, user.tenant, selfaudit.USER_PASSWORD_CHANGED, operator_actor(), _user_data(user)
+    )
+    print(
+        f"changed the password of user {user.username} of tenant {user.tenant}; "
+        "login tokens issued before are refused"
     )
     return 0
 

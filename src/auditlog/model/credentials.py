@@ -70,10 +70,19 @@ class ApiKey:
     secret_hash: bytes
     created_us: int
     revoked_us: int | None = None
+    #: A viewer token's bound filter (JSON text of §3 parameters), ANDed into its every read.
+    filter: str | None = None
+    #: When the key stops working (viewer tokens), if it does.
+    expires_us: int | None = None
 
     @property
     def active(self) -> bool:
         return self.revoked_us is None
+
+    @property
+    def viewer(self) -> bool:
+        """Whether the key is a viewer token: read-only, bound to a filter, short-lived."""
+        return self.filter is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +112,11 @@ class Credential:
     tenant: str
     name: str
     scopes: frozenset[str]
-    kind: str  # "api_key" or "jwt"
+    kind: str  # "api_key", "jwt" or "viewer"
     credential_id: str
     expires_us: int | None = None
+    #: A viewer token's bound filter as §3 parameters: ANDed into every read it makes.
+    bound: tuple[tuple[str, str], ...] = ()
 
     def allows(self, scope: str) -> bool:
         """Whether the credential carries ``scope``; ``admin`` carries every scope."""

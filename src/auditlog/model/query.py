@@ -8,6 +8,7 @@ it (the SQL backends to SQL with bound parameters, the memory store to a predica
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -265,3 +266,17 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> tuple[Query, str | None]:
         limit=limit,
     )
     return query, _single(grouped, "cursor")
+
+
+def restrict(query: Query, bound: Query) -> Query:
+    """``query`` with every condition, word and time bound of ``bound`` ANDed in: what a
+    credential bound to a filter (a viewer token) may see of it."""
+    since = [t for t in (query.since_us, bound.since_us) if t is not None]
+    until = [t for t in (query.until_us, bound.until_us) if t is not None]
+    return dataclasses.replace(
+        query,
+        conditions=query.conditions + bound.conditions,
+        text=tuple(dict.fromkeys(query.text + bound.text)),
+        since_us=max(since) if since else None,
+        until_us=min(until) if until else None,
+    )

@@ -30,6 +30,8 @@ from auditlog.server.handlers import legacy as legacy_handlers
 from auditlog.server.handlers import log as log_handlers
 from auditlog.server.handlers import stream as stream_handlers
 from auditlog.server.handlers import streams as streams_handlers
+from auditlog.server.handlers import ui as ui_handlers
+from auditlog.server.handlers import viewer as viewer_handlers
 from auditlog.server.openapi import openapi_document
 from auditlog.server.routing import Router
 from auditlog.service.auth import ApiKeys, Authenticator, bearer_token, require
@@ -48,6 +50,7 @@ from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBucket
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.service.streams import StreamAdmin
 from auditlog.service.tokens import Tokens
+from auditlog.service.viewer import ViewerTokens
 from auditlog.storage.base import Store
 
 log = logging.getLogger("auditlog.server")
@@ -76,6 +79,7 @@ class Services:
     live: LiveStreams
     streams: StreamAdmin
     deliveries: Deliveries | None
+    viewer: ViewerTokens
 
 
 class AuditlogApp:
@@ -89,9 +93,11 @@ class AuditlogApp:
             *export_handlers.routes(services.exporter),
             *stream_handlers.routes(services.live),
             *streams_handlers.routes(services.streams),
+            *viewer_handlers.routes(services.viewer),
             *log_handlers.routes(services.log),
             *auth_handlers.routes(services.logins),
             *health_handlers.routes(services.store, services.metrics, self._openapi),
+            *ui_handlers.routes(settings.ui_frame_ancestors),
             *legacy_handlers.routes(
                 services.events,
                 services.logins,
@@ -316,6 +322,7 @@ def build_services(settings: Settings, store: Store) -> Services:
             on_change=deliveries.changed if deliveries is not None else None,
         ),
         deliveries=deliveries,
+        viewer=ViewerTokens(store, api_keys, audit),
     )
 
 

@@ -14,6 +14,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import Any
+
+import orjson
 
 from auditlog.errors import Forbidden, Unauthorized
 from auditlog.model import times
@@ -23,6 +26,9 @@ from auditlog.model.credentials import (
     check_credential_name,
     check_tenant,
 )
+from auditlog.model.matching import event_matches
+from auditlog.model.query import Query, parse_query, restrict
+from auditlog.model.selection import filter_pairs
 from auditlog.service.tokens import Tokens
 from auditlog.storage.base import Store
 
@@ -62,11 +68,18 @@ class ApiKeys:
         self._store = store
 
     async def create(
-        self, tenant: str, scopes: tuple[str, ...], name: str | None
+        self,
+        tenant: str,
+        scopes: tuple[str, ...],
+        name: str | None,
+        *,
+        bound: str | None = None,
+        expires_us: int | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key for ``tenant``: the stored record and the token, which is shown once.
 
-        ``ValueError`` when the tenant or the name is not acceptable (see ``credentials``).
+        ``bound`` (a filter, JSON text) and ``expires_us`` make a viewer token. ``ValueError``
+        when the tenant or the name is not acceptable (see ``credentials``).
         """
         check_tenant(tenant)
         if name is not None:
@@ -76,10 +89,12 @@ class ApiKeys:
         key = ApiKey(
             key_id=key_id,
             tenant=tenant,
-            name=name or f"key-{key_id}",
+            name=name or (f"viewer-{key_id}" if bound is not None else f"key-{key_id}"),
             scopes=scopes,
             secret_hash=_digest(secret),
             created_us=times.now_us(),
+            filter=bound,
+            expires_us=expires_us,
         )
         await self._store.create_api_key(key)
         return key, f"{KEY_PREFIX}_{key_id}_{secret}"
@@ -97,13 +112,17 @@ class ApiKeys:
             raise Unauthorized("the token is not a valid credential")
         if not key.active:
             raise Unauthorized("the API key has been revoked")
+        if key.expires_us is not None and times.now_us() >= key.expires_us:
+            raise Unauthorized("the token has expired")
         return Credential(
             principal=f"key:{key.key_id}",
             tenant=key.tenant,
             name=key.name,
             scopes=frozenset(key.scopes),
-            kind="api_key",
+            kind="viewer" if key.viewer else "api_key",
             credential_id=key.key_id,
+            expires_us=key.expires_us,
+            bound=bound_pairs(key.filter) if key.filter is not None else (),
         )
 
 
@@ -119,6 +138,33 @@ class Authenticator:
         if token.startswith(KEY_PREFIX + "_"):
             return await self._api_keys.authenticate(token)
         return await self._tokens.verify(token)
+
+
+def bound_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """A viewer token's stored filter as the query parameters it stands for."""
+    return tuple(filter_pairs(orjson.loads(text)))
+
+
+def bind(credential: Credential, query: Query) -> Query:
+    """``query`` as ``credential`` may run it: a viewer token's filter ANDed in."""
+    if not credential.bound:
+        return query
+    bound, _ = parse_query(credential.bound)
+    return restrict(query, bound)
+
+
+def sees(credential: Credential, event: dict[str, Any]) -> bool:
+    """Whether ``credential`` may see this stored event (a viewer token: its filter holds)."""
+    if not credential.bound:
+        return True
+    bound, _ = parse_query(credential.bound)
+    return event_matches(event, times.parse_rfc3339(event["time"]), bound)
+
+
+def refuse_viewer(credential: Credential, what: str) -> None:
+    """``Forbidden`` for a viewer token on a route that cannot hold it to its filter."""
+    if credential.kind == "viewer":
+        raise Forbidden(f"a viewer token cannot be used with {what}")
 
 
 def require(credential: Credential, scope: str) -> None:

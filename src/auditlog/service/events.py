@@ -13,7 +13,7 @@ from auditlog.model.batch import parse_body, validate_batch
 from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
 from auditlog.model.event import Limits, Principal
 from auditlog.model.query import parse_query
-from auditlog.service.auth import require
+from auditlog.service.auth import bind, require, sees
 from auditlog.service.ingest import Ingestor
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import AppendRequest, IdConflict, Store
@@ -77,6 +77,8 @@ class Events:
         """``GET /v1/events/{id}``: the stored event of the caller's tenant, or 404."""
         require(credential, EVENTS_READ)
         body = await self._store.get_event(credential.tenant, event_id)
+        if body is not None and not sees(credential, orjson.loads(body)):
+            body = None  # outside a viewer token's filter: as if it did not exist
         if self._audit is not None:
             await self._audit.read(
                 credential, "GET /v1/events/{id}", {"id": event_id, "found": body is not None}
@@ -95,6 +97,7 @@ class Events:
         """
         require(credential, EVENTS_READ)
         query, cursor_text = parse_query(params)
+        query = bind(credential, query)
         if cursor_text is not None:
             query = cursor.apply(query, cursor_text)
         page = await self._store.query(credential.tenant, query)

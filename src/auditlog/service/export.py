@@ -20,7 +20,7 @@ from auditlog.model.credentials import EVENTS_READ, Credential
 from auditlog.model.csvrows import CsvWriter, parse_columns
 from auditlog.model.query import Query
 from auditlog.model.selection import parse_selection
-from auditlog.service.auth import require
+from auditlog.service.auth import bind, require
 from auditlog.service.chunks import Chunks
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import Store
@@ -69,6 +69,7 @@ class Exporter:
         """Check the parameters, fix the set, record the read, and return the export."""
         require(credential, EVENTS_READ)
         query, own = parse_selection(params, OWN)
+        query = bind(credential, query)
         fmt = own.get("format", "ndjson")
         if fmt not in FORMATS:
             raise BadRequest(f"parameter 'format': {fmt!r} is not ndjson or csv")

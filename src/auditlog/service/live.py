@@ -32,7 +32,7 @@ from auditlog.metrics import Metrics
 from auditlog.model.credentials import EVENTS_READ, Credential
 from auditlog.model.query import Query
 from auditlog.model.selection import parse_selection, parse_seq
-from auditlog.service.auth import require
+from auditlog.service.auth import bind, require
 from auditlog.service.chunks import Chunks
 from auditlog.service.notifier import Notifier, Subscription
 from auditlog.service.selfaudit import SelfAudit
@@ -118,6 +118,7 @@ class LiveStreams:
         if self._closing:
             raise Unavailable("the server is shutting down", self._retry_after)
         query, _ = parse_selection(params, ("after_seq",))
+        query = bind(credential, query)
         after = query.after_seq
         if last_event_id is not None and last_event_id.strip():
             # The header wins: it is what the reader last received.

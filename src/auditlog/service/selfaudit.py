@@ -10,6 +10,8 @@ and the ``source`` ``auditlog``:
   in the server log only);
 * ``auditlog.key.created`` / ``auditlog.key.revoked``: API keys made or revoked by
   ``auditlog keys``;
+* ``auditlog.user.created`` / ``auditlog.user.removed`` / ``auditlog.user.password_changed``:
+  logins made, removed or given a new password by ``auditlog users``;
 * ``auditlog.log.read``: every read of the log through the API (event queries, reads by id,
   the first version's ``GET /event``), unless the ``audit_reads`` setting turns it off.
 
@@ -39,6 +41,9 @@ LOGIN_SUCCEEDED = "auditlog.login.succeeded"
 LOGIN_FAILED = "auditlog.login.failed"
 KEY_CREATED = "auditlog.key.created"
 KEY_REVOKED = "auditlog.key.revoked"
+USER_CREATED = "auditlog.user.created"
+USER_REMOVED = "auditlog.user.removed"
+USER_PASSWORD_CHANGED = "auditlog.user.password_changed"  # noqa: S105 (an event type)
 LOG_READ = "auditlog.log.read"
 _PRINCIPAL = Principal("auditlog", SOURCE)
 #: Longest string of a request shown in a read record, in characters.

@@ -6,19 +6,29 @@ tokens, and they survive a restart. The header names the key (``kid``: the first
 digits of SHA-256 of the public key), so a later change of key is recognisable.
 
 A token carries ``iss`` ("auditlog"), ``sub`` (the username), ``tenant``, ``scopes``, ``iat``,
-``exp`` and ``jti`` (a random id: the credential id ``whoami`` reports). Verification accepts
-EdDSA only: ``alg: none``, HMAC signed with the public key (algorithm confusion), another key,
-a changed payload, a missing or ill-typed claim, or a token past ``exp`` (with
-``LEEWAY_SECONDS`` for clock skew between processes) are all ``Unauthorized``. Times come from
-an injectable clock, so tests decide what "now" is.
+``exp``, ``jti`` (a random id: the credential id ``whoami`` reports) and ``pwv`` (the password
+version, ``password_version``). Verification accepts EdDSA only: ``alg: none``, HMAC signed
+with the public key (algorithm confusion), another key, a changed payload, a missing or
+ill-typed claim, or a token past ``exp`` (with ``LEEWAY_SECONDS`` for clock skew between
+processes) are all ``Unauthorized``. Times come from an injectable clock, so tests decide
+what "now" is.
 
-A token cannot be revoked; it stays valid until it expires (``token_lifetime``, 300 s by
-default). A change to its user takes effect at the next login.
+A token ends with its user: a token that passes every check above is refused when its user
+has been removed (``users remove``), belongs to another tenant now (removed and made again),
+or has had its password changed since the token was issued (``users passwd``): ``pwv`` is a
+digest of the password hash the token was issued under, compared with the stored user's. So
+every request with a login token reads its user from the store (a point lookup by primary
+key; only for tokens whose signature holds, so forged tokens cost no lookup). No cache: a
+change shows from the next request on, in every process on the store, with nothing to
+notify. Login tokens are for people, at a person's request rate, where that lookup is cheap
+(a few microseconds on SQLite, one round trip on PostgreSQL).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -39,9 +49,26 @@ ISSUER = "auditlog"
 ALGORITHM = "EdDSA"
 STORED_KEY_NAME = "jwt-signing-key/ed25519"
 LEEWAY_SECONDS = 5
-REQUIRED_CLAIMS = ("iss", "sub", "tenant", "scopes", "iat", "exp", "jti")
+REQUIRED_CLAIMS = ("iss", "sub", "tenant", "scopes", "iat", "exp", "jti", "pwv")
 INVALID = "the token is not a valid credential"
 EXPIRED = "the token has expired"
+USER_REMOVED = "the token's user has been removed"
+#: Not a password: what a token issued before a new password is told.
+PASSWORD_CHANGED = "the token's user has a new password since it was issued; log in again"  # noqa: S105
+#: Bytes of SHA-256 in ``pwv``: enough that a new password is never mistaken for the old.
+PASSWORD_VERSION_BYTES = 12
+
+
+def password_version(password_hash: str) -> str:
+    """The ``pwv`` claim of tokens issued under a stored password hash: the first 12 bytes of
+    SHA-256 of the hash, base64url without padding.
+
+    It changes whenever the hash does (every new password gets a new random salt, so even
+    the same password again changes it) and tells nothing of the password: the hash's salt
+    is not in the token, so the digest cannot be used to test guesses.
+    """
+    digest = hashlib.sha256(password_hash.encode()).digest()[:PASSWORD_VERSION_BYTES]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +136,7 @@ class Tokens:
             "iat": now,
             "exp": now + self._lifetime,
             "jti": secrets.token_urlsafe(16),
+            "pwv": password_version(user.password_hash),
         }
         token = jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self._kid})
         return IssuedToken(token, self._lifetime, self._credential(claims))
@@ -145,7 +173,20 @@ class Tokens:
             raise Unauthorized(INVALID)
         if now >= expires + LEEWAY_SECONDS:
             raise Unauthorized(EXPIRED)
-        return self._credential(claims)
+        credential = self._credential(claims)
+        await self._check_user(credential, claims["pwv"])
+        return credential
+
+    async def _check_user(self, credential: Credential, version: object) -> None:
+        """``Unauthorized`` unless the token's user still exists, in its tenant, with the
+        password the token was issued under."""
+        if not isinstance(version, str):
+            raise Unauthorized(INVALID)
+        user = await self._store.get_user(credential.name)
+        if user is None or user.tenant != credential.tenant:
+            raise Unauthorized(USER_REMOVED)
+        if not hmac.compare_digest(version.encode(), password_version(user.password_hash).encode()):
+            raise Unauthorized(PASSWORD_CHANGED)
 
     @staticmethod
     def _credential(claims: dict[str, Any]) -> Credential:

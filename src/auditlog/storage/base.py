@@ -140,7 +140,26 @@ class Store(Protocol):
         """
 
     async def get_user(self, username: str) -> User | None:
-        """The user with this username (exactly; usernames are case-sensitive), or ``None``."""
+        """The user with this username (exactly; usernames are case-sensitive), or ``None``.
+
+        Always read from the store itself, never from a cache: login tokens are checked
+        against it on every request, so a removed user or a new password must show in the
+        next call, in every process on the store.
+        """
+
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        """Every user (of one tenant, if given), oldest first (ties by username)."""
+
+    async def delete_user(self, username: str) -> User | None:
+        """Remove a user; the user as it was, or ``None`` if there was no such user.
+
+        Atomic: of several removals of one user at once, one gets the user, the others
+        ``None``. The username is free again afterwards.
+        """
+
+    async def set_password_hash(self, username: str, password_hash: str) -> User | None:
+        """Replace a user's password hash; the user as now stored, or ``None`` if there is
+        no such user (nothing is stored then)."""
 
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         """The secret stored under ``name``; if there is none, store ``value`` and return it.

@@ -137,6 +137,20 @@ class MemoryStore:
     async def get_user(self, username: str) -> User | None:
         return self._users.get(username)
 
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        users = sorted(self._users.values(), key=lambda u: (u.created_us, u.username))
+        return [u for u in users if tenant is None or u.tenant == tenant]
+
+    async def delete_user(self, username: str) -> User | None:
+        return self._users.pop(username, None)
+
+    async def set_password_hash(self, username: str, password_hash: str) -> User | None:
+        user = self._users.get(username)
+        if user is None:
+            return None
+        user = self._users[username] = replace(user, password_hash=password_hash)
+        return user
+
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return self._secrets.setdefault(name, bytes(value))
 

@@ -16,9 +16,36 @@ from auditlog.model.streams import LogStream
 from auditlog.storage.base import StoredCheckpoint
 
 SELECT_KEYS = (
-    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us FROM api_keys"
+    "SELECT key_id, tenant, name, scopes, secret_hash, created_us, revoked_us, filter,"
+    " expires_us FROM api_keys"
 )
-SELECT_USERS = "SELECT username, tenant, scopes, password_hash, created_us FROM users"
+INSERT_KEY = (
+    "INSERT INTO api_keys (key_id, tenant, name, scopes, secret_hash, created_us, filter,"
+    " expires_us) VALUES ({0}, {0}, {0}, {0}, {0}, {0}, {0}, {0})"
+)
+
+
+def api_key_values(key: ApiKey) -> tuple[Any, ...]:
+    """The values of a new key's row, in ``INSERT_KEY`` order."""
+    return (
+        key.key_id,
+        key.tenant,
+        key.name,
+        scopes_text(key.scopes),
+        key.secret_hash,
+        key.created_us,
+        key.filter,
+        key.expires_us,
+    )
+
+
+#: The columns of a user, in ``User``'s order.
+USER_COLUMNS = "username, tenant, scopes, password_hash, created_us"
+SELECT_USERS = f"SELECT {USER_COLUMNS} FROM users"  # noqa: S608 (constant text)
+#: Statements that answer the user they changed; ``{0}`` is the driver's parameter mark.
+DELETE_USER = f"DELETE FROM users WHERE username = {{0}} RETURNING {USER_COLUMNS}"  # noqa: S608
+_SET_HASH = "UPDATE users SET password_hash = {0} WHERE username = {0}"
+SET_PASSWORD_HASH = f"{_SET_HASH} RETURNING {USER_COLUMNS}"
 SELECT_CHECKPOINTS = "SELECT size, root_hash, timestamp_us, note FROM checkpoints"
 #: The columns of a stream's definition and state, in ``LogStream``'s order.
 STREAM_COLUMNS = (
@@ -42,6 +69,8 @@ def api_key(row: Sequence[Any]) -> ApiKey:
         secret_hash=bytes(row[4]),
         created_us=row[5],
         revoked_us=row[6],
+        filter=None if row[7] is None else str(row[7]),
+        expires_us=None if row[8] is None else int(row[8]),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from auditlog.errors import BadRequest, UnsupportedMediaType
 from auditlog.model import times
 from auditlog.model.credentials import Credential
+from auditlog.model.selection import filter_object
 from auditlog.server.asgi import Request, Response
 from auditlog.server.handlers.events import body_format
 from auditlog.server.openapi import Operation, json_content, ref, schema_ref
@@ -99,20 +100,20 @@ def routes(logins: Logins) -> list[Route]:
     async def whoami(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
         expires = None if credential.expires_us is None else times.format_us(credential.expires_us)
-        return Response.json(
-            200,
-            {
-                "principal": credential.principal,
-                "tenant": credential.tenant,
-                "scopes": sorted(credential.scopes),
-                "expires_at": expires,
-                "credential": {
-                    "kind": credential.kind,
-                    "id": credential.credential_id,
-                    "name": credential.name,
-                },
+        answer: dict[str, object] = {
+            "principal": credential.principal,
+            "tenant": credential.tenant,
+            "scopes": sorted(credential.scopes),
+            "expires_at": expires,
+            "credential": {
+                "kind": credential.kind,
+                "id": credential.credential_id,
+                "name": credential.name,
             },
-        )
+        }
+        if credential.kind == "viewer":
+            answer["filter"] = filter_object(credential.bound)
+        return Response.json(200, answer)
 
     return [
         Route("POST", "/v1/auth/token", token, None, "auth.token", doc=_TOKEN),

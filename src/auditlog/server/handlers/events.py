@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from auditlog.errors import BadRequest, UnsupportedMediaType
 from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
 from auditlog.server.asgi import Request, Response
@@ -32,6 +34,13 @@ def body_format(content_type: str | None) -> bool:
     raise UnsupportedMediaType(
         f"Content-Type {media!r} is not accepted; send application/json or application/x-ndjson"
     )
+
+
+async def json_request(request: Request, limit: int, what: str) -> Any:
+    """The body of a route that takes one JSON value (``what`` names it in a 415)."""
+    if body_format(request.headers.get("content-type")):
+        raise UnsupportedMediaType(f"{what} is JSON (application/json)")
+    return await request.json(limit)
 
 
 def wait_for_checkpoint(request: Request) -> bool:

@@ -61,6 +61,7 @@ from auditlog.server.openapi import JSON, Operation, json_content, ref, schema_r
 from auditlog.server.openapi.parameters import query_param
 from auditlog.server.openapi.schemas import DATA_FIELD, ID_FIELD, TYPE_FIELD
 from auditlog.server.routing import AUTHENTICATED, Route
+from auditlog.service.auth import refuse_viewer
 from auditlog.service.events import Events
 from auditlog.service.login import Logins
 from auditlog.service.selfaudit import SelfAudit
@@ -383,10 +384,13 @@ def routes(
         return Response.json(200, {"token": issued.token}, headers=NO_STORE)
 
     async def auth(request: Request, credential: Credential | None) -> Response:
+        assert credential is not None
+        refuse_viewer(credential, "the first version's routes")
         return Response(200, b"JWT is valid", TEXT_PLAIN)
 
     async def post_event(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
+        refuse_viewer(credential, "the first version's routes")
         content_type = request.headers.get("content-type")
         if content_type and body_format(content_type):
             raise UnsupportedMediaType("the body is one JSON object; send application/json")
@@ -402,6 +406,7 @@ def routes(
 
     async def get_events(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
+        refuse_viewer(credential, "the first version's routes")
         params, keyword = to_query(request.query_params())
         params += [("order", "asc"), ("limit", _PAGE_SIZE)]
         found: list[dict[str, Any]] = []

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditlog.errors import UnsupportedMediaType
 from auditlog.model.credentials import ADMIN, Credential
 from auditlog.server.asgi import Request, Response
-from auditlog.server.handlers.events import body_format
+from auditlog.server.handlers.events import json_request
 from auditlog.server.openapi import JSON, Operation, json_content, schema_ref
 from auditlog.server.openapi.parameters import path_param
 from auditlog.server.routing import Route
@@ -199,9 +198,7 @@ _DELETE = Operation(
 
 def routes(admin: StreamAdmin) -> list[Route]:
     async def body(request: Request) -> Any:
-        if body_format(request.headers.get("content-type")):
-            raise UnsupportedMediaType("a stream's definition is JSON (application/json)")
-        return await request.json(MAX_BODY)
+        return await json_request(request, MAX_BODY, "a stream's definition")
 
     async def create(request: Request, credential: Credential | None) -> Response:
         assert credential is not None

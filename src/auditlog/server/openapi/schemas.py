@@ -199,10 +199,18 @@ SCHEMAS: dict[str, JSON] = {
                 "format": "date-time",
                 "description": "When the credential expires; `null` for API keys.",
             },
+            "filter": {
+                "type": "object",
+                "description": "A viewer token's bound filter (the §3 parameters ANDed into "
+                "its every read); only for viewer tokens.",
+                "additionalProperties": {
+                    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+                },
+            },
             "credential": {
                 "type": "object",
                 "properties": {
-                    "kind": {"type": "string", "enum": ["api_key", "jwt"]},
+                    "kind": {"type": "string", "enum": ["api_key", "jwt", "viewer"]},
                     "id": {"type": "string"},
                     "name": {"type": "string"},
                 },

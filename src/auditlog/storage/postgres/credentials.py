@@ -17,18 +17,7 @@ class CredentialsPart(PostgresBase):
 
     async def create_api_key(self, key: ApiKey) -> None:
         async with self._connection("creating an API key") as conn:
-            await conn.execute(
-                "INSERT INTO api_keys (key_id, tenant, name, scopes, secret_hash, created_us)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    key.key_id,
-                    key.tenant,
-                    key.name,
-                    records.scopes_text(key.scopes),
-                    key.secret_hash,
-                    key.created_us,
-                ),
-            )
+            await conn.execute(records.INSERT_KEY.format("%s"), records.api_key_values(key))
 
     async def get_api_key(self, key_id: str) -> ApiKey | None:
         cached = self._key_cache.get(key_id)
@@ -87,6 +76,8 @@ class CredentialsPart(PostgresBase):
             return cur.rowcount > 0
 
     async def get_user(self, username: str) -> User | None:
+        # The primary, never the read pool: a replica that lags would accept the tokens of a
+        # user just removed (login tokens are checked against this on every request).
         async with self._connection("reading a user") as conn:
             cur = await conn.execute(
                 records.SELECT_USERS + " WHERE username = %s",
@@ -96,6 +87,31 @@ class CredentialsPart(PostgresBase):
         if row is None:
             return None
         return records.user(row)
+
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        sql = records.SELECT_USERS
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = %s"
+            params = (tenant,)
+        async with self._connection("listing users") as conn:
+            cur = await conn.execute(sql + " ORDER BY created_us, username", params)
+            found = await cur.fetchall()
+        return [records.user(r) for r in found]
+
+    async def delete_user(self, username: str) -> User | None:
+        async with self._connection("removing a user") as conn:
+            cur = await conn.execute(records.DELETE_USER.format("%s"), (username,))
+            row: Any = await cur.fetchone()
+        return None if row is None else records.user(row)
+
+    async def set_password_hash(self, username: str, password_hash: str) -> User | None:
+        async with self._connection("changing a password") as conn:
+            cur = await conn.execute(
+                records.SET_PASSWORD_HASH.format("%s"), (password_hash, username)
+            )
+            row: Any = await cur.fetchone()
+        return None if row is None else records.user(row)
 
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         async with self._connection(f"storing the secret {name!r}") as conn:

@@ -23,18 +23,7 @@ class CredentialsPart(SQLiteBase):
 
     def _create_api_key(self, key: ApiKey) -> None:
         try:
-            self._w().execute(
-                "INSERT INTO api_keys (key_id, tenant, name, scopes, secret_hash, created_us)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    key.key_id,
-                    key.tenant,
-                    key.name,
-                    records.scopes_text(key.scopes),
-                    key.secret_hash,
-                    key.created_us,
-                ),
-            )
+            self._w().execute(records.INSERT_KEY.format("?"), records.api_key_values(key))
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "creating an API key") from exc
 
@@ -125,6 +114,43 @@ class CredentialsPart(SQLiteBase):
         if row is None:
             return None
         return records.user(row)
+
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        sql = records.SELECT_USERS
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = ?"
+            params = (tenant,)
+        try:
+            rows = self._r().execute(sql + " ORDER BY created_us, username", params).fetchall()
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "listing users") from exc
+        return [records.user(r) for r in rows]
+
+    async def delete_user(self, username: str) -> User | None:
+        return await self._write(self._delete_user, username)
+
+    def _delete_user(self, username: str) -> User | None:
+        try:
+            # fetchall: the statement runs to its end, and so commits, before this returns.
+            rows = self._w().execute(records.DELETE_USER.format("?"), (username,)).fetchall()
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "removing a user") from exc
+        return records.user(rows[0]) if rows else None
+
+    async def set_password_hash(self, username: str, password_hash: str) -> User | None:
+        return await self._write(self._set_password_hash, username, password_hash)
+
+    def _set_password_hash(self, username: str, password_hash: str) -> User | None:
+        try:
+            rows = (
+                self._w()
+                .execute(records.SET_PASSWORD_HASH.format("?"), (password_hash, username))
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise database.translate(exc, self._retry, "changing a password") from exc
+        return records.user(rows[0]) if rows else None
 
     async def load_or_create_secret(self, name: str, value: bytes) -> bytes:
         return await self._write(self._load_or_create_secret, name, value)
