@@ -82,6 +82,8 @@ def test_a_login_signs_in_shows_whoami_and_signing_out_forgets_it(
 
 def test_an_api_key_signs_in_and_out(page: Page, console: Console) -> None:
     key = console.key("ui-signin", "events:read")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     sign_in_with_key(page, console, key)
     shown = whoami_shown(page)
     assert shown["Tenant"] == "ui-signin"
@@ -98,6 +100,9 @@ def test_an_api_key_signs_in_and_out(page: Page, console: Console) -> None:
     page.reload()
     wait_results(page)
     assert_secret_nowhere_but_session(page, key)
+    # Nor does any request the page made carry it in its URL (only in a header).
+    assert len(requested) > 5
+    assert not [url for url in requested if key in url]
     sign_out(page)
     assert stored_credential(page) is None
 

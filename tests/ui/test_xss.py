@@ -162,3 +162,21 @@ def test_payloads_arriving_in_the_live_tail_are_text(
     expect(page.locator("dialog.detail")).to_be_visible()
     expect(page.locator("dialog.detail #detail-title")).to_have_text(f"x.live {PAYLOADS[-1]}")
     assert_nothing_ran(page)
+
+
+def test_a_payload_in_a_viewer_links_filter_is_text_in_its_banner(
+    guarded: Page, console: Console
+) -> None:
+    page = guarded
+    payload = PAYLOADS[0]
+    with console.client(console.key(TENANT, "admin")) as client:
+        answer = client.post("/v1/viewer-tokens", json={"filter": {"source": payload}})
+        assert answer.status_code == 201, answer.text
+        token = answer.json()["token"]
+    page.goto(f"{console.url}/ui/?token={token}")
+    wait_results(page)
+    expect(page.locator(".viewer-banner")).to_contain_text(f"source = {payload}")
+    # Only the events of that source: this module's and its live tail's.
+    assert {row["Type"] for row in rows(page)} <= {f"x.live {payload}", f"x.xss {payload}"}
+    assert f"x.xss {payload}" in [row["Type"] for row in rows(page)]
+    assert_nothing_ran(page)
