@@ -165,8 +165,9 @@ def test_payloads_arriving_in_the_live_tail_are_text(
 
 
 def test_a_payload_in_a_viewer_links_filter_is_text_in_its_banner(
-    guarded: Page, console: Console
+    guarded: Page, console: Console, key: str
 ) -> None:
+    del key  # the module's events, written
     page = guarded
     payload = PAYLOADS[0]
     with console.client(console.key(TENANT, "admin")) as client:
