@@ -61,7 +61,8 @@ const search = new SearchForm({
 });
 
 const results = new Results({
-  onOpen: (event) => navigate({ ...view, event: event.id }, { state: history.state }),
+  onOpen: (event) =>
+    navigate({ ...view, event: event.id }, { state: { ...(history.state || {}), openedHere: true } }),
   hrefOf: (event) => BASE + viewToSearch({ ...view, event: event.id }),
   onPage: (direction) => page(direction),
   onRetry: () => refresh(true),
@@ -74,7 +75,12 @@ const detail = new Detail({
   permalinkOf: (id) => location.origin + BASE + viewToSearch({ ...emptyView(), event: id }),
   onFilter: (path, value) => navigate(withValue(view, path, value), { state: { cursors: [] } }),
   onClose: () => {
-    if (view.event) navigate({ ...view, event: "" }, { state: history.state });
+    if (!view.event) return;
+    // A detail opened from the results is closed by going back to them, so that Back after
+    // closing goes to the search before, not to the detail again; one opened from a link
+    // (a permalink) leaves the results of its page in its place.
+    if (history.state && history.state.openedHere) history.back();
+    else navigate({ ...view, event: "" }, { replace: true, state: history.state });
   },
 });
 
