@@ -17,13 +17,15 @@ from ui.conftest import PASSWORD, Console
 STORE_KEY = "auditlog.console.credential"
 
 
-def open_console(page: Page, console: Console, query: str = "") -> None:
-    """Load ``/ui/`` (with ``query``) and wait for the sign-in screen or the console."""
-    page.goto(f"{console.url}/ui/{query}")
+def open_console(page: Page, console: Console | str, query: str = "") -> None:
+    """Load ``/ui/`` (with ``query``) of a console (or an origin) and wait for the sign-in
+    screen or the console."""
+    origin = console if isinstance(console, str) else console.url
+    page.goto(f"{origin}/ui/{query}")
     page.wait_for_selector(".signin-page, .layout")
 
 
-def sign_in_with_key(page: Page, console: Console, key: str, query: str = "") -> None:
+def sign_in_with_key(page: Page, console: Console | str, key: str, query: str = "") -> None:
     """Open the console and sign in with an API key; wait for the first results."""
     open_console(page, console, query)
     page.get_by_label("API key", exact=True).fill(key)

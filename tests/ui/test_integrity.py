@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect
 
 from auditlog.model.canonical import canonical_bytes
 from live_server import create_key, serving
-from ui.conftest import WAIT_MS, Console, PageProblems, watch
+from ui.conftest import CHROMIUM, LAUNCH_ARGS, WAIT_MS, Console, PageProblems, watch
 from ui.steps import sign_in_with_key
 
 pytestmark = pytest.mark.slow
@@ -185,3 +185,31 @@ def test_without_log_read_the_check_says_why_it_cannot_be_made(
     section.get_by_role("button", name="Check this event against the signed log").click()
     expect(section).to_have_attribute("data-result", "unavailable")
     expect(section).to_contain_text("lacks the scope log:read")
+
+
+def test_over_plain_http_to_another_host_it_says_webcrypto_is_absent(
+    playwright: Playwright, proofs: Proofs
+) -> None:
+    # A name that resolves to the server but is not "localhost": not a secure context, so the
+    # browser offers no WebCrypto, and the console says so rather than showing a check.
+    host = "auditlog-console.test"
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[*LAUNCH_ARGS, f"--host-resolver-rules=MAP {host} 127.0.0.1"],
+    )
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        origin = proofs.console.url.replace("127.0.0.1", host)
+        problems = watch(page, PageProblems(origin))
+        sign_in_with_key(page, origin, proofs.key, "?event=p-2")
+        assert page.evaluate("() => window.isSecureContext") is False
+        section = page.locator("dialog.detail section.integrity")
+        section.get_by_role("button", name="Check this event against the signed log").click()
+        expect(section).to_have_attribute("data-result", "unavailable")
+        expect(section).to_contain_text("offers no WebCrypto to this page")
+        expect(section.locator("ul.steps")).to_have_count(0)
+        assert not problems.unexpected(), problems.unexpected()
+    finally:
+        browser.close()
