@@ -7,6 +7,7 @@ flag is ``--`` + its name with ``-`` for ``_``. This module is the only reader o
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -349,7 +350,53 @@ SETTINGS: tuple[Setting, ...] = (
         "Who may frame the web console (CSP frame-ancestors): 'none', 'self', or origins "
         "separated by spaces.",
     ),
+    Setting(
+        "tls_cert",
+        str,
+        "",
+        "PEM file of the server's certificate chain, leaf first: set, serve HTTPS. Reloaded on "
+        "SIGHUP and when it changes.",
+    ),
+    Setting(
+        "tls_key", str, "", "PEM file of the certificate's private key (empty: it is in tls_cert)."
+    ),
+    Setting(
+        "tls_client_ca",
+        str,
+        "",
+        "PEM file of the CAs whose client certificates are accepted: set, every client must "
+        "present one (mutual TLS).",
+    ),
+    Setting(
+        "tls_reload_seconds",
+        int,
+        5,
+        "Seconds between checks of the TLS files for a change (0: reload on SIGHUP only).",
+        minimum=0,
+    ),
+    Setting(
+        "trusted_proxies",
+        str,
+        "",
+        "Addresses or CIDR networks, separated by commas or spaces, of proxies whose "
+        "forwarding header is believed for the client's address.",
+    ),
+    Setting(
+        "forwarded_header",
+        str,
+        "x-forwarded-for",
+        "The header the trusted proxies write: x-forwarded-for (with X-Forwarded-Proto) or "
+        "forwarded (RFC 7239).",
+        choices=("x-forwarded-for", "forwarded"),
+    ),
     Setting("log_level", str, "info", "Log level.", choices=("debug", "info", "warning", "error")),
+    Setting(
+        "log_format",
+        str,
+        "text",
+        "Log lines as text, or json: one JSON object per line.",
+        choices=("text", "json"),
+    ),
     Setting("access_log", bool, False, "Log every request (costs throughput)."),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -413,7 +460,14 @@ class Settings:
     stream_linger_ms: int = 50
     stream_backoff_max_seconds: int = 300
     ui_frame_ancestors: str = "'none'"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    tls_reload_seconds: int = 5
+    trusted_proxies: str = ""
+    forwarded_header: str = "x-forwarded-for"
     log_level: str = "info"
+    log_format: str = "text"
     access_log: bool = False
 
     @property
@@ -422,6 +476,23 @@ class Settings:
         if self.store:
             return self.store
         return "sqlite:///" + str(Path(self.data) / "auditlog.db")
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed."""
+        return parse_networks(self.trusted_proxies)
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR networks separated by commas or spaces; ``ConfigError`` names a bad one."""
+    networks = []
+    for entry in re.split(r"[\s,]+", text.strip()):
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry))
+            except ValueError as exc:
+                raise ConfigError(f"trusted_proxies: {entry!r}: {exc}") from None
+    return tuple(networks)
 
 
 def _convert(setting: Setting, value: Any, where: str) -> Any:
@@ -498,6 +569,9 @@ def load(
             f"ui_frame_ancestors {settings.ui_frame_ancestors!r} is not a list of CSP sources "
             "('none', 'self', https://app.example.com ...) separated by spaces"
         )
+    if (settings.tls_key or settings.tls_client_ca) and not settings.tls_cert:
+        raise ConfigError("tls_key and tls_client_ca need tls_cert (the server's certificate)")
+    settings.trusted_networks  # noqa: B018 (checked now: a bad entry stops the start)
     if settings.stream_lease_seconds < 3 * settings.stream_timeout_seconds:
         # A deliverer sends only while its lease has a timeout and more to run, and renews it
         # every sixth of it: a shorter lease would leave it no time to send.

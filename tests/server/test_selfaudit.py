@@ -32,6 +32,7 @@ pytestmark = pytest.mark.anyio
 #: What httpx.ASGITransport gives as the client's address.
 ADDRESS = "127.0.0.1"
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 #: The fields of a record that the server fills in and that the tests do not predict.
 UNPREDICTED = ("id", "time", "seq", "received_at")
 
@@ -55,10 +56,13 @@ async def log_of(app: AuditlogApp, tenant: str) -> list[dict[str, Any]]:
 
 
 def record(event: dict[str, Any]) -> dict[str, Any]:
-    """A stored self-audit record without the fields the server fills in, checked first."""
+    """A stored self-audit record without the fields the server fills in, checked first
+    (the id of the request that caused it is made by the server here: 32 hex digits)."""
     assert ULID.fullmatch(event["id"]), event["id"]
     assert event["time"] <= event["received_at"]
-    return {k: v for k, v in event.items() if k not in UNPREDICTED}
+    assert REQUEST_ID.fullmatch(event["data"]["request_id"]), event["data"]
+    data = {k: v for k, v in event["data"].items() if k != "request_id"}
+    return {**{k: v for k, v in event.items() if k not in UNPREDICTED}, "data": data}
 
 
 def expected(
@@ -111,6 +115,7 @@ async def test_a_login_is_recorded_in_the_users_tenant(
         user_actor("alice"),
         {"address": ADDRESS, "credential_id": claims_of(token)["jti"]},
     )
+    assert event["data"]["request_id"] == response.headers["x-request-id"]
     assert event["seq"] == 0
     assert await log_of(app, "globex") == []
 

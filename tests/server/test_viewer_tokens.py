@@ -280,7 +280,11 @@ async def test_making_exchanging_revoking_and_reading_are_recorded(
     assert created["data"]["ttl_seconds"] == 120
     assert created["data"]["token_id"] == made["id"]
     assert made["token"] not in orjson.dumps(records).decode()
-    assert records[1]["data"] == {"token_id": made["id"], "new_token_id": exchanged["id"]}
+    assert records[1]["data"] == {
+        "token_id": made["id"],
+        "new_token_id": exchanged["id"],
+        "request_id": records[1]["data"]["request_id"],
+    }
 
 
 @pytest.mark.parametrize(

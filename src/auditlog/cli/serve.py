@@ -1,5 +1,8 @@
 """``auditlog serve``: the service on uvicorn (uvloop + httptools, with a bounded request head).
 
+With ``tls_cert`` it speaks HTTPS, and SIGHUP (or a change of the files) reloads the
+certificate for new connections (``auditlog.server.tls``).
+
 uvicorn owns the signals: on SIGTERM or SIGINT it stops accepting connections, lets in-flight
 requests finish (they wait on their group commit, which the writer keeps serving), then runs
 the lifespan shutdown, which commits anything still queued before the store closes.
@@ -9,17 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 
+from auditlog.cli import logformat
 from auditlog.config import Settings
 from auditlog.server.app import build_app
 from auditlog.server.headlimit import BoundedHttpToolsProtocol
+from auditlog.server.tls import ReloadingTls, TlsFiles
 from auditlog.storage.factory import open_store
 
 #: uvicorn's exit status when the server could not start.
@@ -27,11 +32,18 @@ STARTUP_FAILURE = 3
 
 
 def serve(settings: Settings) -> int:
-    level = getattr(logging, settings.log_level.upper())
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_config = logformat.configure(settings.log_level, settings.log_format)
     # A shorter switch interval lets the event loop take the GIL back from reader threads
     # quickly, which keeps write latency low while queries run.
     sys.setswitchinterval(0.001)
+    tls = (
+        ReloadingTls(
+            TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca),
+            settings.tls_reload_seconds,
+        )
+        if settings.tls_cert
+        else None
+    )
     app = build_app(settings, open_store(settings, serving=True))
     # Requests allocate many short-lived objects that reference counting frees; the cycle
     # collector mostly rescans long-lived ones. Freezing what start-up made and collecting
@@ -52,13 +64,21 @@ def serve(settings: Settings) -> int:
         loop=loop,
         http=BoundedHttpToolsProtocol,
         lifespan="on",
-        access_log=settings.access_log,
+        log_config=log_config,
+        # The application writes the access log itself (auditlog.server.accesslog), with
+        # the route, the request id and the client's address behind trusted proxies.
+        access_log=False,
+        # Forwarding headers are believed by the application, from trusted_proxies only;
+        # uvicorn's own handling would believe X-Forwarded-For from any local peer.
+        proxy_headers=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.shutdown_timeout,
         server_header=False,
         date_header=True,
+        # The listening socket's context; it hands each handshake the newest certificate.
+        ssl_context_factory=(lambda _config, _default: tls.context) if tls else None,
     )
-    server = _DrainingServer(config, app.drain)
+    server = _DrainingServer(config, app.drain, tls)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else STARTUP_FAILURE
@@ -71,9 +91,22 @@ class _DrainingServer(uvicorn.Server):
     streams never finish by themselves, so the application ends them at once.
     """
 
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, on_exit: Callable[[], None], tls: ReloadingTls | None
+    ) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._tls = tls
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._tls is not None and self.started:
+            self._tls.start()  # SIGHUP and the files' changes reload the certificate
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._tls is not None:
+            await self._tls.stop()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_exit()

@@ -13,6 +13,7 @@ from auditlog.metrics import Metrics
 from auditlog.model.credentials import EVENTS_WRITE, Credential
 from auditlog.model.event import Limits
 from auditlog.server import problems
+from auditlog.server.accesslog import access_line
 from auditlog.server.asgi import (
     BodyBudget,
     ClientDisconnected,
@@ -21,7 +22,9 @@ from auditlog.server.asgi import (
     Response,
     Scope,
     Send,
+    StreamingResponse,
 )
+from auditlog.server.forwarded import TrustedProxies
 from auditlog.server.handlers import auth as auth_handlers
 from auditlog.server.handlers import events as event_handlers
 from auditlog.server.handlers import export as export_handlers
@@ -33,6 +36,8 @@ from auditlog.server.handlers import streams as streams_handlers
 from auditlog.server.handlers import ui as ui_handlers
 from auditlog.server.handlers import viewer as viewer_handlers
 from auditlog.server.openapi import openapi_document
+from auditlog.server.requestid import HEADER as REQUEST_ID
+from auditlog.server.requestid import request_id
 from auditlog.server.routing import Router
 from auditlog.service.auth import ApiKeys, Authenticator, bearer_token, require
 from auditlog.service.delivery.deliveries import Deliveries
@@ -47,6 +52,7 @@ from auditlog.service.notifier import Notifier
 from auditlog.service.passwords import Passwords
 from auditlog.service.proofs import LogProofs
 from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBuckets
+from auditlog.service.requestcontext import CURRENT, RequestContext
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.service.streams import StreamAdmin
 from auditlog.service.tokens import Tokens
@@ -111,6 +117,9 @@ class AuditlogApp:
         self._openapi_bytes = openapi_document(self.router.routes)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._metric_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        networks = settings.trusted_networks
+        self._proxies = TrustedProxies(networks, settings.forwarded_header) if networks else None
+        self._access_log = settings.access_log
         self._bodies = BodyBudget(
             settings.max_bodies_bytes,
             settings.retry_after,
@@ -133,38 +142,57 @@ class AuditlogApp:
         started = time.perf_counter()
         request = Request(scope, receive, self._bodies)
         method = request.method
-        # Metrics are labelled by route pattern, so /v1/events/{id} is one series whatever
-        # the id; paths that match no route share the series "unmatched".
-        pattern = "unmatched"
+        headers = request.headers
+        if self._proxies is not None:
+            request.client, scheme = self._proxies.resolve(request.client, headers)
+            if scheme is not None:
+                scope["scheme"] = scheme
+        # The request's id and what becomes known of it, for its log lines and records.
+        context = RequestContext(request_id(headers.get(REQUEST_ID)), request.client, method)
+        current = CURRENT.set(context)
         try:
-            try:
-                route, params = self.router.match(method, request.path)
-                pattern = route.pattern
-                request.path_params = params
-                credential: Credential | None = None
-                if route.scope is not None:
-                    token = bearer_token(request.headers.get("authorization"))
-                    credential = await self.services.auth.authenticate(token)
-                    if route.scope:
-                        require(credential, route.scope)
-                    # A person's limit follows the person, not each token a new login gives.
-                    who = (
-                        credential.principal
-                        if credential.kind == "jwt"
-                        else credential.credential_id
-                    )
-                    self.services.requests.check(
-                        who, "write" if route.scope == EVENTS_WRITE else "read"
-                    )
-                response = await route.handler(request, credential)
-            except ClientDisconnected:
+            response = await self._answer(request, context)
+            if response is None:
                 return
-            except Exception as exc:
-                response = problems.from_exception(exc)
             await response.send(send, head_only=method == "HEAD")
+            seconds = time.perf_counter() - started
+            # Metrics are labelled by route pattern, so /v1/events/{id} is one series
+            # whatever the id; paths that match no route share the series "unmatched".
+            self._observe(context.route, method, response.status, seconds)
+            if self._access_log:
+                access_line(context, response.status, seconds)
         finally:
             request.release()  # answered, the client gone, or cancelled
-        self._observe(pattern, method, response.status, time.perf_counter() - started)
+            CURRENT.reset(current)
+
+    async def _answer(
+        self, request: Request, context: RequestContext
+    ) -> Response | StreamingResponse | None:
+        """The answer to ``request`` (errors as problems), with its ``X-Request-ID``;
+        ``None`` when the client went away first."""
+        try:
+            route, params = self.router.match(request.method, request.path)
+            context.route = route.pattern
+            request.path_params = params
+            credential: Credential | None = None
+            if route.scope is not None:
+                token = bearer_token(request.headers.get("authorization"))
+                credential = await self.services.auth.authenticate(token)
+                context.credential_id = credential.credential_id
+                if route.scope:
+                    require(credential, route.scope)
+                # A person's limit follows the person, not each token a new login gives.
+                who = credential.principal if credential.kind == "jwt" else credential.credential_id
+                self.services.requests.check(
+                    who, "write" if route.scope == EVENTS_WRITE else "read"
+                )
+            response = await route.handler(request, credential)
+        except ClientDisconnected:
+            return None
+        except Exception as exc:
+            response = problems.from_exception(exc)
+        response.headers.append((b"x-request-id", context.request_id.encode("ascii")))
+        return response
 
     def _observe(self, pattern: str, method: str, status: int, seconds: float) -> None:
         # labels() looks its child up by a tuple of strings; keep the children at hand.

@@ -72,12 +72,24 @@ class BodyBudget:
 class Request:
     """One HTTP request: method, path, headers, query parameters and a capped body."""
 
-    __slots__ = ("_body", "_budget", "_headers", "_reserved", "path_params", "receive", "scope")
+    __slots__ = (
+        "_body",
+        "_budget",
+        "_headers",
+        "_reserved",
+        "client",
+        "path_params",
+        "receive",
+        "scope",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, budget: BodyBudget | None = None) -> None:
         self.scope = scope
         self.receive = receive
         self.path_params: dict[str, str] = {}
+        peer = scope.get("client")
+        #: The client's address: the TCP peer's, or the one trusted proxies forwarded.
+        self.client: str = str(peer[0]) if peer else "-"
         self._headers: dict[str, str] | None = None
         self._body: bytes | None = None
         self._budget = budget
@@ -124,11 +136,6 @@ class Request:
             return parse_qsl(text, keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
             raise BadRequest("the query string is not valid percent-encoded UTF-8") from None
-
-    @property
-    def client(self) -> str:
-        client = self.scope.get("client")
-        return str(client[0]) if client else "-"
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refusing (413) one larger than ``limit`` bytes as soon as it shows."""

@@ -30,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from auditlog.server import problems
 from auditlog.server.asgi import DROP_CONNECTION
 from auditlog.server.coalesce import CoalescingTransport
+from auditlog.server.requestid import new_request_id
 
 #: Largest request line plus headers, in bytes. A login token is well under 1 KiB.
 MAX_HEAD_BYTES = 64 * 1024
@@ -106,8 +107,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+        # Its headers were not read: the request gets an id of its own (X-Request-ID).
+        made = new_request_id()
         log.warning(
-            "request head from %s over %d bytes; refused with 431", client, self.max_head_bytes
+            "request head from %s over %d bytes; refused with 431 (request id %s)",
+            client,
+            self.max_head_bytes,
+            made,
         )
         answer = problems.problem(
             431,
@@ -115,7 +121,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             f"the request line and headers are more than {self.max_head_bytes} bytes",
         )
         head = [STATUS_LINE[431]]
-        for name, value in [*self.server_state.default_headers, *answer.headers]:
+        headers = [*self.server_state.default_headers, *answer.headers]
+        for name, value in [*headers, (b"x-request-id", made.encode())]:
             head += [name, b": ", value, b"\r\n"]
         head += [
             b"content-length: ",

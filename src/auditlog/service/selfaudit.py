@@ -22,6 +22,10 @@ What a read record shows of the request (its query parameters, the id asked for)
 client's to choose, so it is bounded: each string up to ``MAX_SHOWN_CHARS`` characters and the
 query up to ``MAX_SHOWN_BYTES`` bytes of JSON, the parameters in order; a record that had to
 be cut says ``"truncated": true``. So every read fits in an event, whatever was sent.
+
+A record made while serving a request carries that request's id in its data
+(``request_id``), the one answered as ``X-Request-ID``, so a record, the server's log lines
+and a client's or proxy's own logs of the same request can be matched up.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from auditlog.model import times
 from auditlog.model.credentials import Credential
 from auditlog.model.event import Limits, NewEvent, Principal, validate_event
 from auditlog.service.ingest import Ingestor
+from auditlog.service.requestcontext import current
 from auditlog.storage.base import AppendRequest, Store
 
 SOURCE = "auditlog"
@@ -99,7 +104,13 @@ class SelfAudit:
     async def record(
         self, tenant: str, type_: str, actor: dict[str, str], outcome: str, data: dict[str, Any]
     ) -> None:
-        """Commit one record to ``tenant``'s log; returns once it is durable."""
+        """Commit one record to ``tenant``'s log; returns once it is durable.
+
+        Made while serving a request, the record's data also holds the request's id.
+        """
+        request = current()
+        if request is not None:
+            data = {**data, "request_id": request.request_id}
         event = audit_event(type_, actor, outcome, data)
         await self._ingestor.submit(AppendRequest(tenant, (event,)))
 

@@ -1,0 +1,103 @@
+"""``auditlog serve --log-format json``: its log read back line by line from a real server,
+with the request's fields on every line written while serving it, an ``X-Request-ID`` on every
+answer (a live stream's too), and no secret anywhere after requests that carried them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from live_server import auditlog, create_key, serving
+
+PASSWORD = "a password for the log test"
+TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+
+
+def test_json_log_lines_carry_the_request_and_no_secret(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    added = auditlog(
+        "users", "add", "alice", "--tenant", "acme", "--scopes", "events:read", "--data", str(data),
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    key = create_key(data, "acme", "events:write,events:read")
+    key_id = key.split("_")[1]
+    flags = ("--log-format", "json", "--access-log", "--log-level", "info")
+    with serving(data, tmp_path / "serve.log", *flags) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            auth = {"Authorization": f"Bearer {key}"}
+            made = http.post(
+                "/v1/events",
+                json={"id": "e1", "type": "t"},
+                headers={**auth, "X-Request-ID": "w-1"},
+            )
+            assert made.status_code == 201
+            assert made.headers["x-request-id"] == "w-1"
+            read = http.get("/v1/events/e1", headers={**auth, "X-Request-ID": "r-1"})
+            assert read.status_code == 200
+            wrong = http.post(
+                "/v1/auth/token", json={"username": "alice", "password": PASSWORD + "x"}
+            )
+            assert wrong.status_code == 401
+            token = http.post("/v1/auth/token", json={"username": "alice", "password": PASSWORD})
+            assert token.status_code == 200
+            jwt = token.json()["access_token"]
+            whoami = http.get("/v1/auth/whoami", headers={"Authorization": f"Bearer {jwt}"})
+            assert whoami.status_code == 200
+            forged = http.get("/v1/events", headers={"Authorization": f"Bearer {key}x"})
+            assert forged.status_code == 401
+            # A live stream's answer carries its id before its first event.
+            with http.stream(
+                "GET", "/v1/events/stream", headers={**auth, "X-Request-ID": "s-1"}
+            ) as live:
+                assert live.status_code == 200
+                assert live.headers["x-request-id"] == "s-1"
+            assert server.terminate() == 0
+        lines = server.log().splitlines()
+
+    parsed: list[dict[str, Any]] = [json.loads(line) for line in lines if line.strip()]
+    assert len(parsed) == len([line for line in lines if line.strip()]), "a line that is not JSON"
+    for line in parsed:
+        assert {"time", "level", "logger", "message"} <= set(line), line
+        assert re.match(TIME, line["time"]), line
+        assert line["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    loggers = {line["logger"] for line in parsed}
+    assert "uvicorn.error" in loggers  # uvicorn's own lines are JSON too
+    access = {line["request_id"]: line for line in parsed if line["logger"] == "auditlog.access"}
+    expected = {
+        "method": "POST",
+        "route": "/v1/events",
+        "status": 201,
+        "client": "127.0.0.1",
+        "credential_id": key_id,
+        "level": "INFO",
+    }
+    assert {k: access["w-1"][k] for k in expected} == expected
+    assert isinstance(access["w-1"]["duration_ms"], float)
+    assert access["r-1"]["route"] == "/v1/events/{id}"  # the pattern, not the path
+    assert access["r-1"]["credential_id"] == key_id
+    assert access["s-1"]["route"] == "/v1/events/stream"
+    by_status = {(line["route"], line["status"]) for line in access.values()}
+    assert ("/v1/auth/token", 401) in by_status
+    assert ("/v1/events", 401) in by_status
+    # The failed login's warning was written while serving it: it carries the request's id.
+    [warning] = [
+        line for line in parsed if line["logger"] == "auditlog.login" and line["level"] == "WARNING"
+    ]
+    assert warning["request_id"] == wrong.headers["x-request-id"]
+    assert warning["route"] == "/v1/auth/token"
+    assert access[wrong.headers["x-request-id"]]["status"] == 401
+    # A login token appears by its jti, which is public (the self-audit records show it).
+    claims = jwt.split(".")[1]
+    jti = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["jti"]
+    assert access[whoami.headers["x-request-id"]]["credential_id"] == jti
+
+    text = "\n".join(lines)
+    secrets = [key, key.rsplit("_", 1)[1], PASSWORD, jwt, jwt.split(".")[2], "Bearer"]
+    for secret in secrets:
+        assert secret not in text, secret
