@@ -99,9 +99,10 @@ class _DrainingServer(uvicorn.Server):
         self._tls = tls
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._tls is not None:
+            # Before the socket listens: a SIGHUP from then on reloads, never kills.
+            self._tls.start()
         await super().startup(sockets)
-        if self._tls is not None and self.started:
-            self._tls.start()  # SIGHUP and the files' changes reload the certificate
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._tls is not None:
