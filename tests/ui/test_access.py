@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from ui.conftest import WAIT_MS, Console, PageProblems, watch
+from ui.conftest import PASSWORD, WAIT_MS, Console, PageProblems, watch
 from ui.steps import open_console, sign_in_with_key, wait_results
 
 pytestmark = pytest.mark.slow
@@ -123,6 +123,24 @@ def test_the_main_flow_works_with_the_keyboard_alone(
     tab_to(page, "#identity button:not([aria-pressed])")
     page.keyboard.press("Enter")
     expect(page.locator(".signin-page")).to_be_visible()
+
+
+def test_signing_in_with_a_password_works_with_the_keyboard_alone(
+    page: Page, console: Console
+) -> None:
+    open_console(page, console)
+    expect(page.get_by_label("Username", exact=True)).to_be_focused()  # where the page starts
+    page.keyboard.press("Enter")  # empty: told what to do, and the focus stays
+    expect(page.locator(".signin").first.get_by_role("alert")).to_have_text(
+        "Enter both your username and your password."
+    )
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Password", exact=True)).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    wait_results(page)
+    expect(page.locator(".whoami")).to_contain_text("alice")
 
 
 #: Every control without an accessible name: its label(s), aria-label(ledby), or its text.
