@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Smoke test of the deployment: the image, deploy/compose.yaml and the load balancer, end to end,
+# on a machine with podman and podman-compose and no registry access needed.
+#
+#   deploy/smoke.sh                 (as root; ~3-6 min cold, ~1-2 min with images cached)
+#   SMOKE_BENCH=1 deploy/smoke.sh   (also wrk: single events through the LB vs one replica direct)
+#
+# 1. Base images: BASE (default the official python:3.12-slim) and the official PostgreSQL and
+#    HAProxy images are used when present or pullable; when not, a Debian base is made with
+#    debootstrap (deploy/images/debootstrap-base.sh) and the service, PostgreSQL and HAProxy
+#    images are built on it from Debian's packages (deploy/images/*.Containerfile).
+# 2. Builds the service's image from the Containerfile (the machine's CA bundle, if any, as
+#    the build secret `ca`) and checks its user, volume, healthcheck and that no secret stayed.
+# 3. Starts deploy/compose.yaml as project $SMOKE_PROJECT, the load balancer on
+#    127.0.0.1:$SMOKE_PORT, and times the cold start to /readyz 200 through it.
+# 4. Makes an API key with the CLI inside a replica; writes and reads an event through the LB.
+# 5. Under load through the LB (retrying unanswered events with the same id): SIGKILLs one
+#    replica and starts it again, then SIGTERMs the other, which must drain and exit 0. Then
+#    checks that every acknowledged event is stored exactly once, and `auditlog verify`.
+# 6. Tears everything down (also on failure or timeout): no container, volume or network of
+#    the project is left. Built images stay in local storage as a cache (SMOKE_RMI=1 removes
+#    the service's image too).
+#
+# Traffic goes to 127.0.0.1 only (and to the Debian mirror / PyPI while building images).
+# The whole run is bounded by SMOKE_TIMEOUT seconds (default 1200).
+#
+# Environment: BASE, POSTGRES_IMAGE, HAPROXY_IMAGE (official images by default),
+# DEBIAN_BASE (localhost/debian-base:bookworm), SMOKE_PROJECT (auditlog-smoke), SMOKE_PORT
+# (18080), SMOKE_APP_PORT (18001, the bench's direct port), SMOKE_CA (a CA bundle for pip;
+# default /etc/ssl/certs/ca-certificates.crt when it exists, "" for none), SMOKE_WORK
+# (/var/tmp/auditlog-smoke: containers.conf and the run's files), SMOKE_LOAD_SECONDS (16),
+# SMOKE_BENCH (0), SMOKE_BENCH_SECONDS (10), SMOKE_RMI (0), CONTAINERS_CONF.
+set -euo pipefail
+
+SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-1200}"
+if [ -z "${SMOKE_UNDER_TIMEOUT:-}" ]; then
+    # bound the whole run; on timeout the EXIT trap below still tears down (up to 2 min more)
+    SMOKE_UNDER_TIMEOUT=1 exec timeout -k 120 "$SMOKE_TIMEOUT" "$0" "$@"
+fi
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPLOY="$ROOT/deploy"
+PROJECT="${SMOKE_PROJECT:-auditlog-smoke}"
+PORT="${SMOKE_PORT:-18080}"
+APP_PORT="${SMOKE_APP_PORT:-18001}"
+WORK="${SMOKE_WORK:-/var/tmp/auditlog-smoke}"
+BASE="${BASE:-docker.io/library/python:3.12-slim}"
+DEBIAN_BASE="${DEBIAN_BASE:-localhost/debian-base:bookworm}"
+POSTGRES_IMAGE="${POSTGRES_IMAGE:-docker.io/library/postgres:16}"
+HAPROXY_IMAGE="${HAPROXY_IMAGE:-docker.io/library/haproxy:2.8}"
+AUDITLOG_IMAGE="localhost/auditlog:smoke"
+LOAD_SECONDS="${SMOKE_LOAD_SECONDS:-16}"
+if [ -z "${SMOKE_CA+set}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+    SMOKE_CA=/etc/ssl/certs/ca-certificates.crt
+fi
+SMOKE_CA="${SMOKE_CA:-}"
+
+started=$(date +%s)
+say() { printf '[%4ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+fail() {
+    say "FAILED: $*"
+    exit 1
+}
+for tool in podman podman-compose python3; do
+    command -v "$tool" >/dev/null || fail "$tool is not installed (apt-get install podman podman-compose)"
+done
+
+mkdir -p "$WORK"
+run="$(mktemp -d "$WORK/run.XXXXXX")"
+if [ -z "${CONTAINERS_CONF:-}" ]; then
+    # runc (crun refuses some hybrid cgroup layouts) and ulimits within the machine's hard
+    # limits: see docs/deploy.md
+    hard_nofile="$(ulimit -Hn)"
+    [ "$hard_nofile" = unlimited ] && hard_nofile=1048576
+    cat >"$WORK/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$hard_nofile:$hard_nofile", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+EOF
+    export CONTAINERS_CONF="$WORK/containers.conf"
+fi
+
+# podman without systemd logs an error about healthcheck timers on every start; drop those
+quiet() { grep -v -e 'systemd connection' -e 'failed to connect to syslog' || true; }
+pm() { podman "$@" 2> >(quiet >&2); }
+
+export POSTGRES_PASSWORD="smoke-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+export AUDITLOG_LOG_ORIGIN="smoke.auditlog.test" AUDITLOG_IMAGE POSTGRES_IMAGE HAPROXY_IMAGE
+export AUDITLOG_BIND=127.0.0.1 AUDITLOG_HTTP_PORT="$PORT" AUDITLOG_APP_PORT="$APP_PORT"
+compose_files=(-f "$DEPLOY/compose.yaml")
+if [ "${SMOKE_BENCH:-0}" = 1 ]; then
+    compose_files+=(-f "$DEPLOY/compose.bench.yaml")
+fi
+compose() { timeout 180 podman-compose -p "$PROJECT" "${compose_files[@]}" "$@" >>"$run/compose.log" 2>&1; }
+ctr() { echo "${PROJECT}_$1_1"; }
+LB="http://127.0.0.1:$PORT"
+
+teardown() {
+    local status=$?
+    trap - EXIT INT TERM
+    set +e
+    if [ "$status" -ne 0 ]; then
+        say "failed (status $status); the containers and their last log lines:"
+        podman ps -a --filter "label=io.podman.compose.project=$PROJECT" \
+            --format '  {{.Names}} {{.Status}}' 2>&1 | quiet
+        for c in db migrate app1 app2 lb; do
+            podman logs --tail 15 "$(ctr "$c")" 2>&1 | quiet | sed "s/^/  $c: /"
+        done
+        tail -n 20 "$run/compose.log" 2>/dev/null | sed 's/^/  compose: /'
+    fi
+    say "tearing down"
+    local label="io.podman.compose.project=$PROJECT" ids vols
+    ids="$(podman ps -aq --filter "label=$label")"
+    vols=""
+    for id in $ids; do
+        vols+=" $(podman inspect --format '{{range .Mounts}}{{if .Name}}{{.Name}} {{end}}{{end}}' "$id" 2>/dev/null)"
+    done
+    compose down -v
+    # podman-compose 1.0.3 leaves anonymous volumes (the image's VOLUME) and the network
+    ids="$(podman ps -aq --filter "label=$label")"
+    [ -n "$ids" ] && podman rm -f -v $ids >/dev/null 2>&1
+    for v in $vols $(podman volume ls -q --filter "label=$label"); do
+        podman volume exists "$v" && podman volume rm -f "$v" >/dev/null 2>&1
+    done
+    podman network exists "${PROJECT}_default" && podman network rm -f "${PROJECT}_default" >/dev/null 2>&1
+    left="$(podman ps -aq --filter "label=$label") $(podman volume ls -q --filter "label=$label")"
+    for v in $vols; do podman volume exists "$v" && left+=" $v"; done
+    podman network exists "${PROJECT}_default" && left+=" ${PROJECT}_default"
+    if [ -n "${left// /}" ]; then
+        say "teardown: LEFT BEHIND: $left"
+        [ "$status" -eq 0 ] && status=1
+    else
+        say "teardown: no container, volume or network of $PROJECT left"
+    fi
+    if [ "${SMOKE_RMI:-0}" = 1 ]; then
+        podman rmi -f "$AUDITLOG_IMAGE" >/dev/null 2>&1
+    fi
+    rm -rf "$run"
+    if [ "$status" -eq 0 ]; then
+        say "smoke test PASSED in $(($(date +%s) - started)) s"
+    else
+        say "smoke test FAILED (status $status) after $(($(date +%s) - started)) s"
+    fi
+    exit "$status"
+}
+trap teardown EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+if [ -n "$(podman ps -aq --filter "label=io.podman.compose.project=$PROJECT")" ]; then
+    fail "containers of project $PROJECT exist already (a run in progress?); set SMOKE_PROJECT"
+fi
+
+# -- 1. base images -----------------------------------------------------------------------
+have_or_pull() {
+    podman image exists "$1" || timeout 300 podman pull -q "$1" >/dev/null 2>&1
+}
+debian_base() {
+    if ! podman image exists "$DEBIAN_BASE"; then
+        command -v debootstrap >/dev/null || fail "debootstrap is not installed"
+        say "making $DEBIAN_BASE with debootstrap"
+        WORK="$WORK" timeout 900 "$DEPLOY/images/debootstrap-base.sh" "$DEBIAN_BASE" 2>&1 |
+            grep -v '^Copying\|^Writing\|^Storing' | sed 's/^/  /'
+    fi
+}
+if have_or_pull "$BASE"; then
+    say "base: $BASE"
+else
+    say "base: $BASE cannot be pulled; using a Debian base made with debootstrap"
+    debian_base
+    BASE="$DEBIAN_BASE"
+fi
+if ! have_or_pull "$POSTGRES_IMAGE"; then
+    debian_base
+    POSTGRES_IMAGE=localhost/postgres:15-debian
+    if ! podman image exists "$POSTGRES_IMAGE"; then
+        say "building $POSTGRES_IMAGE from Debian's postgresql-15"
+        timeout 900 podman build -q -f "$DEPLOY/images/postgres.Containerfile" \
+            --build-arg BASE="$DEBIAN_BASE" -t "$POSTGRES_IMAGE" "$DEPLOY/images" >/dev/null
+    fi
+fi
+if ! have_or_pull "$HAPROXY_IMAGE"; then
+    debian_base
+    HAPROXY_IMAGE=localhost/haproxy:debian
+    if ! podman image exists "$HAPROXY_IMAGE"; then
+        say "building $HAPROXY_IMAGE from Debian's haproxy"
+        timeout 900 podman build -q -f "$DEPLOY/images/haproxy.Containerfile" \
+            --build-arg BASE="$DEBIAN_BASE" -t "$HAPROXY_IMAGE" "$DEPLOY/images" >/dev/null
+    fi
+fi
+say "images: PostgreSQL $POSTGRES_IMAGE, load balancer $HAPROXY_IMAGE"
+
+# -- 2. the service's image ---------------------------------------------------------------
+secret=()
+[ -n "$SMOKE_CA" ] && secret=(--secret "id=ca,src=$SMOKE_CA")
+t0=$(date +%s)
+timeout 900 podman build --format docker --build-arg BASE="$BASE" "${secret[@]}" \
+    -t "$AUDITLOG_IMAGE" "$ROOT" >"$run/build.log" 2>&1 || {
+    tail -n 40 "$run/build.log"
+    fail "building the image"
+}
+size=$(podman image inspect --format '{{.Size}}' "$AUDITLOG_IMAGE")
+say "built $AUDITLOG_IMAGE on $BASE in $(($(date +%s) - t0)) s: $((size / 1000000)) MB"
+podman history --format '{{.Size}}	{{.CreatedBy}}' "$AUDITLOG_IMAGE" | grep -v '^0 B' |
+    cut -c1-100 | sed 's/^/  layer /'
+user=$(podman image inspect --format '{{.Config.User}}' "$AUDITLOG_IMAGE")
+volumes=$(podman image inspect --format '{{range $k, $v := .Config.Volumes}}{{$k}} {{end}}' "$AUDITLOG_IMAGE")
+health=$(podman image inspect --format '{{if .HealthCheck}}{{.HealthCheck.Test}}{{end}}' "$AUDITLOG_IMAGE")
+case "$user" in "" | 0 | 0:* | root | root:*) fail "the image runs as root ('$user')" ;; esac
+[[ "$volumes" == *"/var/lib/auditlog"* ]] || fail "no VOLUME /var/lib/auditlog ($volumes)"
+[[ "$health" == *healthz* ]] || fail "no HEALTHCHECK on /healthz ($health)"
+pm run --rm --entrypoint /bin/sh "$AUDITLOG_IMAGE" -c \
+    'test ! -e /tmp/pip-ca.pem && test -z "$(ls -A /run/secrets 2>/dev/null)" &&
+     test ! -e /opt/auditlog/bin/pip && test ! -e /opt/build' ||
+    fail "the image holds the build secret, pip or the build venv"
+say "image: user $user, volume $volumes, healthcheck on /healthz, no secret, no pip"
+
+# -- 3. the stack -------------------------------------------------------------------------
+t0=$(date +%s.%N)
+compose up -d || fail "podman-compose up (see above)"
+up_s=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
+python3 "$DEPLOY/smoke_load.py" probe "$LB/readyz" --timeout 180 >/dev/null ||
+    fail "/readyz through the load balancer"
+cold=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
+say "compose up: /readyz 200 through the load balancer $cold s after 'up' began (cold: a new database; 'up' itself took $up_s s)"
+for c in app1 app2; do
+    for _ in $(seq 1 60); do
+        pm healthcheck run "$(ctr "$c")" >/dev/null 2>&1 && break
+        sleep 1
+    done
+    pm healthcheck run "$(ctr "$c")" >/dev/null || fail "$c's HEALTHCHECK does not pass"
+done
+[ "$(podman inspect --format '{{.State.ExitCode}} {{.State.Status}}' "$(ctr migrate)")" = "0 exited" ] ||
+    fail "the migrate one-shot did not exit 0"
+say "both replicas pass the image's HEALTHCHECK; migrate exited 0"
+
+# -- 4. a key with the CLI, an event through the load balancer ------------------------------
+key=$(pm exec "$(ctr app1)" auditlog keys create --tenant smoke --scopes admin --name smoke | tail -n 1)
+[[ "$key" == alk_* ]] || fail "auditlog keys create printed no key"
+say "made an admin key for tenant smoke with 'auditlog keys create' inside $(ctr app1)"
+python3 "$DEPLOY/smoke_load.py" roundtrip --url "$LB" --key "$key" | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "write and read through the load balancer"
+
+# -- 5. SIGKILL and SIGTERM under load ------------------------------------------------------
+say "load: 16 threads of single events through the LB for $LOAD_SECONDS s"
+python3 "$DEPLOY/smoke_load.py" write --url "$LB" --key "$key" --seconds "$LOAD_SECONDS" \
+    --threads 16 --retry-window 30 --acked "$run/acked" >"$run/write.log" 2>&1 &
+writer=$!
+sleep 4
+pm kill --signal KILL "$(ctr app2)" >/dev/null
+say "  SIGKILLed $(ctr app2) (exit status $(podman wait "$(ctr app2)" 2>/dev/null))"
+sleep 2
+pm start "$(ctr app2)" >/dev/null
+for _ in $(seq 1 60); do
+    pm healthcheck run "$(ctr app2)" >/dev/null 2>&1 && break
+    sleep 0.5
+done
+say "  started $(ctr app2) again: healthy"
+sleep 2
+t0=$(date +%s.%N)
+pm stop -t 60 "$(ctr app1)" >/dev/null
+stop_s=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
+code=$(podman inspect --format '{{.State.ExitCode}}' "$(ctr app1)")
+podman logs --tail 6 "$(ctr app1)" 2>&1 | quiet | sed 's/^/    app1: /'
+[ "$code" = 0 ] || fail "$(ctr app1) exited $code on SIGTERM (expected 0 after draining)"
+say "  SIGTERM to $(ctr app1) (PID 1, no init): drained and exited 0 in $stop_s s"
+pm start "$(ctr app1)" >/dev/null
+wait "$writer" || { cat "$run/write.log"; fail "the load run"; }
+sed 's/^/  /' "$run/write.log"
+python3 "$DEPLOY/smoke_load.py" check --url "$LB" --key "$key" --acked "$run/acked" | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "acknowledged events missing or stored twice"
+pm exec "$(ctr app2)" auditlog verify --wait 5 >"$run/verify.log" 2>&1 || {
+    cat "$run/verify.log"
+    fail "auditlog verify"
+}
+sed 's/^/  verify: /' "$run/verify.log"
+say "every acknowledged event stored once; auditlog verify: intact"
+
+# -- optional: throughput ------------------------------------------------------------------
+if [ "${SMOKE_BENCH:-0}" = 1 ]; then
+    command -v wrk >/dev/null || fail "SMOKE_BENCH=1 needs wrk"
+    python3 "$DEPLOY/smoke_load.py" probe "http://127.0.0.1:$APP_PORT/readyz" --timeout 60 >/dev/null ||
+        fail "app1 direct on 127.0.0.1:$APP_PORT"
+    bench_s="${SMOKE_BENCH_SECONDS:-10}"
+    say "bench: bench/post_event.lua, wrk -t1 -c64, 2 s warm-up then $bench_s s, alternating"
+    for round in 1 2; do
+        for target in "lb $LB" "direct http://127.0.0.1:$APP_PORT"; do
+            set -- $target
+            AUDITLOG_KEY="$key" wrk -t1 -c64 -d2s -s "$ROOT/bench/post_event.lua" "$2" >/dev/null 2>&1
+            r=$(AUDITLOG_KEY="$key" wrk -t1 -c64 -d"${bench_s}s" -s "$ROOT/bench/post_event.lua" "$2" | grep '^RESULT')
+            say "  round $round $1 ($([ "$1" = lb ] && echo 'HAProxy, 2 replicas' || echo 'app1 alone, no LB')): $r"
+        done
+    done
+fi

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Load and checks for deploy/smoke.sh, with the standard library only (runs on the host).
+
+``write``: THREADS threads post single events, each with its own id, to URL for SECONDS
+seconds, over keep-alive connections. An event whose request fails (connection reset,
+502/503 from the load balancer while a replica dies) is retried with the same id until it is
+answered or the run's retry window ends; ids answered 200/201 are *acknowledged* and written,
+one a line, to ``--acked FILE``. Prints one summary line.
+
+``check``: pages through every event of ``--type`` via ``GET /v1/events`` and checks that each
+acknowledged id is stored exactly once (also that no id is stored twice at all), and that the
+stored seqs are distinct. Exit 1 naming what is wrong.
+
+``roundtrip``: writes one event with an id of its own, then reads it back by id and by a query
+on its type, and checks that both give the stored event.
+
+``probe``: polls URL until it answers 200, printing the seconds it took (exit 1 on timeout).
+
+Traffic goes only where URL points (smoke.sh: 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+
+
+def _conn(url: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(url.hostname, url.port or 80, timeout=15)
+
+
+def write(args: argparse.Namespace) -> int:
+    url = urllib.parse.urlsplit(args.url)
+    headers = {"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"}
+    stop_at = time.monotonic() + args.seconds
+    give_up_at = stop_at + args.retry_window
+    lock = threading.Lock()
+    acked: list[str] = []
+    counts: Counter[str] = Counter()
+
+    def worker(n: int) -> None:
+        conn = _conn(url)
+        i = 0
+        while time.monotonic() < stop_at:
+            event_id = f"{args.prefix}-{n}-{i}"
+            i += 1
+            body = json.dumps(
+                {"id": event_id, "type": args.type, "actor": f"smoke-{n}",
+                 "subject": {"id": f"thing-{i % 97}", "type": "thing"},
+                 "data": {"worker": n, "n": i}}
+            ).encode()
+            while True:
+                try:
+                    conn.request("POST", "/v1/events", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    resp.read()
+                    status = str(resp.status)
+                    if resp.getheader("Connection", "").lower() == "close":
+                        conn.close()
+                        conn = _conn(url)
+                except (OSError, http.client.HTTPException) as exc:
+                    status = type(exc).__name__
+                    conn.close()
+                    conn = _conn(url)
+                with lock:
+                    counts[status] += 1
+                if status in ("200", "201"):
+                    with lock:
+                        acked.append(event_id)
+                    break
+                if status.startswith("4") or time.monotonic() > give_up_at:
+                    break  # not acknowledged; may or may not be stored
+                time.sleep(0.2)
+        conn.close()
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(args.seconds + args.retry_window + 30)
+    elapsed = time.monotonic() - started
+    with open(args.acked, "w") as f:
+        f.writelines(i + "\n" for i in acked)
+    answers = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    print(f"write: {len(acked)} events acknowledged in {elapsed:.1f} s "
+          f"({len(acked) / elapsed:.0f}/s, {args.threads} threads); answers: {answers}")
+    return 0 if acked else 1
+
+
+def check(args: argparse.Namespace) -> int:
+    with open(args.acked) as f:
+        acked = [line.strip() for line in f if line.strip()]
+    seen: Counter[str] = Counter()
+    seqs: Counter[int] = Counter()
+    cursor = None
+    pages = 0
+    while True:
+        params = {"type": args.type, "limit": "1000", "order": "asc"}
+        if cursor:
+            params["cursor"] = cursor
+        req = urllib.request.Request(
+            f"{args.url}/v1/events?{urllib.parse.urlencode(params)}",
+            headers={"Authorization": f"Bearer {args.key}"},
+        )
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    page = json.load(resp)
+                break
+            except (OSError, urllib.error.HTTPError):
+                if attempt == 4:
+                    raise
+                time.sleep(1)
+        pages += 1
+        for ev in page["events"]:
+            seen[ev["id"]] += 1
+            seqs[ev["seq"]] += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    problems = []
+    missing = [i for i in acked if seen[i] == 0]
+    twice = [i for i, c in seen.items() if c > 1]
+    seq_twice = [s for s, c in seqs.items() if c > 1]
+    if missing:
+        problems.append(f"{len(missing)} acknowledged events not stored, e.g. {missing[:3]}")
+    if twice:
+        problems.append(f"{len(twice)} ids stored more than once, e.g. {twice[:3]}")
+    if seq_twice:
+        problems.append(f"{len(seq_twice)} seqs stored more than once, e.g. {seq_twice[:3]}")
+    unacked = len(seen) - len(set(acked) & set(seen))
+    print(f"check: {len(acked)} acknowledged, {sum(seen.values())} stored ({pages} pages, "
+          f"{unacked} stored without an answer), each acknowledged id stored once: "
+          f"{'no' if problems else 'yes'}")
+    for p in problems:
+        print(f"check: FAILED: {p}")
+    return 1 if problems else 0
+
+
+def _call(method: str, url: str, key: str, body: bytes | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, {"error": exc.read().decode(errors="replace")[:300]}
+
+
+def roundtrip(args: argparse.Namespace) -> int:
+    event_id = f"roundtrip-{time.time_ns()}"
+    event = {"id": event_id, "type": "smoke.roundtrip", "actor": "smoke",
+             "subject": {"id": "inv-42", "type": "invoice"}, "data": {"amount": 120}}
+    status, stored = _call("POST", f"{args.url}/v1/events", args.key, json.dumps(event).encode())
+    if status != 201:
+        print(f"roundtrip: FAILED: POST /v1/events answered {status}: {stored}")
+        return 1
+    status, by_id = _call("GET", f"{args.url}/v1/events/{event_id}", args.key)
+    query = urllib.parse.urlencode({"type": "smoke.roundtrip", "data.amount[gte]": "100"})
+    qstatus, page = _call("GET", f"{args.url}/v1/events?{query}", args.key)
+    found = [e for e in page.get("events", []) if e.get("id") == event_id]
+    if status != 200 or by_id != stored or qstatus != 200 or found != [stored]:
+        print(f"roundtrip: FAILED: by id {status} {by_id}; query {qstatus} {found}")
+        return 1
+    print(f"roundtrip: event {event_id} stored at seq {stored['seq']}, read back by id and by a query")
+    return 0
+
+
+def probe(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    while time.monotonic() - started < args.timeout:
+        try:
+            with urllib.request.urlopen(args.url, timeout=2) as resp:
+                if resp.status == 200:
+                    print(f"{time.monotonic() - started:.2f}")
+                    return 0
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.1)
+    print(f"probe: {args.url} did not answer 200 within {args.timeout} s", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("write")
+    w.add_argument("--url", required=True)
+    w.add_argument("--key", required=True)
+    w.add_argument("--seconds", type=float, default=15)
+    w.add_argument("--threads", type=int, default=16)
+    w.add_argument("--retry-window", type=float, default=20)
+    w.add_argument("--type", default="smoke.load")
+    w.add_argument("--prefix", default="smoke")
+    w.add_argument("--acked", required=True)
+    c = sub.add_parser("check")
+    c.add_argument("--url", required=True)
+    c.add_argument("--key", required=True)
+    c.add_argument("--type", default="smoke.load")
+    c.add_argument("--acked", required=True)
+    t = sub.add_parser("roundtrip")
+    t.add_argument("--url", required=True)
+    t.add_argument("--key", required=True)
+    r = sub.add_parser("probe")
+    r.add_argument("url")
+    r.add_argument("--timeout", type=float, default=180)
+    args = p.parse_args()
+    return {"write": write, "check": check, "roundtrip": roundtrip, "probe": probe}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
