@@ -14,6 +14,11 @@ stored seqs are distinct. Exit 1 naming what is wrong.
 ``roundtrip``: writes one event with an id of its own, then reads it back by id and by a query
 on its type, and checks that both give the stored event.
 
+``proxy``: a failed login through the load balancer that claims, in ``X-Forwarded-For``, to
+come from 203.0.113.9, with an ``X-Request-ID`` of its own: the answer must carry the request
+id back, and the service's ``auditlog.login.failed`` record of it must hold the request id and
+an address that is not the one claimed (the load balancer replaces the header).
+
 ``probe``: polls URL until it answers 200, printing the seconds it took (exit 1 on timeout).
 
 Traffic goes only where URL points (smoke.sh: 127.0.0.1).
@@ -177,6 +182,38 @@ def roundtrip(args: argparse.Namespace) -> int:
     return 0
 
 
+def proxy(args: argparse.Namespace) -> int:
+    spoofed = "203.0.113.9"
+    request_id = f"smoke-proxy-{time.time_ns()}"
+    req = urllib.request.Request(
+        f"{args.url}/v1/auth/token", method="POST",
+        data=json.dumps({"username": args.user, "password": "not-the-password"}).encode(),
+        headers={"Content-Type": "application/json", "X-Forwarded-For": spoofed,
+                 "Forwarded": f"for={spoofed}", "X-Request-ID": request_id},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            status, echoed = resp.status, resp.getheader("X-Request-ID")
+    except urllib.error.HTTPError as exc:
+        status, echoed = exc.code, exc.headers.get("X-Request-ID")
+    if status != 401 or echoed != request_id:
+        print(f"proxy: FAILED: a wrong password answered {status}, X-Request-ID {echoed!r}")
+        return 1
+    query = urllib.parse.urlencode({"type": "auditlog.login.failed", "order": "desc", "limit": "50"})
+    qstatus, page = _call("GET", f"{args.url}/v1/events?{query}", args.key)
+    records = [e for e in page.get("events", []) if e["data"].get("request_id") == request_id]
+    if qstatus != 200 or len(records) != 1:
+        print(f"proxy: FAILED: no auditlog.login.failed record with request id {request_id}")
+        return 1
+    address = records[0]["data"].get("address")
+    if address in (None, spoofed):
+        print(f"proxy: FAILED: the record holds the address {address!r}")
+        return 1
+    print(f"proxy: a login claiming to come from {spoofed} was recorded from {address}, "
+          f"the address the load balancer saw; X-Request-ID {request_id} came back and is in the record")
+    return 0
+
+
 def probe(args: argparse.Namespace) -> int:
     started = time.monotonic()
     while time.monotonic() - started < args.timeout:
@@ -212,11 +249,15 @@ def main() -> int:
     t = sub.add_parser("roundtrip")
     t.add_argument("--url", required=True)
     t.add_argument("--key", required=True)
+    x = sub.add_parser("proxy")
+    x.add_argument("--url", required=True)
+    x.add_argument("--key", required=True)
+    x.add_argument("--user", required=True)
     r = sub.add_parser("probe")
     r.add_argument("url")
     r.add_argument("--timeout", type=float, default=180)
     args = p.parse_args()
-    return {"write": write, "check": check, "roundtrip": roundtrip, "probe": probe}[args.cmd](args)
+    return {"write": write, "check": check, "roundtrip": roundtrip, "proxy": proxy, "probe": probe}[args.cmd](args)
 
 
 if __name__ == "__main__":
