@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from live_server import auditlog, create_key, serving
+from live_server import auditlog, child_pids, create_key, serving
 
 PASSWORD = "a password for the log test"
 TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
@@ -57,6 +57,10 @@ def test_json_log_lines_carry_the_request_and_no_secret(tmp_path: Path) -> None:
             ) as live:
                 assert live.status_code == 200
                 assert live.headers["x-request-id"] == "s-1"
+            # The search indexer, a child process, writes its lines as JSON too.
+            [indexer] = child_pids(server.process.pid)
+            argv = Path(f"/proc/{indexer}/cmdline").read_bytes().split(b"\0")
+            assert argv[argv.index(b"--log-format") + 1] == b"json"
             assert server.terminate() == 0
         lines = server.log().splitlines()
 

@@ -20,7 +20,7 @@ from types import FrameType
 
 import uvicorn
 
-from auditlog.cli import logformat
+from auditlog import logformat
 from auditlog.config import Settings
 from auditlog.server.app import build_app
 from auditlog.server.headlimit import BoundedHttpToolsProtocol
@@ -32,7 +32,9 @@ STARTUP_FAILURE = 3
 
 
 def serve(settings: Settings) -> int:
-    log_config = logformat.configure(settings.log_level, settings.log_format)
+    logformat.configure(settings.log_level, settings.log_format)
+    # In JSON, uvicorn's loggers reach the root's handler; in text, they keep their own.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     # A shorter switch interval lets the event loop take the GIL back from reader threads
     # quickly, which keeps write latency low while queries run.
     sys.setswitchinterval(0.001)

@@ -4,7 +4,7 @@ The line names the route by its pattern (``/v1/events/{id}``), never the raw pat
 string, which may carry what a client should not have put there (a viewer token in
 ``/ui/?token=...``); the credential by its public id (an API key's id, a login token's
 ``jti``), never the token. The same fields go to a JSON log line as fields of their own (see
-``auditlog.cli.logformat``): ``status`` and ``duration_ms`` from the record, the rest from the
+``auditlog.logformat``): ``status`` and ``duration_ms`` from the record, the rest from the
 request's context.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from auditlog.service.requestcontext import RequestContext
+from auditlog.requestcontext import RequestContext
 
 log = logging.getLogger("auditlog.access")
 

@@ -12,6 +12,7 @@ from auditlog.config import Settings
 from auditlog.metrics import Metrics
 from auditlog.model.credentials import EVENTS_WRITE, Credential
 from auditlog.model.event import Limits
+from auditlog.requestcontext import CURRENT, RequestContext
 from auditlog.server import problems
 from auditlog.server.accesslog import access_line
 from auditlog.server.asgi import (
@@ -52,7 +53,6 @@ from auditlog.service.notifier import Notifier
 from auditlog.service.passwords import Passwords
 from auditlog.service.proofs import LogProofs
 from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBuckets
-from auditlog.service.requestcontext import CURRENT, RequestContext
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.service.streams import StreamAdmin
 from auditlog.service.tokens import Tokens

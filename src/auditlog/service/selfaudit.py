@@ -37,8 +37,8 @@ import orjson
 from auditlog.model import times
 from auditlog.model.credentials import Credential
 from auditlog.model.event import Limits, NewEvent, Principal, validate_event
+from auditlog.requestcontext import current
 from auditlog.service.ingest import Ingestor
-from auditlog.service.requestcontext import current
 from auditlog.storage.base import AppendRequest, Store
 
 SOURCE = "auditlog"

@@ -1,7 +1,7 @@
 """The search indexer as a child process of ``serve``: started, watched, restarted, stopped.
 
 Both SQL backends build their search index in a process of their own (``python -m
-<module> <target> --parent PID``), so that its Python work never takes the GIL from the
+<module> <target> --parent PID --log-format F``), so that its Python work never takes the GIL from the
 process serving requests. The child exits when its parent goes away or on SIGTERM;
 ``run_loop`` is its main loop.
 """
@@ -34,10 +34,13 @@ class IndexerProcess:
 
     RESTART_DELAY = 1.0
 
-    def __init__(self, module: str, target: str, secret: bool = False) -> None:
+    def __init__(
+        self, module: str, target: str, secret: bool = False, log_format: str = "text"
+    ) -> None:
         self._module = module
         self._target = target
         self._secret = secret
+        self._log_format = log_format
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="al-indexer-watch", daemon=True)
@@ -45,7 +48,10 @@ class IndexerProcess:
     def _spawn(self) -> None:
         target = "-" if self._secret else self._target
         process = subprocess.Popen(
-            [sys.executable, "-m", self._module, target, "--parent", str(os.getpid())],
+            [
+                *(sys.executable, "-m", self._module, target),
+                *("--parent", str(os.getpid()), "--log-format", self._log_format),
+            ],
             stdin=subprocess.PIPE if self._secret else subprocess.DEVNULL,
         )
         if process.stdin is not None:

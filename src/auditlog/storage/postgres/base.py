@@ -156,7 +156,9 @@ class PostgresBase:
             raise database.translate(exc, self._retry, f"opening {self.safe_url}") from exc
         self._pool, self._read_pool = pool, read_pool
         if self._serving:
-            self._indexer = IndexerProcess("auditlog.storage.postgres.indexer", self.url, True)
+            self._indexer = IndexerProcess(
+                "auditlog.storage.postgres.indexer", self.url, True, self._settings.log_format
+            )
             self._indexer.start()
             self._tasks = [
                 asyncio.create_task(self._keep_partitions(), name="auditlog-partitions"),

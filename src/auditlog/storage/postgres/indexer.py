@@ -25,6 +25,7 @@ import time
 import psycopg
 from psycopg.rows import TupleRow
 
+from auditlog import logformat
 from auditlog.storage import numbers
 from auditlog.storage.childprocess import run_loop
 from auditlog.storage.postgres import database, rows
@@ -159,10 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="auditlog PostgreSQL search indexer")
     parser.add_argument("url", help="the store URL, or - to read it from standard input")
     parser.add_argument("--parent", type=int, default=os.getppid())
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure("info", args.log_format)  # as its server's log
     url = sys.stdin.readline().strip() if args.url == "-" else args.url
     return run(url, args.parent)
 

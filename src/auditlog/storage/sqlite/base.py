@@ -158,7 +158,9 @@ class SQLiteBase:
         self._pool = ThreadPoolExecutor(self._settings.read_threads, thread_name_prefix="al-read")
         self._write_thread = _WriteThread()
         if self._indexer_mode == "process":
-            self._indexer = IndexerProcess("auditlog.storage.sqlite.indexer", self.path)
+            self._indexer = IndexerProcess(
+                "auditlog.storage.sqlite.indexer", self.path, log_format=self._settings.log_format
+            )
             self._indexer.start()
 
     def _check_index(self, index: sqlite3.Connection) -> None:

@@ -27,6 +27,7 @@ import sys
 
 import orjson
 
+from auditlog import logformat
 from auditlog.storage import numbers
 from auditlog.storage.childprocess import run_loop
 from auditlog.storage.sqlite import database, querysql, terms
@@ -129,10 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="auditlog SQLite search indexer")
     parser.add_argument("events_path")
     parser.add_argument("--parent", type=int, default=os.getppid())
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure("info", args.log_format)  # as its server's log
     return run(args.events_path, args.parent)
 
 

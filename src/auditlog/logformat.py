@@ -1,4 +1,5 @@
-"""How ``auditlog serve`` writes its log: text lines (the default) or JSON lines for collectors.
+"""How ``auditlog serve`` and its search indexer write their logs: text lines (the default)
+or JSON lines for collectors (``log_format``).
 
 ``json`` writes one JSON object per line to standard error: ``time`` (RFC 3339, UTC,
 microseconds), ``level``, ``logger``, ``message``, and, for a line written while a request
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from auditlog.service.requestcontext import current
+from auditlog.requestcontext import current
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Fields an access line carries on its record (``auditlog.server.accesslog``).
@@ -53,22 +54,16 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def configure(level: str, log_format: str) -> dict[str, Any] | None:
-    """Set up the process's logging; answers the ``log_config`` to give uvicorn.
-
-    Text: lines as ``time LEVEL logger: message``, uvicorn with its own default set-up.
-    JSON: one handler on the root logger, and none of uvicorn's (``None``), so uvicorn's
-    loggers reach the root and are written as JSON too.
-    """
+def configure(level: str, log_format: str) -> None:
+    """Set up the process's logging on standard error: ``time LEVEL logger: message`` lines,
+    or (``json``) one JSON object per line, from every logger, uvicorn's too when it is
+    given no configuration of its own (``log_config=None``)."""
     numeric = getattr(logging, level.upper())
-    if log_format == "json":
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        root = logging.getLogger()
-        root.handlers[:] = [handler]
-        root.setLevel(numeric)
-        return None
-    logging.basicConfig(level=numeric, format=TEXT_FORMAT)
-    from uvicorn.config import LOGGING_CONFIG
-
-    return LOGGING_CONFIG
+    if log_format != "json":
+        logging.basicConfig(level=numeric, format=TEXT_FORMAT)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
