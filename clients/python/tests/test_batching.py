@@ -86,3 +86,22 @@ def test_many_threads_log_at_once_and_each_event_is_stored_once(live: Live, toke
     assert sorted(e["id"] for e in events) == sorted(i for ids in logged for i in ids)
     for n in range(8):  # each thread's events in the order it logged them
         assert [e["id"] for e in events if e["data"]["thread"] == n] == logged[n]
+
+
+def test_several_batches_in_flight_store_each_event_once(live: Live, token: str) -> None:
+    transport = Recording()
+    client = Client(
+        live.url, token, batch_events=100, flush_interval=0.01, max_in_flight=4, transport=transport
+    )
+    try:
+        ids = [client.log("inflight.test", data={"i": i}) for i in range(3000)]
+        assert client.flush(60)
+        assert client.stats().sent == 3000
+        more = [client.log("inflight.test", data={"i": i}) for i in range(3000, 3050)]
+        assert client.flush(60)
+        assert client.stats().sent == 3050
+    finally:
+        client.close()
+    assert all(size <= 100 for size in batch_sizes(transport.writes()))
+    events = stored(live.url, token, type="inflight.test")
+    assert sorted(e["id"] for e in events) == sorted(ids + more)

@@ -41,6 +41,7 @@ class ClientBase:
         timeout: float = 30.0,
         on_error: Callable[[Failure], None] | None = None,
         exit_timeout: float = 5.0,
+        max_in_flight: int = 1,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -64,6 +65,7 @@ class ClientBase:
             on_full=on_full,
             block_timeout=block_timeout,
             exit_timeout=exit_timeout,
+            max_in_flight=max_in_flight,
         )
         self._sender = Sender(
             settings,

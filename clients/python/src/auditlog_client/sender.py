@@ -9,7 +9,9 @@ once; ``on_full="raise"`` raises ``QueueFullError``. Dropped events are counted.
 The sender thread takes a batch once it holds ``batch_events`` events or ``batch_bytes``
 bytes, or ``linger`` seconds after its first event was queued, or at once when a flush
 waits. It sends one batch at a time, in order, so the log holds the events in the order they
-were queued (one producer thread: in the order it logged them). It is a daemon thread,
+were queued (one producer thread: in the order it logged them). With ``max_in_flight`` N > 1,
+N threads send a batch each at once: more events/s where one request at a time leaves the
+service idle between them, but batches may then be stored in another order than queued. It is a daemon thread,
 started with the first event; an ``atexit`` hook flushes what is left for up to
 ``exit_timeout`` seconds when the interpreter ends.
 
@@ -34,7 +36,7 @@ from typing import Literal
 
 import httpx
 
-from auditlog_client.delivery import Deliverer
+from auditlog_client.delivery import Deliverer, Outcome
 from auditlog_client.errors import AuditlogError, ClosedError, QueueFullError
 from auditlog_client.retry import Backoff, RetryPolicy
 from auditlog_client.spool import Spool
@@ -81,12 +83,15 @@ class SenderSettings:
     on_full: OnFull = "block"
     block_timeout: float = 1.0
     exit_timeout: float = 5.0
+    max_in_flight: int = 1
 
     def __post_init__(self) -> None:
         if self.batch_events < 1 or self.batch_bytes < 1 or self.linger < 0:
             raise ValueError("batch_events and batch_bytes must be positive, linger not negative")
         if self.max_queue_events < 1 or self.max_queue_bytes < 1:
             raise ValueError("max_queue_events and max_queue_bytes must be positive")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         if self.on_full not in ("block", "drop", "raise"):
             raise ValueError("on_full must be 'block', 'drop' or 'raise'")
 
@@ -124,14 +129,19 @@ class Sender:
         self._held_events = 0  # queued or in flight
         self._held_bytes = 0
         self._first_at = 0.0  # when the oldest queued event was queued
-        self._taken = 0  # events ever queued
-        self._done = 0  # events ever finished (acknowledged, refused or dropped at close)
-        self._flush_to = 0  # a flush waits until _done reaches this
+        # Events are numbered in queue order from 0: ``_taken`` is the number the next queued
+        # event gets, ``_next_take`` the number of the event at the queue's front, and
+        # ``_in_flight`` maps the first number of each batch being sent to its length.
+        self._taken = 0
+        self._next_take = 0
+        self._in_flight: dict[int, int] = {}
+        self._flush_to = 0  # a flush waits until every event numbered below this is done
         self._closing = False
         self._closed = False
         self._stop = threading.Event()  # ends backoff waits at close
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
         self._sent = self._retried = self._dropped = self._failed = 0
         self._pid = os.getpid()
 
@@ -185,7 +195,7 @@ class Sender:
             self._held_events += 1
             self._held_bytes += size
             self._taken += 1
-            if self._thread is None:
+            if not self._threads:
                 self._ensure_thread()
             elif notify:
                 self._cond.notify_all()
@@ -208,14 +218,20 @@ class Sender:
     # -- the sender thread ---------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
-        if self._thread is None and not self._closed:
-            self._thread = threading.Thread(
+        """Start the sender threads (``max_in_flight`` of them) that are not running."""
+        if self._closed:
+            return
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < self.settings.max_in_flight:
+            thread = threading.Thread(
                 target=_run, args=(weakref.ref(self),), name="auditlog-sender", daemon=True
             )
-            self._thread.start()
+            thread.start()
+            self._threads.append(thread)
 
-    def _take(self) -> list[Item] | None:
-        """The next batch, once it is due; None when closing with nothing left."""
+    def _take(self) -> tuple[int, list[Item]] | None:
+        """The next batch and the number of its first event, once it is due; None when
+        closing with nothing left."""
         s = self.settings
         with self._cond:
             while True:
@@ -224,7 +240,7 @@ class Sender:
                     due = (
                         len(items) >= s.batch_events
                         or self._queued_bytes >= s.batch_bytes
-                        or self._flush_to > self._done
+                        or self._flush_to > self._next_take
                         or self._closing
                     )
                     wait = self._first_at + s.linger - time.monotonic()
@@ -246,36 +262,44 @@ class Sender:
             self._queued_bytes -= size
             if items:
                 self._first_at = time.monotonic()
-            return batch
+            start = self._next_take
+            self._next_take += len(batch)
+            self._in_flight[start] = len(batch)
+            return start, batch
 
-    def _finish(self, acked: list[Item], refused: int, unsent: list[Item]) -> None:
+    def _finish(self, start: int, acked: list[Item], refused: int, unsent: list[Item]) -> None:
         done = len(acked) + refused + len(unsent)
         size = sum(len(i[0]) for i in acked) + sum(len(i[0]) for i in unsent)
         with self._cond:
             self._sent += len(acked)
             self._failed += refused
             self._held_events -= done
-            self._done += done
             self._held_bytes -= size
+            del self._in_flight[start]
             self._cond.notify_all()
+
+    def _flushed(self, target: int) -> bool:
+        """Whether every event numbered below ``target`` is done (held under the lock)."""
+        return self._next_take >= target and all(start >= target for start in self._in_flight)
 
     def _loop(self) -> None:
         deliverer: Deliverer[Item] = Deliverer(
             self._http_client, lambda item: item[0], Backoff(self._policy), self._pause
         )
         while True:
-            batch = self._take()
-            if batch is None:
+            taken = self._take()
+            if taken is None:
                 return
-            try:
-                outcome = deliverer.deliver(batch)
-            except Exception:  # a bug must not kill the thread with events held
-                log.exception("auditlog_client: sending a batch failed unexpectedly")
-                time.sleep(1.0)
-                with self._cond:
-                    self._items.extendleft(reversed(batch))
-                    self._queued_bytes += sum(len(i[0]) for i in batch)
-                continue
+            start, batch = taken
+            while True:
+                try:
+                    outcome = deliverer.deliver(batch)
+                    break
+                except Exception:  # a bug must not kill the thread with events held
+                    log.exception("auditlog_client: sending a batch failed unexpectedly")
+                    if not self._pause(1.0):
+                        outcome = Outcome(unsent=list(batch))
+                        break
             if self._spool is not None:
                 self._spool.remove([i[1] for i in outcome.acked if i[1] is not None])
             refused_size = 0
@@ -286,7 +310,7 @@ class Sender:
             with self._cond:
                 self._retried += outcome.retried
                 self._held_bytes -= refused_size
-            self._finish(outcome.acked, len(outcome.refused), outcome.unsent)
+            self._finish(start, outcome.acked, len(outcome.refused), outcome.unsent)
             self._report([(item[0], error) for item, error in outcome.refused])
 
     def _report(self, refused: list[tuple[bytes, AuditlogError]]) -> None:
@@ -309,9 +333,10 @@ class Sender:
         return not self._stop.wait(seconds)
 
     def _http_client(self) -> httpx.Client:
-        if self._http is None:
-            self._http = self._make_http()
-        return self._http
+        with self._http_lock:
+            if self._http is None:
+                self._http = self._make_http()
+            return self._http
 
     # -- flush, close, stats -------------------------------------------------------------------
 
@@ -323,20 +348,14 @@ class Sender:
             target = self._taken
             self._flush_to = max(self._flush_to, target)
             self._cond.notify_all()
-            while self._done < target:
-                if self._thread is None or not self._thread.is_alive():
-                    self._ensure_thread_locked_restart()
+            while not self._flushed(target):
+                if self._items and not any(t.is_alive() for t in self._threads):
+                    self._ensure_thread()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._cond.wait(remaining if remaining is None else min(remaining, 1.0))
         return True
-
-    def _ensure_thread_locked_restart(self) -> None:
-        if self._thread is not None and not self._thread.is_alive():
-            self._thread = None
-        if self._items:
-            self._ensure_thread()
 
     def close(self, timeout: float | None = None) -> bool:
         """Send what is queued (waiting up to ``timeout`` seconds), stop the thread, close
@@ -348,9 +367,9 @@ class Sender:
             self._closing = True
             self._cond.notify_all()
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5.0)
         self._closed = True
         if self._http is not None:
             self._http.close()
