@@ -13,6 +13,7 @@ Scenarios (each run in a fresh process state; ``--runs`` runs each, the median r
   thread logs ``--events`` events as fast as ``log`` takes them (``on_full="block"``), then
   ``flush``: events/s stored (from the first ``log`` to the end of the flush), checked
   against the server's database, and the latency of each ``log`` while the sender is busy.
+  ``--in-flight N`` lets the client send N batches at once (its ``max_in_flight``).
 * ``raw``: no client: the same events, encoded beforehand, posted by plain httpx in batches
   of ``--batch-events`` (500), one request at a time as the sender sends them: the bound the
   sender works under on this machine.
@@ -130,6 +131,7 @@ def deliver(args: argparse.Namespace, paced: bool) -> dict[str, float]:
                 token,
                 on_full="block",
                 block_timeout=60,
+                max_in_flight=args.in_flight,
                 **({"batch_events": args.batch_events} if args.batch_events else {}),
             )
             count = int(args.rate * args.seconds) if paced else args.events
@@ -219,6 +221,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5000.0, help="events/s of 'paced'")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of 'paced'")
     parser.add_argument("--batch-events", type=int, default=None, help="the client's batch_events")
+    parser.add_argument("--in-flight", type=int, default=1, help="the client's max_in_flight")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument("--max-noise", type=float, default=8.0)
