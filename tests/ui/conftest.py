@@ -182,12 +182,19 @@ class PageProblems:
 
     def unexpected(self) -> list[str]:
         errors = [e for e in self.console_errors if not any(p.search(e) for p in self.allowed)]
-        return (
+        found = (
             [f"console error: {e}" for e in errors]
             + [f"uncaught: {e}" for e in self.exceptions]
             + [f"CSP violation: {e}" for e in self.csp]
             + [f"request beyond the server: {u}" for u in self.foreign]
         )
+        if any("ERR_NETWORK_CHANGED" in e for e in errors):
+            found.append(
+                "(ERR_NETWORK_CHANGED: a network interface of this machine came or went during "
+                "the test, as when another process starts or stops a container, and Chromium "
+                "aborted the page's requests, even to 127.0.0.1; not the console's doing)"
+            )
+        return found
 
 
 def watch(page: Page, problems: PageProblems) -> PageProblems:
