@@ -18,7 +18,7 @@ import orjson
 
 from auditlog import __version__
 from auditlog.server.openapi.operation import JSON, Operation, ref
-from auditlog.server.openapi.responses import HEADERS, PROBLEM_SCHEMA, PROBLEMS
+from auditlog.server.openapi.responses import HEADERS, PROBLEM_SCHEMA, PROBLEMS, REQUEST_ID
 from auditlog.server.openapi.schemas import SCHEMAS
 from auditlog.server.routing import Route
 
@@ -59,7 +59,10 @@ DESCRIPTION = (
     "Each credential may make `write_burst` writes at once and `write_rate` a second after "
     "that, and likewise reads; past them 429 with `Retry-After`. A request line and headers "
     "over 64 KiB are refused with 431 and the connection closed. The service records logins "
-    "and reads of the log as events (types `auditlog.*`) in the tenant's own log."
+    "and reads of the log as events (types `auditlog.*`) in the tenant's own log.\n\n"
+    "Every answer carries `X-Request-ID`: the one the request sent when it is 1-128 visible "
+    "ASCII characters, else one made; the self-audit records of the request hold it as "
+    "`data.request_id`."
 )
 
 
@@ -74,7 +77,7 @@ def _doc(route: Route) -> Operation:
 
 
 def _operation(route: Route, doc: Operation) -> JSON:
-    responses: JSON = dict(doc.responses)
+    responses: JSON = {status: _with_request_id(answer) for status, answer in doc.responses.items()}
     for status in doc.errors:
         responses[str(status)] = ref("responses", PROBLEMS[status][0])
     if route.authenticated and 401 not in doc.errors:
@@ -102,6 +105,14 @@ def _operation(route: Route, doc: Operation) -> JSON:
         operation["requestBody"] = doc.request_body
     operation["responses"] = responses
     return operation
+
+
+def _with_request_id(answer: JSON) -> JSON:
+    """An answer of the operation's own, with the ``X-Request-ID`` every answer carries."""
+    if "$ref" in answer:
+        return answer
+    headers = {**answer.get("headers", {}), REQUEST_ID: ref("headers", "RequestId")}
+    return {**answer, "headers": headers}
 
 
 def _schemas(docs: Sequence[tuple[Route, Operation]]) -> dict[str, JSON]:

@@ -47,6 +47,9 @@ PROBLEM_SCHEMA: JSON = {
     "required": ["type", "title", "status", "detail"],
 }
 
+#: The header every answer carries.
+REQUEST_ID = "X-Request-ID"
+
 HEADERS: dict[str, JSON] = {
     "Location": {
         "description": "The path of the stored event (when one event was sent).",
@@ -67,6 +70,13 @@ HEADERS: dict[str, JSON] = {
         "required": True,
         "schema": {"type": "string"},
     },
+    "RequestId": {
+        "description": "The request's id: the `X-Request-ID` it sent when that is 1-128 visible "
+        "ASCII characters, else one the server made (32 hex digits). The server's log lines "
+        "and the self-audit records of the request carry it too.",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    },
     "CacheControl": {
         "description": "`no-store`: an answer holding a token must not be cached.",
         "required": True,
@@ -80,8 +90,8 @@ def _problem(description: str, headers: dict[str, str] | None = None) -> JSON:
         "description": description,
         "content": {PROBLEM_JSON: {"schema": schema_ref("Problem")}},
     }
-    if headers:
-        out["headers"] = {name: ref("headers", header) for name, header in headers.items()}
+    named = {**(headers or {}), REQUEST_ID: "RequestId"}
+    out["headers"] = {name: ref("headers", header) for name, header in named.items()}
     return out
 
 
