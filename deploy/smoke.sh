@@ -179,7 +179,11 @@ if ! have_or_pull "$POSTGRES_IMAGE"; then
     if ! podman image exists "$POSTGRES_IMAGE"; then
         say "building $POSTGRES_IMAGE from Debian's postgresql-15"
         timeout 900 podman build -q -f "$DEPLOY/images/postgres.Containerfile" \
-            --build-arg BASE="$DEBIAN_BASE" -t "$POSTGRES_IMAGE" "$DEPLOY/images" >/dev/null
+            --build-arg BASE="$DEBIAN_BASE" -t "$POSTGRES_IMAGE" "$DEPLOY/images" \
+            >"$run/postgres-build.log" 2>&1 || {
+            tail -n 30 "$run/postgres-build.log"
+            fail "building $POSTGRES_IMAGE"
+        }
     fi
 fi
 if ! have_or_pull "$HAPROXY_IMAGE"; then
@@ -188,7 +192,11 @@ if ! have_or_pull "$HAPROXY_IMAGE"; then
     if ! podman image exists "$HAPROXY_IMAGE"; then
         say "building $HAPROXY_IMAGE from Debian's haproxy"
         timeout 900 podman build -q -f "$DEPLOY/images/haproxy.Containerfile" \
-            --build-arg BASE="$DEBIAN_BASE" -t "$HAPROXY_IMAGE" "$DEPLOY/images" >/dev/null
+            --build-arg BASE="$DEBIAN_BASE" -t "$HAPROXY_IMAGE" "$DEPLOY/images" \
+            >"$run/haproxy-build.log" 2>&1 || {
+            tail -n 30 "$run/haproxy-build.log"
+            fail "building $HAPROXY_IMAGE"
+        }
     fi
 fi
 say "images: PostgreSQL $POSTGRES_IMAGE, load balancer $HAPROXY_IMAGE"
@@ -276,7 +284,8 @@ t0=$(date +%s.%N)
 pm stop -t 60 "$(ctr app1)" >/dev/null
 stop_s=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
 code=$(podman inspect --format '{{.State.ExitCode}}' "$(ctr app1)")
-podman logs --tail 6 "$(ctr app1)" 2>&1 | quiet | sed 's/^/    app1: /'
+podman logs --tail 6 "$(ctr app1)" 2>&1 | quiet |
+    sed -E 's/^\{"time":"([^"]*)".*"message":"([^"]*)".*/\1 \2/; s/^/    app1: /'
 [ "$code" = 0 ] || fail "$(ctr app1) exited $code on SIGTERM (expected 0 after draining)"
 say "  SIGTERM to $(ctr app1) (PID 1, no init): drained and exited 0 in $stop_s s"
 pm start "$(ctr app1)" >/dev/null
@@ -297,13 +306,24 @@ if [ "${SMOKE_BENCH:-0}" = 1 ]; then
     python3 "$DEPLOY/smoke_load.py" probe "http://127.0.0.1:$APP_PORT/readyz" --timeout 60 >/dev/null ||
         fail "app1 direct on 127.0.0.1:$APP_PORT"
     bench_s="${SMOKE_BENCH_SECONDS:-10}"
+    # the machine's busy CPU (all processes, in cores) since the previous call
+    cpu_mark() { read -r _ u n s i w q sq st _ </proc/stat; echo "$((u + n + s + q + sq + st)) $((u + n + s + q + sq + st + i + w))"; }
+    cpu_since() {
+        local now
+        now=$(cpu_mark)
+        python3 -c "import os,sys; b0,t0,b1,t1=map(int,sys.argv[1:]); print(f'{(b1-b0)/(t1-t0)*os.cpu_count():.2f}')" $1 $now
+    }
+    m=$(cpu_mark)
+    sleep 3
+    say "bench: machine busy before (stack idle): $(cpu_since "$m") of $(nproc) cores"
     say "bench: bench/post_event.lua, wrk -t1 -c64, 2 s warm-up then $bench_s s, alternating"
     for round in 1 2; do
         for target in "lb $LB" "direct http://127.0.0.1:$APP_PORT"; do
             set -- $target
             AUDITLOG_KEY="$key" wrk -t1 -c64 -d2s -s "$ROOT/bench/post_event.lua" "$2" >/dev/null 2>&1
+            m=$(cpu_mark)
             r=$(AUDITLOG_KEY="$key" wrk -t1 -c64 -d"${bench_s}s" -s "$ROOT/bench/post_event.lua" "$2" | grep '^RESULT')
-            say "  round $round $1 ($([ "$1" = lb ] && echo 'HAProxy, 2 replicas' || echo 'app1 alone, no LB')): $r"
+            say "  round $round $1 ($([ "$1" = lb ] && echo 'HAProxy, 2 replicas' || echo 'app1 alone, no LB')): $r cpu_cores_busy=$(cpu_since "$m")"
         done
     done
 fi

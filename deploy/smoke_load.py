@@ -38,6 +38,17 @@ import urllib.request
 from collections import Counter
 
 
+def _request(url: str, **kwargs: object) -> urllib.request.Request:
+    """A request to a plain-HTTP URL (smoke.sh's are all http://127.0.0.1:...)."""
+    if not url.startswith("http://"):
+        raise ValueError(f"expected an http:// URL, got {url!r}")
+    return urllib.request.Request(url, **kwargs)  # type: ignore[arg-type]  # noqa: S310
+
+
+def _urlopen(req: urllib.request.Request, timeout: float) -> http.client.HTTPResponse:
+    return urllib.request.urlopen(req, timeout=timeout)  # type: ignore[no-any-return]  # noqa: S310
+
+
 def _conn(url: urllib.parse.SplitResult) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(url.hostname, url.port or 80, timeout=15)
 
@@ -58,9 +69,13 @@ def write(args: argparse.Namespace) -> int:
             event_id = f"{args.prefix}-{n}-{i}"
             i += 1
             body = json.dumps(
-                {"id": event_id, "type": args.type, "actor": f"smoke-{n}",
-                 "subject": {"id": f"thing-{i % 97}", "type": "thing"},
-                 "data": {"worker": n, "n": i}}
+                {
+                    "id": event_id,
+                    "type": args.type,
+                    "actor": f"smoke-{n}",
+                    "subject": {"id": f"thing-{i % 97}", "type": "thing"},
+                    "data": {"worker": n, "n": i},
+                }
             ).encode()
             while True:
                 try:
@@ -96,8 +111,10 @@ def write(args: argparse.Namespace) -> int:
     with open(args.acked, "w") as f:
         f.writelines(i + "\n" for i in acked)
     answers = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-    print(f"write: {len(acked)} events acknowledged in {elapsed:.1f} s "
-          f"({len(acked) / elapsed:.0f}/s, {args.threads} threads); answers: {answers}")
+    print(
+        f"write: {len(acked)} events acknowledged in {elapsed:.1f} s "
+        f"({len(acked) / elapsed:.0f}/s, {args.threads} threads); answers: {answers}"
+    )
     return 0 if acked else 1
 
 
@@ -112,13 +129,13 @@ def check(args: argparse.Namespace) -> int:
         params = {"type": args.type, "limit": "1000", "order": "asc"}
         if cursor:
             params["cursor"] = cursor
-        req = urllib.request.Request(
+        req = _request(
             f"{args.url}/v1/events?{urllib.parse.urlencode(params)}",
             headers={"Authorization": f"Bearer {args.key}"},
         )
         for attempt in range(5):
             try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
+                with _urlopen(req, timeout=30) as resp:
                     page = json.load(resp)
                 break
             except (OSError, urllib.error.HTTPError):
@@ -143,9 +160,11 @@ def check(args: argparse.Namespace) -> int:
     if seq_twice:
         problems.append(f"{len(seq_twice)} seqs stored more than once, e.g. {seq_twice[:3]}")
     unacked = len(seen) - len(set(acked) & set(seen))
-    print(f"check: {len(acked)} acknowledged, {sum(seen.values())} stored ({pages} pages, "
-          f"{unacked} stored without an answer), each acknowledged id stored once: "
-          f"{'no' if problems else 'yes'}")
+    print(
+        f"check: {len(acked)} acknowledged, {sum(seen.values())} stored ({pages} pages, "
+        f"{unacked} stored without an answer), each acknowledged id stored once: "
+        f"{'no' if problems else 'yes'}"
+    )
     for p in problems:
         print(f"check: FAILED: {p}")
     return 1 if problems else 0
@@ -155,9 +174,9 @@ def _call(method: str, url: str, key: str, body: bytes | None = None) -> tuple[i
     headers = {"Authorization": f"Bearer {key}"}
     if body is not None:
         headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    req = _request(url, data=body, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
+        with _urlopen(req, timeout=15) as resp:
             return resp.status, json.load(resp)
     except urllib.error.HTTPError as exc:
         return exc.code, {"error": exc.read().decode(errors="replace")[:300]}
@@ -165,8 +184,13 @@ def _call(method: str, url: str, key: str, body: bytes | None = None) -> tuple[i
 
 def roundtrip(args: argparse.Namespace) -> int:
     event_id = f"roundtrip-{time.time_ns()}"
-    event = {"id": event_id, "type": "smoke.roundtrip", "actor": "smoke",
-             "subject": {"id": "inv-42", "type": "invoice"}, "data": {"amount": 120}}
+    event = {
+        "id": event_id,
+        "type": "smoke.roundtrip",
+        "actor": "smoke",
+        "subject": {"id": "inv-42", "type": "invoice"},
+        "data": {"amount": 120},
+    }
     status, stored = _call("POST", f"{args.url}/v1/events", args.key, json.dumps(event).encode())
     if status != 201:
         print(f"roundtrip: FAILED: POST /v1/events answered {status}: {stored}")
@@ -178,28 +202,37 @@ def roundtrip(args: argparse.Namespace) -> int:
     if status != 200 or by_id != stored or qstatus != 200 or found != [stored]:
         print(f"roundtrip: FAILED: by id {status} {by_id}; query {qstatus} {found}")
         return 1
-    print(f"roundtrip: event {event_id} stored at seq {stored['seq']}, read back by id and by a query")
+    print(
+        f"roundtrip: event {event_id} stored at seq {stored['seq']}, read back by id and by a query"
+    )
     return 0
 
 
 def proxy(args: argparse.Namespace) -> int:
     spoofed = "203.0.113.9"
     request_id = f"smoke-proxy-{time.time_ns()}"
-    req = urllib.request.Request(
-        f"{args.url}/v1/auth/token", method="POST",
+    req = _request(
+        f"{args.url}/v1/auth/token",
+        method="POST",
         data=json.dumps({"username": args.user, "password": "not-the-password"}).encode(),
-        headers={"Content-Type": "application/json", "X-Forwarded-For": spoofed,
-                 "Forwarded": f"for={spoofed}", "X-Request-ID": request_id},
+        headers={
+            "Content-Type": "application/json",
+            "X-Forwarded-For": spoofed,
+            "Forwarded": f"for={spoofed}",
+            "X-Request-ID": request_id,
+        },
     )
     try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
+        with _urlopen(req, timeout=15) as resp:
             status, echoed = resp.status, resp.getheader("X-Request-ID")
     except urllib.error.HTTPError as exc:
         status, echoed = exc.code, exc.headers.get("X-Request-ID")
     if status != 401 or echoed != request_id:
         print(f"proxy: FAILED: a wrong password answered {status}, X-Request-ID {echoed!r}")
         return 1
-    query = urllib.parse.urlencode({"type": "auditlog.login.failed", "order": "desc", "limit": "50"})
+    query = urllib.parse.urlencode(
+        {"type": "auditlog.login.failed", "order": "desc", "limit": "50"}
+    )
     qstatus, page = _call("GET", f"{args.url}/v1/events?{query}", args.key)
     records = [e for e in page.get("events", []) if e["data"].get("request_id") == request_id]
     if qstatus != 200 or len(records) != 1:
@@ -209,8 +242,10 @@ def proxy(args: argparse.Namespace) -> int:
     if address in (None, spoofed):
         print(f"proxy: FAILED: the record holds the address {address!r}")
         return 1
-    print(f"proxy: a login claiming to come from {spoofed} was recorded from {address}, "
-          f"the address the load balancer saw; X-Request-ID {request_id} came back and is in the record")
+    print(
+        f"proxy: a login claiming to come from {spoofed} was recorded from {address}, "
+        f"the address the load balancer saw; X-Request-ID {request_id} came back and is in the record"
+    )
     return 0
 
 
@@ -218,7 +253,7 @@ def probe(args: argparse.Namespace) -> int:
     started = time.monotonic()
     while time.monotonic() - started < args.timeout:
         try:
-            with urllib.request.urlopen(args.url, timeout=2) as resp:
+            with _urlopen(_request(args.url), timeout=2) as resp:
                 if resp.status == 200:
                     print(f"{time.monotonic() - started:.2f}")
                     return 0
@@ -230,7 +265,9 @@ def probe(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write")
     w.add_argument("--url", required=True)
@@ -257,7 +294,9 @@ def main() -> int:
     r.add_argument("url")
     r.add_argument("--timeout", type=float, default=180)
     args = p.parse_args()
-    return {"write": write, "check": check, "roundtrip": roundtrip, "proxy": proxy, "probe": probe}[args.cmd](args)
+    return {"write": write, "check": check, "roundtrip": roundtrip, "proxy": proxy, "probe": probe}[
+        args.cmd
+    ](args)
 
 
 if __name__ == "__main__":
