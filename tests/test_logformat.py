@@ -1,21 +1,66 @@
-"""``auditlog serve --log-format json``: its log read back line by line from a real server,
-with the request's fields on every line written while serving it, an ``X-Request-ID`` on every
-answer (a live stream's too), and no secret anywhere after requests that carried them."""
+"""``auditlog.logformat``: the JSON formatter on its own, and ``auditlog serve --log-format
+json``'s log read back line by line from a real server, with the request's fields on every line
+written while serving it, an ``X-Request-ID`` on every answer (a live stream's too), and no
+secret anywhere after requests that carried them."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from auditlog.logformat import JsonFormatter
+from auditlog.requestcontext import CURRENT, RequestContext
 from live_server import auditlog, child_pids, create_key, serving
 
 PASSWORD = "a password for the log test"
 TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+
+
+def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    made = logging.LogRecord("auditlog.test", logging.WARNING, __file__, 1, message, args, None)
+    made.__dict__.update(extra)
+    return made
+
+
+def test_a_line_outside_a_request_has_the_four_fields() -> None:
+    line = json.loads(JsonFormatter().format(record("%s of %d", "one", 2)))
+    assert set(line) == {"time", "level", "logger", "message"}
+    assert line["message"] == "one of 2"
+    assert line["level"] == "WARNING"
+    assert line["logger"] == "auditlog.test"
+    assert re.match(TIME, line["time"])
+
+
+def test_a_line_inside_a_request_has_its_fields_and_a_traceback() -> None:
+    context = RequestContext("rid-1", "198.51.100.1", "GET", "/v1/events/{id}", "K1")
+    token = CURRENT.set(context)
+    try:
+        try:
+            raise ValueError("boom\nsecond line")
+        except ValueError:
+            failed = record("failed", status=500, duration_ms=1.5)
+            failed.exc_info = sys.exc_info()
+        text = JsonFormatter().format(failed)
+    finally:
+        CURRENT.reset(token)
+    assert "\n" not in text  # one line, whatever the message or traceback holds
+    line = json.loads(text)
+    assert {k: line[k] for k in ("request_id", "client", "method", "route", "credential_id")} == {
+        "request_id": "rid-1",
+        "client": "198.51.100.1",
+        "method": "GET",
+        "route": "/v1/events/{id}",
+        "credential_id": "K1",
+    }
+    assert (line["status"], line["duration_ms"]) == (500, 1.5)
+    assert "ValueError: boom" in line["exception"]
 
 
 def test_json_log_lines_carry_the_request_and_no_secret(tmp_path: Path) -> None:
