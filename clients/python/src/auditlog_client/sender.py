@@ -300,18 +300,26 @@ class Sender:
                     if not self._pause(1.0):
                         outcome = Outcome(unsent=list(batch))
                         break
-            if self._spool is not None:
-                self._spool.remove([i[1] for i in outcome.acked if i[1] is not None])
-            refused_size = 0
-            for item, error in outcome.refused:
-                refused_size += len(item[0])
-                if self._spool is not None and item[1] is not None:
-                    self._spool.fail([item[1]], str(error))
-            with self._cond:
-                self._retried += outcome.retried
-                self._held_bytes -= refused_size
-            self._finish(start, outcome.acked, len(outcome.refused), outcome.unsent)
+            try:
+                self._forget(outcome)
+            except Exception:  # a spool that fails (a full disk) resends them next time
+                log.exception("auditlog_client: the spool could not record what was sent")
+            finally:
+                refused_size = sum(len(item[0]) for item, _ in outcome.refused)
+                with self._cond:
+                    self._retried += outcome.retried
+                    self._held_bytes -= refused_size
+                self._finish(start, outcome.acked, len(outcome.refused), outcome.unsent)
             self._report([(item[0], error) for item, error in outcome.refused])
+
+    def _forget(self, outcome: Outcome[Item]) -> None:
+        """Remove acknowledged events from the spool; move refused ones to its failures."""
+        if self._spool is None:
+            return
+        self._spool.remove([i[1] for i in outcome.acked if i[1] is not None])
+        for item, error in outcome.refused:
+            if item[1] is not None:
+                self._spool.fail([item[1]], str(error))
 
     def _report(self, refused: list[tuple[bytes, AuditlogError]]) -> None:
         by_error: dict[int, list[bytes]] = {}
