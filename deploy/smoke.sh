@@ -316,14 +316,26 @@ if [ "${SMOKE_BENCH:-0}" = 1 ]; then
     m=$(cpu_mark)
     sleep 3
     say "bench: machine busy before (stack idle): $(cpu_since "$m") of $(nproc) cores"
-    say "bench: bench/post_event.lua, wrk -t1 -c64, 2 s warm-up then $bench_s s, alternating"
-    for round in 1 2; do
-        for target in "lb $LB" "direct http://127.0.0.1:$APP_PORT"; do
-            set -- $target
-            AUDITLOG_KEY="$key" wrk -t1 -c64 -d2s -s "$ROOT/bench/post_event.lua" "$2" >/dev/null 2>&1
-            m=$(cpu_mark)
-            r=$(AUDITLOG_KEY="$key" wrk -t1 -c64 -d"${bench_s}s" -s "$ROOT/bench/post_event.lua" "$2" | grep '^RESULT')
-            say "  round $round $1 ($([ "$1" = lb ] && echo 'HAProxy, 2 replicas' || echo 'app1 alone, no LB')): $r cpu_cores_busy=$(cpu_since "$m")"
+    say "bench: bench/post_event.lua, wrk -t1 -c64, 2 s warm-up then $bench_s s; per round: through"
+    say "       HAProxy to both replicas, to app1 directly, through HAProxy with app2 stopped"
+    bench_one() { # label url
+        AUDITLOG_KEY="$key" wrk -t1 -c64 -d2s -s "$ROOT/bench/post_event.lua" "$2" >/dev/null 2>&1
+        local m r
+        m=$(cpu_mark)
+        r=$(AUDITLOG_KEY="$key" wrk -t1 -c64 -d"${bench_s}s" -s "$ROOT/bench/post_event.lua" "$2" | grep '^RESULT')
+        say "  round $round, $1: ${r#RESULT } cpu_cores_busy=$(cpu_since "$m")"
+    }
+    for round in $(seq 1 "${SMOKE_BENCH_ROUNDS:-2}"); do
+        bench_one "LB, 2 replicas" "$LB"
+        bench_one "app1 direct" "http://127.0.0.1:$APP_PORT"
+        pm stop -t 60 "$(ctr app2)" >/dev/null
+        sleep 3 # HAProxy marks it down after two failed checks, 1 s apart
+        bench_one "LB, 1 replica" "$LB"
+        pm start "$(ctr app2)" >/dev/null
+        for _ in $(seq 1 60); do
+            pm healthcheck run "$(ctr app2)" >/dev/null 2>&1 && break
+            sleep 0.5
         done
+        sleep 3 # and up after two good ones
     done
 fi
