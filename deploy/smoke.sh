@@ -32,7 +32,9 @@
 # (18080), SMOKE_APP_PORT (18001, the bench's direct port), SMOKE_CA (a CA bundle for pip;
 # default /etc/ssl/certs/ca-certificates.crt when it exists, "" for none), SMOKE_WORK
 # (/var/tmp/auditlog-smoke: containers.conf and the run's files), SMOKE_LOAD_SECONDS (16),
-# SMOKE_BENCH (0), SMOKE_BENCH_SECONDS (10), SMOKE_RMI (0), CONTAINERS_CONF.
+# SMOKE_BENCH (0), SMOKE_BENCH_SECONDS (10), SMOKE_BENCH_ROUNDS (2), SMOKE_RMI (0),
+# SMOKE_REF (build the image from this commit, e.g. HEAD, instead of the working tree),
+# CONTAINERS_CONF.
 set -euo pipefail
 
 SMOKE_TIMEOUT="${SMOKE_TIMEOUT:-1200}"
@@ -205,9 +207,17 @@ say "images: PostgreSQL $POSTGRES_IMAGE, load balancer $HAPROXY_IMAGE"
 # -- 2. the service's image ---------------------------------------------------------------
 secret=()
 [ -n "$SMOKE_CA" ] && secret=(--secret "id=ca,src=$SMOKE_CA")
+context="$ROOT"
+if [ -n "${SMOKE_REF:-}" ]; then
+    # build a commit rather than the working tree (which others may be editing)
+    context="$run/context"
+    mkdir -p "$context"
+    git -C "$ROOT" archive "$SMOKE_REF" | tar -x -C "$context" || fail "git archive $SMOKE_REF"
+    say "building from $SMOKE_REF ($(git -C "$ROOT" rev-parse --short "$SMOKE_REF")), not the working tree"
+fi
 t0=$(date +%s)
 timeout 900 podman build --format docker --build-arg BASE="$BASE" "${secret[@]}" \
-    -t "$AUDITLOG_IMAGE" "$ROOT" >"$run/build.log" 2>&1 || {
+    -t "$AUDITLOG_IMAGE" "$context" >"$run/build.log" 2>&1 || {
     tail -n 40 "$run/build.log"
     fail "building the image"
 }
