@@ -14,7 +14,7 @@ from auditlog_client import Client
 from auditlog_client.spool import Spool, all_pending
 
 from .conftest import Live
-from .helpers import WAIT, stored
+from .helpers import WAIT, eventually, stored
 
 PRODUCER = Path(__file__).with_name("producer.py")
 
@@ -126,3 +126,25 @@ def test_a_producer_killed_mid_stream_loses_nothing_and_stores_nothing_twice(
     assert len(ids) - len(logged) <= 1
     assert [i for i in ids if i in set(logged)] == logged  # in the order logged
     assert list(spool.glob("*.db")) == []
+
+
+def test_a_running_client_adopts_the_spool_of_one_that_ended_beside_it(
+    live: Live, token: str, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "spool"
+    client = Client(live.url, token, spool_dir=spool_dir, spool_adopt_interval=0.05)
+    try:
+        own = client.log("adopt.test", data={"who": "alive"})
+        assert client.flush(WAIT)
+        # A worker beside it logs and dies before sending: its spool is left behind.
+        dead = Spool(spool_dir)
+        for i in range(3):
+            dead.append(f'{{"id":"dead-{i}","type":"adopt.test","data":{{"who":"dead"}}}}'.encode())
+        dead.close()
+        eventually(lambda: client.stats().sent == 4, "the orphaned events sent")
+        assert client.flush(WAIT)
+    finally:
+        client.close()
+    ids = [e["id"] for e in stored(live.url, token, type="adopt.test")]
+    assert ids == [own, "dead-0", "dead-1", "dead-2"]
+    assert list(spool_dir.glob("*.db")) == []

@@ -36,6 +36,7 @@ class ClientBase:
         block_timeout: float = 1.0,
         spool_dir: str | os.PathLike[str] | None = None,
         spool_sync: str = "normal",
+        spool_adopt_interval: float = 30.0,
         retry: RetryPolicy | None = None,
         read_retry: RetryPolicy | None = None,
         timeout: float = 30.0,
@@ -66,6 +67,7 @@ class ClientBase:
             block_timeout=block_timeout,
             exit_timeout=exit_timeout,
             max_in_flight=max_in_flight,
+            adopt_interval=spool_adopt_interval,
         )
         self._sender = Sender(
             settings,

@@ -84,6 +84,7 @@ class SenderSettings:
     block_timeout: float = 1.0
     exit_timeout: float = 5.0
     max_in_flight: int = 1
+    adopt_interval: float = 30.0
 
     def __post_init__(self) -> None:
         if self.batch_events < 1 or self.batch_bytes < 1 or self.linger < 0:
@@ -136,6 +137,7 @@ class Sender:
         self._next_take = 0
         self._in_flight: dict[int, int] = {}
         self._flush_to = 0  # a flush waits until every event numbered below this is done
+        self._next_adoption = time.monotonic() + self.settings.adopt_interval
         self._closing = False
         self._closed = False
         self._stop = threading.Event()  # ends backoff waits at close
@@ -148,15 +150,32 @@ class Sender:
     def _open_spool(self) -> None:
         assert self._spool_dir is not None
         self._spool = Spool(self._spool_dir, sync=self._spool_sync)
-        for spool_id, line in self._spool.pending():  # a predecessor's events go first
+        self._queue_spooled(self._spool.pending())  # a predecessor's events go first
+        if self._items:
+            self._ensure_thread()
+
+    def _queue_spooled(self, rows: list[tuple[int, bytes]]) -> None:
+        """Queue events read from the spool (under the lock, or before any thread runs)."""
+        if rows and not self._items:
+            self._first_at = time.monotonic()
+        for spool_id, line in rows:
             self._items.append((line, spool_id))
             self._queued_bytes += len(line)
             self._held_events += 1
             self._held_bytes += len(line)
             self._taken += 1
-        if self._items:
-            self._first_at = time.monotonic()
-            self._ensure_thread()
+
+    def _adopt(self) -> None:
+        """Take over the spools of clients that have ended since this one started (a worker
+        killed, say), queueing their events (under the lock)."""
+        if self._spool is None:
+            return
+        try:
+            last = self._spool.last_id()
+            if self._spool.adopt_orphans():
+                self._queue_spooled(self._spool.pending_after(last))
+        except Exception:
+            log.exception("auditlog_client: adopting the spools of ended clients failed")
 
     # -- the producer's side -----------------------------------------------------------------
 
@@ -249,6 +268,13 @@ class Sender:
                     self._cond.wait(wait)
                 elif self._closing:
                     return None
+                elif self._spool is not None:  # idle: now and then, look for orphaned spools
+                    wait = self._next_adoption - time.monotonic()
+                    if wait <= 0:
+                        self._next_adoption = time.monotonic() + s.adopt_interval
+                        self._adopt()
+                    else:
+                        self._cond.wait(wait)
                 else:
                     self._cond.wait()
             batch: list[Item] = []

@@ -4,8 +4,9 @@ the service has acknowledged them.
 Layout of ``spool_dir``: one database per live client, ``spool-<ULID>.db``, beside its lock
 file ``spool-<ULID>.lock`` that the client holds with ``flock`` for as long as it runs. A
 lock file that can be locked belongs to a process that has ended (a crash, a ``kill -9``, a
-restart): the client that finds it adopts that spool, copying its events, in order, ahead of
-its own, then removes it. So a restarted producer resends what its predecessor left, a forked
+restart): the client that finds it (when it starts, and when idle every
+``spool_adopt_interval`` seconds) adopts that spool, copying its events, in order, behind
+those it holds, then removes it. So a restarted producer resends what its predecessor left, a forked
 worker writes a spool of its own (it never resends its parent's events), and two clients in
 one directory never take each other's events. A lock file is made under a temporary name,
 locked, then renamed into place, so no client ever sees the lock file of a live one unlocked.
@@ -105,6 +106,20 @@ class Spool:
         """Every event not yet acknowledged, in the order it was logged."""
         with self._lock:
             rows = self._db.execute("SELECT id, line FROM events ORDER BY id").fetchall()
+        return [(int(i), bytes(line)) for i, line in rows]
+
+    def last_id(self) -> int:
+        """The greatest spool id given so far (0 before any)."""
+        with self._lock:
+            (n,) = self._db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        return int(n)
+
+    def pending_after(self, last: int) -> list[tuple[int, bytes]]:
+        """The events not yet acknowledged whose spool id is above ``last``, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, line FROM events WHERE id > ? ORDER BY id", (last,)
+            ).fetchall()
         return [(int(i), bytes(line)) for i, line in rows]
 
     def count(self) -> int:
