@@ -338,12 +338,33 @@ if [ "${SMOKE_BENCH:-0}" = 1 ]; then
     say "bench: machine busy before (stack idle): $(cpu_since "$m") of $(nproc) cores"
     say "bench: bench/post_event.lua, wrk -t1 -c64, 2 s warm-up then $bench_s s; per round: through"
     say "       HAProxy to both replicas, to app1 directly, through HAProxy with app2 stopped"
+    # CPU time (ns) of a container's cgroup: its process and children (the search indexer)
+    ctr_cpu() {
+        local pid cg
+        pid=$(podman inspect --format '{{.State.Pid}}' "$(ctr "$1")" 2>/dev/null) || { echo 0; return; }
+        cg=$(awk -F: '$2 == "cpuacct" || $2 ~ /(^|,)cpuacct(,|$)/ {print $3}' "/proc/$pid/cgroup" 2>/dev/null)
+        if [ -n "$cg" ] && [ -r "/sys/fs/cgroup/cpuacct$cg/cpuacct.usage" ]; then
+            cat "/sys/fs/cgroup/cpuacct$cg/cpuacct.usage"
+        else # cgroup v2
+            cg=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup")
+            awk '$1 == "usage_usec" {print $2 * 1000}' "/sys/fs/cgroup$cg/cpu.stat" 2>/dev/null || echo 0
+        fi
+    }
     bench_one() { # label url
         AUDITLOG_KEY="$key" wrk -t1 -c64 -d2s -s "$ROOT/bench/post_event.lua" "$2" >/dev/null 2>&1
-        local m r
+        local m r c0=() c1=() t0 t1 parts="" i=0 c
+        for c in db app1 app2 lb; do c0+=("$(ctr_cpu "$c")"); done
         m=$(cpu_mark)
+        t0=$(date +%s%N)
         r=$(AUDITLOG_KEY="$key" wrk -t1 -c64 -d"${bench_s}s" -s "$ROOT/bench/post_event.lua" "$2" | grep '^RESULT')
-        say "  round $round, $1: ${r#RESULT } cpu_cores_busy=$(cpu_since "$m")"
+        t1=$(date +%s%N)
+        for c in db app1 app2 lb; do c1+=("$(ctr_cpu "$c")"); done
+        for c in db app1 app2 lb; do
+            parts+=" $c=$(python3 -c "print(f'{max(0, $((c1[i] - c0[i]))) / $((t1 - t0)):.2f}')")"
+            i=$((i + 1))
+        done
+        say "  round $round, $1: ${r#RESULT }"
+        say "      cores busy: machine=$(cpu_since "$m")$parts (the rest: wrk and other processes)"
     }
     for round in $(seq 1 "${SMOKE_BENCH_ROUNDS:-2}"); do
         bench_one "LB, 2 replicas" "$LB"
