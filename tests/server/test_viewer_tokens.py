@@ -4,6 +4,7 @@ exchange and revocation, and the records of all of it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -258,6 +259,25 @@ async def test_an_exchange_works_once(admin: Api, stored: list[dict[str, Any]]) 
     second = viewer(admin, fresh)
     assert subjects(await second.everything()) == {MINE}
     problem(await admin.client.post(f"{TOKENS}/exchange", headers=admin.headers), 403)
+
+
+async def test_of_exchanges_at_once_one_wins(admin: Api, stored: list[dict[str, Any]]) -> None:
+    for _ in range(5):
+        made = await issue(admin, {"subject": MINE})
+        answers = await asyncio.gather(
+            *(
+                admin.client.post(f"{TOKENS}/exchange", headers=bearer(made["token"]))
+                for _ in range(4)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [201, 401, 401, 401]
+        records = [
+            e
+            for e in await admin.everything()
+            if e["type"] == "auditlog.viewer_token.exchanged"
+            and e["data"]["token_id"] == made["id"]
+        ]
+        assert len(records) == 1
 
 
 async def test_making_exchanging_revoking_and_reading_are_recorded(

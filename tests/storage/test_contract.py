@@ -899,7 +899,7 @@ async def test_revoking_api_keys(store: Store) -> None:
     assert revoked is not None
     assert revoked.revoked_us == NOW + 10
     assert not revoked.active
-    assert await store.revoke_api_key("k1", NOW + 20)
+    assert not await store.revoke_api_key("k1", NOW + 20)  # revoked already
     again = await store.get_api_key("k1")
     assert again is not None
     assert again.revoked_us == NOW + 10  # the first revocation stands

@@ -69,8 +69,10 @@ def require_browser() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # Per module, not per session: Playwright's sync API runs an event loop in this thread
+    # while it is open, and the async tests of modules that follow need the thread's own.
     require_browser()
     from playwright.sync_api import expect, sync_playwright
 

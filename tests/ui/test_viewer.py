@@ -238,12 +238,6 @@ def test_a_viewer_link_whose_time_is_up_ends_on_the_sign_in_screen(
     assert stored_credential(page) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: POST /v1/viewer-tokens/exchange is not atomic (service/viewer.py reads "
-    "the token, issues a new one, records the exchange, and only then revokes the old one), so "
-    "a link opened in several places at once is exchanged by each of them",
-)
 def test_a_link_opened_in_several_places_at_once_gives_one_session(
     console: Console, admin: str
 ) -> None:

@@ -237,12 +237,12 @@ async def _keys(store: Store, args: argparse.Namespace) -> int:
         return 0
     if args.keys_command == "revoke":
         before = await store.get_api_key(args.key_id)
-        if before is None or not await store.revoke_api_key(args.key_id, times.now_us()):
+        if before is None:
             print(f"auditlog: no API key with id {args.key_id!r}", file=sys.stderr)
             return 1
         # The revocation comes first and holds whatever happens next; it is recorded once,
         # when it takes effect (revoking a revoked key changes nothing and records nothing).
-        if before.active:
+        if await store.revoke_api_key(args.key_id, times.now_us()):
             await selfaudit.record_directly(
                 store, before.tenant, selfaudit.KEY_REVOKED, operator_actor(), _key_data(before)
             )

@@ -195,7 +195,15 @@ class LiveStreams:
             yield CLOSING
             return
         sub = await self._notifier.subscribe(tenant, query, self._buffer_bytes)
-        sub.on_overflow = abort.set
+        metrics = self._metrics
+
+        def cut_off() -> None:
+            # Counted here, once: the stream may end in its loop (TOO_SLOW) or, stuck sending
+            # to the reader, by the abort dropping its connection, where the loop never runs.
+            metrics.live_cut.inc()
+            abort.set()
+
+        sub.on_overflow = cut_off
         self._subscriptions.add(sub)
         try:
             async for chunk, reached in self._replay(tenant, query, position, sub.start):
@@ -209,7 +217,6 @@ class LiveStreams:
                 if self._closing:
                     break
                 if sub.overflowed:
-                    self._metrics.live_cut.inc()
                     yield TOO_SLOW
                     return
                 fresh = [frame(seq, body) for seq, body in events if seq > position]

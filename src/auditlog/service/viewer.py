@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from auditlog.errors import FieldError, Forbidden, InvalidBody, NotFound
+from auditlog.errors import FieldError, Forbidden, InvalidBody, NotFound, Unauthorized
 from auditlog.model import times
 from auditlog.model.credentials import ADMIN, EVENTS_READ, ApiKey, Credential
 from auditlog.model.selection import filter_object, parse_filter
@@ -118,6 +118,11 @@ class ViewerTokens:
         old = await self._store.get_api_key(credential.credential_id)
         if old is None or old.filter is None or old.expires_us is None:
             raise Forbidden("only a viewer token can be exchanged")
+        # Revoked first, and only by the one exchange that finds it active: a link opened in
+        # several places at once gives one session. Should what follows fail, the link is
+        # spent and nobody holds a new token.
+        if not await self._store.revoke_api_key(old.key_id, times.now_us()):
+            raise Unauthorized("the API key has been revoked")
         key, token = await self._issue(old.tenant, old.filter, old.expires_us)
         await self._audit.record(
             old.tenant,
@@ -126,7 +131,6 @@ class ViewerTokens:
             "success",
             {"token_id": old.key_id, "new_token_id": key.key_id},
         )
-        await self._store.revoke_api_key(old.key_id, times.now_us())
         return {"id": key.key_id, "token": token, **view(key)}
 
     async def revoke(self, credential: Credential, token_id: str) -> None:

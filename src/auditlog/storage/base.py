@@ -131,7 +131,11 @@ class Store(Protocol):
         """Every key (of one tenant, if given), oldest first."""
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
-        """Revoke a key; ``False`` if there is no such key. Revoking twice keeps the first time."""
+        """Revoke a key that is active; ``True`` when this call revoked it, ``False`` when there
+        is no such key or it was revoked already (the first time stands).
+
+        Atomic: of several revocations of one key at once, exactly one gets ``True`` (a viewer
+        token's exchange relies on it to work once)."""
 
     async def create_user(self, user: User) -> bool:
         """Store a new user; ``False`` (and nothing stored) if the username is taken.

@@ -122,10 +122,9 @@ class MemoryStore:
 
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         key = self._keys.get(key_id)
-        if key is None:
+        if key is None or key.revoked_us is not None:
             return False
-        if key.revoked_us is None:
-            self._keys[key_id] = replace(key, revoked_us=revoked_us)
+        self._keys[key_id] = replace(key, revoked_us=revoked_us)
         return True
 
     async def create_user(self, user: User) -> bool:

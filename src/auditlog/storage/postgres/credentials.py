@@ -48,7 +48,7 @@ class CredentialsPart(PostgresBase):
     async def revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         async with self._connection("revoking an API key") as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE api_keys SET revoked_us = coalesce(revoked_us, %s) WHERE key_id = %s",
+                "UPDATE api_keys SET revoked_us = %s WHERE key_id = %s AND revoked_us IS NULL",
                 (revoked_us, key_id),
             )
             # Delivered to every listening process when this transaction commits.

@@ -65,7 +65,7 @@ class CredentialsPart(SQLiteBase):
     def _revoke_api_key(self, key_id: str, revoked_us: int) -> bool:
         try:
             cur = self._w().execute(
-                "UPDATE api_keys SET revoked_us = coalesce(revoked_us, ?) WHERE key_id = ?",
+                "UPDATE api_keys SET revoked_us = ? WHERE key_id = ? AND revoked_us IS NULL",
                 (revoked_us, key_id),
             )
         except sqlite3.Error as exc:
