@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from auditlog.model.credentials import EVENTS_READ, Credential
 from auditlog.server.asgi import Request, StreamingResponse
-from auditlog.server.openapi import Operation
+from auditlog.server.openapi import JSON, Operation
 from auditlog.server.openapi.parameters import FILTERS, query_param
 from auditlog.server.routing import Route
 from auditlog.service.live import LiveStreams
+
+_EVENT: JSON = {
+    "type": "object",
+    "description": "One SSE event: `event: audit`, the stored event as its `data` (one line of "
+    "JSON), its seq as its `id`. The stream's first block sets `retry` (milliseconds).",
+    "properties": {
+        "event": {"const": "audit"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+    "required": ["event", "data", "id"],
+}
+
 
 _STREAM = Operation(
     operation_id="streamEvents",
@@ -49,7 +63,9 @@ _STREAM = Operation(
         "200": {
             "description": "The event stream; it ends only when the reader is too slow or the "
             "server stops.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # Before OpenAPI 3.2 (itemSchema), the schema of an event stream is that of each
+            # event, read as its fields; comments (keep-alives) are not events.
+            "content": {"text/event-stream": {"schema": _EVENT}},
         }
     },
     errors=(400, 403, 503),
