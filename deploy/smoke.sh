@@ -262,31 +262,45 @@ done
 [ "$(podman inspect --format '{{.State.ExitCode}} {{.State.Status}}' "$(ctr migrate)")" = "0 exited" ] ||
     fail "the migrate one-shot did not exit 0"
 say "both replicas pass the image's HEALTHCHECK; migrate exited 0"
-# The network's DNS (aardvark-dns) was found dead in 2 of 11 runs on Podman 4.3 (netavark),
-# soon after the stack started: running containers keep their database connections, but
-# nothing can resolve `db` any more. Check, and if so say it and restart one container of the
-# network, which starts aardvark-dns again with every container's name.
-dns_ok() { timeout 10 podman exec "$(ctr app1)" getent hosts db >/dev/null 2>&1; }
-ensure_dns() {
+# The network's DNS (aardvark-dns, Podman 4.3 with netavark) did not resolve `db` for 10 s or
+# more after the stack started, when images had just been built (4 runs of 13); once for
+# over 40 s, until a container of the network was restarted. Running replicas keep their
+# database connections, but new ones (and the commands run inside them) cannot resolve it.
+# Wait for it, say so, and after 30 s restart one container of the network, which makes
+# aardvark-dns serve every name again.
+dns_ok() { timeout 4 podman exec "$(ctr "$dns_in")" getent hosts db >/dev/null 2>&1; }
+ensure_dns() { # the service whose container must resolve db
+    dns_in="$1"
     dns_ok && return 0
-    sleep 2
-    dns_ok && return 0
-    say "WARNING: the network's DNS does not resolve 'db' (aardvark-dns processes: $(pgrep -c aardvark-dns || true));"
-    say "         a Podman/netavark problem, not the stack's: restarting $(ctr lb) starts it again"
+    local t0 i
+    t0=$(date +%s)
+    for i in $(seq 1 30); do
+        sleep 1
+        if dns_ok; then
+            say "WARNING: the network's DNS resolved 'db' in $dns_in only after $(($(date +%s) - t0)) s more (a Podman/netavark delay)"
+            return 0
+        fi
+    done
+    say "WARNING: the network's DNS has not resolved 'db' in $dns_in for 30 s; restarting $(ctr lb) makes it serve again"
     pm restart "$(ctr lb)" >/dev/null
-    dns_ok || fail "the network's DNS does not resolve 'db'"
+    for i in $(seq 1 30); do
+        dns_ok && break
+        sleep 1
+    done
+    dns_ok || fail "the network's DNS does not resolve 'db' in $dns_in"
     python3 "$DEPLOY/smoke_load.py" probe "$LB/readyz" --timeout 30 >/dev/null ||
         fail "/readyz through the load balancer after restarting it"
 }
-ensure_dns
+ensure_dns app1
 
 # -- 4. a key with the CLI, an event through the load balancer ------------------------------
-ensure_dns
+ensure_dns app1
 key=$(pm exec "$(ctr app1)" auditlog keys create --tenant smoke --scopes admin --name smoke | tail -n 1)
 [[ "$key" == alk_* ]] || fail "auditlog keys create printed no key"
 say "made an admin key for tenant smoke with 'auditlog keys create' inside $(ctr app1)"
 python3 "$DEPLOY/smoke_load.py" roundtrip --url "$LB" --key "$key" | sed 's/^/  /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "write and read through the load balancer"
+ensure_dns app2
 printf '%s\n' "smoke-password-$RANDOM$RANDOM" |
     pm exec -i "$(ctr app2)" auditlog users add smoke-user --tenant smoke --scopes events:read |
     sed 's/^/  /'
@@ -331,7 +345,7 @@ wait "$writer" || { cat "$run/write.log"; fail "the load run"; }
 sed 's/^/  /' "$run/write.log"
 python3 "$DEPLOY/smoke_load.py" check --url "$LB" --key "$key" --acked "$run/acked" | sed 's/^/  /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "acknowledged events missing or stored twice"
-ensure_dns
+ensure_dns app2
 pm exec "$(ctr app2)" auditlog verify --wait 5 >"$run/verify.log" 2>&1 || {
     cat "$run/verify.log"
     fail "auditlog verify"
