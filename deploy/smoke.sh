@@ -263,8 +263,8 @@ done
     fail "the migrate one-shot did not exit 0"
 say "both replicas pass the image's HEALTHCHECK; migrate exited 0"
 # The network's DNS (aardvark-dns, Podman 4.3 with netavark) did not resolve `db` for 10 s or
-# more after the stack started, when images had just been built (4 runs of 13); once for
-# over 40 s, until a container of the network was restarted. Running replicas keep their
+# more after containers started, above all when images had just been built (5 runs of 16);
+# once for over 40 s, until a container of the network was restarted. Running replicas keep their
 # database connections, but new ones (and the commands run inside them) cannot resolve it.
 # Wait for it, say so, and after 30 s restart one container of the network, which makes
 # aardvark-dns serve every name again.
