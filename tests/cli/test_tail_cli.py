@@ -237,6 +237,13 @@ def test_the_parser_gives_the_same_events_however_the_bytes_arrive(
     assert events == [ServerEvent("audit", b'{"seq":%d}' % s, str(s)) for s in seqs]
 
 
+def test_an_empty_piece_between_the_halves_of_a_crlf_changes_nothing() -> None:
+    # The CR ends one piece, an empty read follows, and the LF begins the next: still one
+    # line end, not an empty line that would dispatch the event before its data.
+    events, _ = parse([b"id: 7\r\nevent: audit\r", b"", b'\ndata: {"seq":7}\r\n\r\n'])
+    assert events == [ServerEvent("audit", b'{"seq":7}', "7")]
+
+
 # -- against the real service --------------------------------------------------------------
 
 

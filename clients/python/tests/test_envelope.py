@@ -122,3 +122,11 @@ def test_the_event_stream_parser_splits_anywhere() -> None:
         events = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
         assert [(e.type, e.data, e.id) for e in events] == [("audit", b'{"a":1}', "42")]
         assert parser.retry_ms == 2000
+
+
+def test_the_event_stream_parser_keeps_a_crlf_split_by_an_empty_read() -> None:
+    stream = b'id: 42\r\nevent: audit\r\ndata: {"a":1}\r\n\r\n'
+    for cut in range(len(stream)):
+        parser = EventStreamParser()
+        events = parser.feed(stream[:cut]) + parser.feed(b"") + parser.feed(stream[cut:])
+        assert [(e.type, e.data, e.id) for e in events] == [("audit", b'{"a":1}', "42")]

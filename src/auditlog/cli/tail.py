@@ -211,6 +211,8 @@ class EventStreamParser:
 
     def feed(self, data: bytes) -> list[ServerEvent]:
         """The events that ``data`` completes."""
+        if not data:
+            return []  # nothing: in particular, a CR that ended the last piece stays pending
         held = self._held
         held += data
         if not self._started:
