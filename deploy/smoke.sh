@@ -268,26 +268,27 @@ done
 [[ "$migrate_state" == "0 exited "* ]] ||
     fail "the migrate one-shot did not exit 0 (exit code, status, restarts: $migrate_state)"
 say "both replicas pass the image's HEALTHCHECK; migrate exited 0 (after ${migrate_state##* } restarts)"
-# The network's DNS (aardvark-dns, Podman 4.3 with netavark) did not resolve `db` for 10 s or
-# more after containers started, above all when images had just been built (5 runs of 16);
-# once for over 40 s, until a container of the network was restarted. Running replicas keep their
-# database connections, but new ones (and the commands run inside them) cannot resolve it.
-# Wait for it, say so, and after 30 s restart one container of the network, which makes
-# aardvark-dns serve every name again.
+# A container of the stack (Podman 4.3 with netavark) sometimes cannot resolve `db` for a
+# while after containers start: seconds, once over 40 s, while aardvark-dns answers the same
+# question from the host. Running replicas keep their database connections, but new ones
+# (and the commands run inside them) fail. Wait for it, say so, and after 20 s restart one
+# container of the network, which ends it.
 dns_ok() { timeout 4 podman exec "$(ctr "$dns_in")" getent hosts db >/dev/null 2>&1; }
 ensure_dns() { # the service whose container must resolve db
     dns_in="$1"
     dns_ok && return 0
     local t0 i
     t0=$(date +%s)
-    for i in $(seq 1 30); do
+    while [ $(($(date +%s) - t0)) -lt 20 ]; do
         sleep 1
         if dns_ok; then
             say "WARNING: the network's DNS resolved 'db' in $dns_in only after $(($(date +%s) - t0)) s more (a Podman/netavark delay)"
             return 0
         fi
     done
-    say "WARNING: the network's DNS has not resolved 'db' in $dns_in for 30 s; restarting $(ctr lb) makes it serve again"
+    say "WARNING: the network's DNS has not resolved 'db' in $dns_in for 20 s; asked from the host:"
+    python3 "$DEPLOY/smoke_load.py" dns "${SUBNET%.*}.1" "db.dns.podman" | sed 's/^/    /'
+    say "         restarting $(ctr lb) makes it serve again"
     pm restart "$(ctr lb)" >/dev/null
     for i in $(seq 1 30); do
         dns_ok && break

@@ -19,6 +19,9 @@ come from 203.0.113.9, with an ``X-Request-ID`` of its own: the answer must carr
 id back, and the service's ``auditlog.login.failed`` record of it must hold the request id and
 an address that is not the one claimed (the load balancer replaces the header).
 
+``dns``: asks the DNS server at SERVER (the network's gateway, where aardvark-dns listens)
+for NAME's IPv4 address, and prints the answer or ``timeout``: a diagnosis for smoke.sh.
+
 ``probe``: polls URL until it answers 200, printing the seconds it took (exit 1 on timeout).
 
 Traffic goes only where URL points (smoke.sh: 127.0.0.1).
@@ -29,6 +32,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -249,6 +255,25 @@ def proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def dns(args: argparse.Namespace) -> int:
+    query_id = int.from_bytes(os.urandom(2), "big")
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in args.name.split("."))
+    packet = struct.pack(">HHHHHH", query_id, 0x0100, 1, 0, 0, 0) + labels + b"\0\0\1\0\1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        started = time.monotonic()
+        try:
+            sock.sendto(packet, (args.server, 53))
+            data = sock.recv(512)
+        except OSError as exc:
+            print(f"{args.name} at {args.server}: {type(exc).__name__} after 2 s")
+            return 1
+    elapsed = (time.monotonic() - started) * 1000
+    rcode, answers = data[3] & 15, struct.unpack(">H", data[6:8])[0]
+    print(f"{args.name} at {args.server}: rcode {rcode}, {answers} answers, {elapsed:.0f} ms")
+    return 0 if rcode == 0 and answers else 1
+
+
 def probe(args: argparse.Namespace) -> int:
     started = time.monotonic()
     while time.monotonic() - started < args.timeout:
@@ -290,13 +315,21 @@ def main() -> int:
     x.add_argument("--url", required=True)
     x.add_argument("--key", required=True)
     x.add_argument("--user", required=True)
+    d = sub.add_parser("dns")
+    d.add_argument("server")
+    d.add_argument("name")
     r = sub.add_parser("probe")
     r.add_argument("url")
     r.add_argument("--timeout", type=float, default=180)
     args = p.parse_args()
-    return {"write": write, "check": check, "roundtrip": roundtrip, "proxy": proxy, "probe": probe}[
-        args.cmd
-    ](args)
+    return {
+        "write": write,
+        "check": check,
+        "roundtrip": roundtrip,
+        "proxy": proxy,
+        "dns": dns,
+        "probe": probe,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":
