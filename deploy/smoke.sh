@@ -272,7 +272,7 @@ say "both replicas pass the image's HEALTHCHECK; migrate exited 0 (after ${migra
 # while after containers start: seconds, once over 40 s, while aardvark-dns answers the same
 # question from the host. Running replicas keep their database connections, but new ones
 # (and the commands run inside them) fail. Wait for it, say so, and after 20 s restart one
-# container of the network, which ends it.
+# container of the network (it has ended at once, or up to 30 s later, after that).
 dns_ok() { timeout 4 podman exec "$(ctr "$dns_in")" getent hosts db >/dev/null 2>&1; }
 ensure_dns() { # the service whose container must resolve db
     dns_in="$1"
@@ -288,7 +288,7 @@ ensure_dns() { # the service whose container must resolve db
     done
     say "WARNING: the network's DNS has not resolved 'db' in $dns_in for 20 s; asked from the host:"
     python3 "$DEPLOY/smoke_load.py" dns "${SUBNET%.*}.1" "db.dns.podman" | sed 's/^/    /'
-    say "         restarting $(ctr lb) makes it serve again"
+    say "         restarting $(ctr lb), and waiting 30 s more"
     pm restart "$(ctr lb)" >/dev/null
     for i in $(seq 1 30); do
         dns_ok && break
