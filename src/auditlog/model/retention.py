@@ -76,6 +76,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def check_reason(reason: str) -> str:
     """A hold's reason, or ``ValueError``: 1-1000 characters, no control characters."""
-    if not 1 <= len(reason.strip()) or len(reason) > 1000 or _CONTROL.search(reason):
+    if not reason.strip() or len(reason) > 1000 or _CONTROL.search(reason):
         raise ValueError("a reason is 1-1000 characters without control characters")
     return reason
