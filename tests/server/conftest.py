@@ -23,6 +23,7 @@ import pgtest
 from auditlog.config import Settings
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.query import Query
+from auditlog.model.retention import Hold, Retention
 from auditlog.model.streams import LogStream
 from auditlog.server.app import AuditlogApp, build_app
 from auditlog.storage.base import (
@@ -178,6 +179,27 @@ class ControlledStore:
 
     async def announce_heads(self, heads: Mapping[str, int]) -> None:
         await self.inner.announce_heads(heads)
+
+    async def get_retention(self, tenant: str) -> Retention | None:
+        return await self.inner.get_retention(tenant)
+
+    async def set_retention(self, retention: Retention) -> None:
+        await self.inner.set_retention(retention)
+
+    async def list_retention(self) -> list[Retention]:
+        return await self.inner.list_retention()
+
+    async def set_hold(self, hold: Hold) -> Hold | None:
+        return await self.inner.set_hold(hold)
+
+    async def release_hold(self, tenant: str) -> Hold | None:
+        return await self.inner.release_hold(tenant)
+
+    async def get_hold(self, tenant: str) -> Hold | None:
+        return await self.inner.get_hold(tenant)
+
+    async def list_holds(self) -> list[Hold]:
+        return await self.inner.list_holds()
 
     async def create_stream(self, stream: LogStream) -> None:
         await self.inner.create_stream(stream)

@@ -18,6 +18,9 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
   holds the stream's delivery lease (``claim_streams``); a lease lasts ``lease_ms`` by the
   store's own clock from its last renewal, and a write of progress by anyone else, or after
   the lease ran out, changes nothing and answers ``False``.
+* A tenant has at most one retention policy and at most one legal hold. A hold is set by
+  one call and stays as it was set (reason, who, when) until it is released: of several
+  setting it at once, exactly one sets it.
 * The Merkle tree of each tenant's log (``auditlog.service.integrator``) is kept as tree nodes
   and checkpoints. A node, once stored, never changes: storing it again is a no-op. A
   checkpoint is stored only if it is larger than every checkpoint the tenant has, so the
@@ -36,6 +39,7 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import NewEvent, same_content, stored_bytes
 from auditlog.model.query import Query
+from auditlog.model.retention import Hold, Retention
 from auditlog.model.streams import LogStream
 
 
@@ -234,6 +238,34 @@ class Store(Protocol):
         self, tenant: str, after_size: int = -1, limit: int = 1000
     ) -> list[StoredCheckpoint]:
         """Up to ``limit`` of the tenant's checkpoints larger than ``after_size``, smallest first."""
+
+    async def get_retention(self, tenant: str) -> Retention | None:
+        """The tenant's retention policy, or ``None`` if none was ever set (keep everything)."""
+
+    async def set_retention(self, retention: Retention) -> None:
+        """Store the tenant's retention policy, replacing the one it had."""
+
+    async def list_retention(self) -> list[Retention]:
+        """Every retention policy stored, by tenant name."""
+
+    async def set_hold(self, hold: Hold) -> Hold | None:
+        """Set a legal hold on ``hold.tenant`` if it has none; ``None`` when this call set it,
+        else the hold already set, which stays as it is.
+
+        Atomic: of several calls setting a hold on one tenant at once, exactly one sets it.
+        """
+
+    async def release_hold(self, tenant: str) -> Hold | None:
+        """Release the tenant's legal hold; the hold as it was, or ``None`` if it had none.
+
+        Atomic: of several releases at once, one gets the hold, the others ``None``.
+        """
+
+    async def get_hold(self, tenant: str) -> Hold | None:
+        """The tenant's legal hold, if one is set."""
+
+    async def list_holds(self) -> list[Hold]:
+        """Every legal hold set, by tenant name."""
 
     async def create_stream(self, stream: LogStream) -> None:
         """Store a new log stream."""

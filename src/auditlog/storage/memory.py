@@ -18,6 +18,7 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
+from auditlog.model.retention import Hold, Retention
 from auditlog.model.streams import LogStream
 from auditlog.storage.base import (
     AppendOutcome,
@@ -53,6 +54,8 @@ class MemoryStore:
         self._streams: dict[tuple[str, str], LogStream] = {}
         # stream id: (owner, lease end in microseconds)
         self._leases: dict[str, tuple[str, int]] = {}
+        self._retention: dict[str, Retention] = {}
+        self._legal_holds: dict[str, Hold] = {}
 
     async def open(self) -> None:
         return None
@@ -211,6 +214,30 @@ class MemoryStore:
         sizes = self._checkpoint_sizes.get(tenant, [])
         i = bisect.bisect_right(sizes, after_size)
         return self._checkpoints.get(tenant, [])[i : i + limit]
+
+    async def get_retention(self, tenant: str) -> Retention | None:
+        return self._retention.get(tenant)
+
+    async def set_retention(self, retention: Retention) -> None:
+        self._retention[retention.tenant] = retention
+
+    async def list_retention(self) -> list[Retention]:
+        return [self._retention[t] for t in sorted(self._retention)]
+
+    async def set_hold(self, hold: Hold) -> Hold | None:
+        current = self._legal_holds.get(hold.tenant)
+        if current is None:
+            self._legal_holds[hold.tenant] = hold
+        return current
+
+    async def release_hold(self, tenant: str) -> Hold | None:
+        return self._legal_holds.pop(tenant, None)
+
+    async def get_hold(self, tenant: str) -> Hold | None:
+        return self._legal_holds.get(tenant)
+
+    async def list_holds(self) -> list[Hold]:
+        return [self._legal_holds[t] for t in sorted(self._legal_holds)]
 
     async def create_stream(self, stream: LogStream) -> None:
         self._streams[(stream.tenant, stream.stream_id)] = stream

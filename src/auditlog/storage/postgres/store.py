@@ -25,10 +25,13 @@ from auditlog.storage.postgres.base import PostgresBase
 from auditlog.storage.postgres.credentials import CredentialsPart
 from auditlog.storage.postgres.events import EventsPart
 from auditlog.storage.postgres.merkle import MerklePart
+from auditlog.storage.postgres.retention import RetentionPart
 from auditlog.storage.postgres.streams import StreamsPart
 
 
-class PostgresStore(EventsPart, CredentialsPart, MerklePart, StreamsPart, PostgresBase):
+class PostgresStore(
+    EventsPart, CredentialsPart, MerklePart, StreamsPart, RetentionPart, PostgresBase
+):
     """``Store`` on a PostgreSQL database (``postgresql://`` URL).
 
     ``serving``: the store backs a running service, so it also keeps the event partitions made
