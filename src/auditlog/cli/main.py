@@ -26,6 +26,7 @@ from auditlog.model.credentials import (
     check_username,
     parse_scopes,
 )
+from auditlog.model.retention import Hold, Retention, check_reason, parse_duration
 from auditlog.service import selfaudit
 from auditlog.service.auth import ApiKeys
 from auditlog.service.passwords import Passwords
@@ -137,6 +138,47 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("username", metavar="NAME")
     _add_settings(passwd, _STORE_SETTINGS)
 
+    retention = commands.add_parser("retention", help="each tenant's retention policy")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", required=True, metavar="ACTION"
+    )
+    keep = retention_commands.add_parser(
+        "set",
+        help="set how long a tenant's events are kept after they were received "
+        "(recorded in its log)",
+    )
+    keep.add_argument("--tenant", required=True, help="the tenant whose policy this is")
+    keep.add_argument(
+        "--keep",
+        required=True,
+        metavar="DURATION",
+        help="a number and a unit (s, m, h, d), as 400d or 12h; none keeps everything",
+    )
+    _add_settings(keep, _STORE_SETTINGS)
+    show = retention_commands.add_parser(
+        "show",
+        help="one line per tenant with a policy or a hold: tenant, keep, when and by whom it "
+        "was set, and the legal hold",
+    )
+    show.add_argument("--tenant", help="only this tenant (shown even without a policy)")
+    _add_settings(show, _STORE_SETTINGS)
+
+    hold = commands.add_parser(
+        "hold", help="legal holds: nothing of a tenant is pruned while one is set"
+    )
+    hold_commands = hold.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
+    hold_set = hold_commands.add_parser(
+        "set", help="set a legal hold on a tenant (recorded in its log)"
+    )
+    hold_set.add_argument("--tenant", required=True, help="the tenant to hold")
+    hold_set.add_argument("--reason", required=True, help="why, as the record will show it")
+    _add_settings(hold_set, _STORE_SETTINGS)
+    release = hold_commands.add_parser(
+        "release", help="release a tenant's legal hold (recorded in its log)"
+    )
+    release.add_argument("--tenant", required=True, help="the tenant to release")
+    _add_settings(release, _STORE_SETTINGS)
+
     migrate = commands.add_parser(
         "migrate",
         help="create the store's schema or bring it up to date (serve also does this at "
@@ -186,6 +228,10 @@ async def _with_store(settings: config.Settings, args: argparse.Namespace) -> in
             return 0
         if args.command == "users":
             return await _users(store, args)
+        if args.command == "retention":
+            return await _retention(store, args)
+        if args.command == "hold":
+            return await _hold(store, args)
         return await _keys(store, args)
     finally:
         await store.close()
@@ -362,6 +408,111 @@ async def _change_password(store: Store, users: Users, username: str) -> int:
         "login tokens issued before are refused"
     )
     return 0
+
+
+def _tenant(args: argparse.Namespace) -> bool:
+    """Whether ``--tenant`` (if given) is a tenant name; if not, says so on stderr."""
+    if args.tenant is None:
+        return True
+    try:
+        check_tenant(args.tenant)
+    except ValueError as exc:
+        print(f"auditlog: --tenant: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _hold_text(hold: Hold | None) -> str:
+    if hold is None:
+        return "no hold"
+    return f"held since {times.format_us(hold.set_us)} by {hold.set_by}: {hold.reason}"
+
+
+async def _retention(store: Store, args: argparse.Namespace) -> int:
+    if not _tenant(args):
+        return 2
+    if args.retention_command == "show":
+        policies = {r.tenant: r for r in await store.list_retention()}
+        holds = {h.tenant: h for h in await store.list_holds()}
+        tenants = [args.tenant] if args.tenant is not None else sorted({*policies, *holds})
+        for tenant in tenants:
+            policy = policies.get(tenant)
+            if policy is None:
+                keep, changed = "none", "never set"
+            else:
+                keep = policy.keep
+                changed = f"set {times.format_us(policy.updated_us)} by {policy.updated_by}"
+            print(f"{tenant}\tkeep {keep}\t{changed}\t{_hold_text(holds.get(tenant))}")
+        return 0
+    if args.retention_command == "set":
+        try:
+            keep_seconds = parse_duration(args.keep)
+        except ValueError as exc:
+            print(f"auditlog: --keep: {exc}", file=sys.stderr)
+            return 2
+        actor = operator_actor()
+        before = await store.get_retention(args.tenant)
+        policy = Retention(args.tenant, keep_seconds, times.now_us(), actor["id"])
+        # Stored first: the policy holds whatever happens to its record (exit 1 then).
+        await store.set_retention(policy)
+        was = "none" if before is None else before.keep
+        await selfaudit.record_directly(
+            store,
+            args.tenant,
+            selfaudit.RETENTION_SET,
+            actor,
+            {"keep": policy.keep, "keep_seconds": keep_seconds, "previous": was},
+        )
+        print(f"retention of tenant {args.tenant}: keep {policy.keep} (was {was})")
+        if keep_seconds is not None:
+            print("nothing is pruned yet: pruning is not part of this version")
+        return 0
+    raise AssertionError(args.retention_command)
+
+
+async def _hold(store: Store, args: argparse.Namespace) -> int:
+    if not _tenant(args):
+        return 2
+    actor = operator_actor()
+    if args.hold_command == "set":
+        try:
+            reason = check_reason(args.reason)
+        except ValueError as exc:
+            print(f"auditlog: --reason: {exc}", file=sys.stderr)
+            return 2
+        hold = Hold(args.tenant, reason, actor["id"], times.now_us())
+        standing = await store.set_hold(hold)
+        if standing is not None:
+            # The hold that stands is left as it is, and nothing is recorded.
+            print(
+                f"auditlog: tenant {args.tenant} is already {_hold_text(standing)}",
+                file=sys.stderr,
+            )
+            return 1
+        await selfaudit.record_directly(
+            store, args.tenant, selfaudit.HOLD_SET, actor, {"reason": reason}
+        )
+        print(f"tenant {args.tenant} is {_hold_text(hold)}")
+        return 0
+    if args.hold_command == "release":
+        released = await store.release_hold(args.tenant)
+        if released is None:
+            print(f"auditlog: tenant {args.tenant} has no legal hold", file=sys.stderr)
+            return 1
+        await selfaudit.record_directly(
+            store,
+            args.tenant,
+            selfaudit.HOLD_RELEASED,
+            actor,
+            {
+                "reason": released.reason,
+                "set_by": released.set_by,
+                "set_at": times.format_us(released.set_us),
+            },
+        )
+        print(f"released the legal hold on tenant {args.tenant} (set for: {released.reason})")
+        return 0
+    raise AssertionError(args.hold_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,10 @@ and the ``source`` ``auditlog``:
   ``auditlog keys``;
 * ``auditlog.user.created`` / ``auditlog.user.removed`` / ``auditlog.user.password_changed``:
   logins made, removed or given a new password by ``auditlog users``;
+* ``auditlog.retention.set``: a tenant's retention policy set by ``auditlog retention set``
+  or ``PUT /v1/retention``;
+* ``auditlog.hold.set`` / ``auditlog.hold.released``: a legal hold set or released by
+  ``auditlog hold``;
 * ``auditlog.log.read``: every read of the log through the API (event queries, reads by id,
   the first version's ``GET /event``), unless the ``audit_reads`` setting turns it off.
 
@@ -49,6 +53,9 @@ KEY_REVOKED = "auditlog.key.revoked"
 USER_CREATED = "auditlog.user.created"
 USER_REMOVED = "auditlog.user.removed"
 USER_PASSWORD_CHANGED = "auditlog.user.password_changed"  # noqa: S105 (an event type)
+RETENTION_SET = "auditlog.retention.set"
+HOLD_SET = "auditlog.hold.set"
+HOLD_RELEASED = "auditlog.hold.released"
 LOG_READ = "auditlog.log.read"
 _PRINCIPAL = Principal("auditlog", SOURCE)
 #: Longest string of a request shown in a read record, in characters.
