@@ -57,6 +57,8 @@ def call_for(route: Route, event_id: str = "evt-0001", tree_size: int = 50) -> C
         return Call(
             "POST", path, json={"destination": {"kind": "webhook", "url": "https://x.test/"}}
         )
+    if name == "retention.set":
+        return Call("PUT", path, json={"keep": "400d"})
     if name in ("auth.token", "legacy.login"):
         return Call("POST", path, json={"username": "nobody", "password": "nothing"})
     return Call(route.method, path)

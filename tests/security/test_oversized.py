@@ -26,7 +26,10 @@ BODY_ROUTES = {
     "/login": 8192,
     "/v1/streams": 64 * 1024,  # a log stream's definition
     "/v1/viewer-tokens": 64 * 1024,  # a viewer token's definition
+    "/v1/retention": 8192,  # a retention policy: one short field
 }
+#: The routes of BODY_ROUTES taken by another method than POST.
+METHODS = {"/v1/retention": "PUT"}
 #: Routes taken by POST that read no body: whatever is sent is left unread.
 NO_BODY = {"/v1/viewer-tokens/exchange"}
 
@@ -64,15 +67,27 @@ async def test_a_body_over_the_limit_is_413_declared_or_streamed(
     await add_user(app)
     limit = BODY_ROUTES[path]
     headers = {**api.headers, "Content-Type": "application/json"}
-    declared = await client.post(path, content=b" " * (limit + 1), headers=headers)
+    declared = await client.request(
+        METHODS.get(path, "POST"), path, content=b" " * (limit + 1), headers=headers
+    )
     assert "more than the limit" in problem(declared, 413)["detail"]
-    lying = await client.post(
-        path, content=b" " * 10, headers={**headers, "Content-Length": str(10**12)}
+    lying = await client.request(
+        METHODS.get(path, "POST"),
+        path,
+        content=b" " * 10,
+        headers={**headers, "Content-Length": str(10**12)},
     )
     problem(lying, 413)
-    chunked = await client.post(path, content=streamed(limit * 50), headers=headers)
+    chunked = await client.request(
+        METHODS.get(path, "POST"), path, content=streamed(limit * 50), headers=headers
+    )
     problem(chunked, 413)
-    huge = await client.post(path, content=streamed(64 * 1024 * 1024, 64 * 1024), headers=headers)
+    huge = await client.request(
+        METHODS.get(path, "POST"),
+        path,
+        content=streamed(64 * 1024 * 1024, 64 * 1024),
+        headers=headers,
+    )
     problem(huge, 413)
     assert await api.everything() == []
 
@@ -89,7 +104,7 @@ async def test_a_content_length_that_is_not_a_number_is_400_or_413(
         "Content-Type": "application/json",
         "Content-Length": length,
     }
-    response = await client.post(path, content=b"{}", headers=headers)
+    response = await client.request(METHODS.get(path, "POST"), path, content=b"{}", headers=headers)
     assert response.status_code in (400, 413), response.text
     problem(response, response.status_code)
 

@@ -32,6 +32,7 @@ from auditlog.server.handlers import export as export_handlers
 from auditlog.server.handlers import health as health_handlers
 from auditlog.server.handlers import legacy as legacy_handlers
 from auditlog.server.handlers import log as log_handlers
+from auditlog.server.handlers import retention as retention_handlers
 from auditlog.server.handlers import stream as stream_handlers
 from auditlog.server.handlers import streams as streams_handlers
 from auditlog.server.handlers import ui as ui_handlers
@@ -53,6 +54,7 @@ from auditlog.service.notifier import Notifier
 from auditlog.service.passwords import Passwords
 from auditlog.service.proofs import LogProofs
 from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBuckets
+from auditlog.service.retention import RetentionAdmin
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.service.streams import StreamAdmin
 from auditlog.service.tokens import Tokens
@@ -86,6 +88,7 @@ class Services:
     streams: StreamAdmin
     deliveries: Deliveries | None
     viewer: ViewerTokens
+    retention: RetentionAdmin
 
 
 class AuditlogApp:
@@ -100,6 +103,7 @@ class AuditlogApp:
             *stream_handlers.routes(services.live),
             *streams_handlers.routes(services.streams),
             *viewer_handlers.routes(services.viewer),
+            *retention_handlers.routes(services.retention),
             *log_handlers.routes(services.log),
             *auth_handlers.routes(services.logins),
             *health_handlers.routes(services.store, services.metrics, self._openapi),
@@ -351,6 +355,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         ),
         deliveries=deliveries,
         viewer=ViewerTokens(store, api_keys, audit),
+        retention=RetentionAdmin(store, audit),
     )
 
 

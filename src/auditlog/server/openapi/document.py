@@ -39,6 +39,7 @@ TAGS: tuple[JSON, ...] = (
     {"name": "streams", "description": "Log streams: the tenant's events pushed to a SIEM."},
     {"name": "log", "description": "The tamper-evident log: checkpoints, proofs, its key."},
     {"name": "auth", "description": "Credentials."},
+    {"name": "retention", "description": "How long the tenant's events are kept; legal holds."},
     {"name": "operations", "description": "Health, readiness, metrics and this document."},
     {
         "name": "legacy",
