@@ -11,17 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditlog.errors import FieldError, InvalidBody
 from auditlog.model import times
 from auditlog.model.credentials import ADMIN, Credential
 from auditlog.model.retention import Hold, Retention, parse_duration
 from auditlog.service.auth import require
+from auditlog.service.bodies import bad_field, json_object
 from auditlog.service.selfaudit import RETENTION_SET, SelfAudit, credential_actor
 from auditlog.storage.base import Store
-
-
-def _bad(field: str, message: str) -> InvalidBody:
-    return InvalidBody(f"{field}: {message}", (FieldError(field, message),))
 
 
 def _hold_view(hold: Hold | None) -> dict[str, Any] | None:
@@ -58,18 +54,11 @@ class RetentionAdmin:
 
     async def put(self, credential: Credential, body: Any) -> dict[str, Any]:
         require(credential, ADMIN)
-        if not isinstance(body, dict):
-            raise _bad("body", "expected a JSON object")
-        unknown = sorted(set(body) - {"keep"})
-        if unknown:
-            raise InvalidBody(
-                "unknown field"
-                + ("s " if len(unknown) > 1 else " ")
-                + ", ".join(map(repr, unknown)),
-                tuple(FieldError(name, "not a field of a retention policy") for name in unknown),
-            )
+        body = json_object(body, {"keep"}, "a retention policy")
         if "keep" not in body:
-            raise _bad("keep", 'required: a duration such as "400d", or null to keep everything')
+            raise bad_field(
+                "keep", 'required: a duration such as "400d", or null to keep everything'
+            )
         keep = body["keep"]
         if keep is None:
             keep_seconds = None
@@ -77,9 +66,11 @@ class RetentionAdmin:
             try:
                 keep_seconds = parse_duration(keep)
             except ValueError as exc:
-                raise _bad("keep", str(exc)) from exc
+                raise bad_field("keep", str(exc)) from exc
         else:
-            raise _bad("keep", 'expected a duration such as "400d", or null to keep everything')
+            raise bad_field(
+                "keep", 'expected a duration such as "400d", or null to keep everything'
+            )
         tenant = credential.tenant
         before = await self._store.get_retention(tenant)
         policy = Retention(tenant, keep_seconds, times.now_us(), credential.principal)

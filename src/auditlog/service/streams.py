@@ -25,12 +25,13 @@ from typing import Any
 
 import orjson
 
-from auditlog.errors import FieldError, InvalidBody, NotFound
+from auditlog.errors import NotFound
 from auditlog.model import times
 from auditlog.model.credentials import ADMIN, Credential
 from auditlog.model.selection import filter_object, parse_filter
 from auditlog.model.streams import STREAM_ID, LogStream, new_stream_id
 from auditlog.service.auth import require
+from auditlog.service.bodies import bad_field, json_object
 from auditlog.service.delivery.destinations import (
     Destination,
     merge_destination,
@@ -62,20 +63,8 @@ def load_destination(text: str) -> Destination:
     return parse_destination(value["settings"], value["secret"])
 
 
-def _bad(field: str, message: str) -> InvalidBody:
-    return InvalidBody(f"{field}: {message}", (FieldError(field, message),))
-
-
 def _object(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise _bad("body", "expected a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidBody(
-            "unknown field" + ("s " if len(unknown) > 1 else " ") + ", ".join(map(repr, unknown)),
-            tuple(FieldError(name, "not a field of a stream") for name in unknown),
-        )
-    return body
+    return json_object(body, allowed, "a stream")
 
 
 def _name(value: Any) -> str:
@@ -84,13 +73,13 @@ def _name(value: Any) -> str:
         or not 1 <= len(value) <= _MAX_NAME
         or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value)
     ):
-        raise _bad("name", f"expected 1-{_MAX_NAME} characters without control characters")
+        raise bad_field("name", f"expected 1-{_MAX_NAME} characters without control characters")
     return value
 
 
 def _paused(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise _bad("paused", "expected true or false")
+        raise bad_field("paused", "expected true or false")
     return value
 
 
@@ -121,7 +110,7 @@ class StreamAdmin:
 
     async def _destination(self, dest: Destination) -> Destination:
         if await points_at(dest, *self._own):
-            raise _bad("destination.url", "points at this service itself")
+            raise bad_field("destination.url", "points at this service itself")
         return dest
 
     async def view(self, stream: LogStream) -> dict[str, Any]:
@@ -151,7 +140,7 @@ class StreamAdmin:
         require(credential, ADMIN)
         fields = _object(body, _CREATE_FIELDS)
         if "destination" not in fields:
-            raise _bad("destination", "required")
+            raise bad_field("destination", "required")
         dest = await self._destination(parse_destination(fields["destination"]))
         _, pairs = parse_filter(fields.get("filter"))
         name = _name(fields.get("name", dest.kind))
@@ -185,7 +174,7 @@ class StreamAdmin:
             return 0
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62:
             return value
-        raise _bad("start", '"now", "beginning" or a seq (an integer from 0)')
+        raise bad_field("start", '"now", "beginning" or a seq (an integer from 0)')
 
     async def list_all(self, credential: Credential) -> list[dict[str, Any]]:
         require(credential, ADMIN)

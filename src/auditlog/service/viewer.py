@@ -22,11 +22,12 @@ from typing import Any
 
 import orjson
 
-from auditlog.errors import FieldError, Forbidden, InvalidBody, NotFound, Unauthorized
+from auditlog.errors import Forbidden, NotFound, Unauthorized
 from auditlog.model import times
 from auditlog.model.credentials import ADMIN, EVENTS_READ, ApiKey, Credential
 from auditlog.model.selection import filter_object, parse_filter
 from auditlog.service.auth import ApiKeys, require
+from auditlog.service.bodies import bad_field, json_object
 from auditlog.service.selfaudit import SelfAudit, credential_actor
 from auditlog.storage.base import Store
 
@@ -38,10 +39,6 @@ DEFAULT_TTL = 900
 MAX_TTL = 86_400
 _FIELDS = frozenset({"filter", "ttl_seconds"})
 KEY_ID = re.compile(r"[a-z2-7]{16}", re.ASCII)
-
-
-def _bad(field: str, message: str) -> InvalidBody:
-    return InvalidBody(f"{field}: {message}", (FieldError(field, message),))
 
 
 def view(key: ApiKey) -> dict[str, Any]:
@@ -67,20 +64,11 @@ class ViewerTokens:
     async def create(self, credential: Credential, body: Any) -> dict[str, Any]:
         """A new viewer token of the caller's tenant; the answer holds it, shown once."""
         require(credential, ADMIN)
-        if not isinstance(body, dict):
-            raise _bad("body", "expected a JSON object")
-        unknown = sorted(set(body) - _FIELDS)
-        if unknown:
-            raise InvalidBody(
-                "unknown field"
-                + ("s " if len(unknown) > 1 else " ")
-                + ", ".join(map(repr, unknown)),
-                tuple(FieldError(name, "not a field of a viewer token") for name in unknown),
-            )
+        body = json_object(body, _FIELDS, "a viewer token")
         _, pairs = parse_filter(body.get("filter", {}))
         ttl = body.get("ttl_seconds", DEFAULT_TTL)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL:
-            raise _bad("ttl_seconds", f"expected an integer from 1 to {MAX_TTL}")
+            raise bad_field("ttl_seconds", f"expected an integer from 1 to {MAX_TTL}")
         bound = orjson.dumps(filter_object(pairs)).decode()
         expires_us = times.now_us() + ttl * 1_000_000
         key, token = await self._issue(credential.tenant, bound, expires_us)
