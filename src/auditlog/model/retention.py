@@ -10,6 +10,7 @@ Durations are a whole number and one unit, ``s``, ``m``, ``h`` or ``d`` (``400d`
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -79,3 +80,27 @@ def check_reason(reason: str) -> str:
     if not reason.strip() or len(reason) > 1000 or _CONTROL.search(reason):
         raise ValueError("a reason is 1-1000 characters without control characters")
     return reason
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """An archive of a tenant's log that ``auditlog archive`` wrote and checked: it holds
+    the events with seq ``first_seq`` to ``end_seq - 1`` and a signed checkpoint of size
+    ``checkpoint_size`` that covers them. ``sha256`` (hex) names the file's exact bytes,
+    ``location`` is where it was written. Pruning removes only what archives cover."""
+
+    tenant: str
+    first_seq: int
+    end_seq: int
+    sha256: str
+    location: str
+    checkpoint_size: int
+    created_us: int
+    created_by: str
+
+
+def id_hash(event_id: str) -> int:
+    """The 64-bit signed hash by which a pruned event's id is remembered: the first 8 bytes
+    of SHA-256 of its UTF-8, big-endian. Enough to tell "pruned" from "never stored" (a
+    chance collision is 1 in 2^64 per lookup and pruned id), and it keeps no id text."""
+    return int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big", signed=True)

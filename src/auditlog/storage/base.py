@@ -21,6 +21,11 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
 * A tenant has at most one retention policy and at most one legal hold. A hold is set by
   one call and stays as it was set (reason, who, when) until it is released: of several
   setting it at once, exactly one sets it.
+* Pruning (``prune_to``, ``sweep``) removes a tenant's events from the start of its log. The
+  tenant's horizon, its first kept seq, only grows, and never while a legal hold is set; from
+  the moment it moves, every read (``get_event``, ``query``, ``read_leaves``) leaves out the
+  events below it, whether or not ``sweep`` has removed their rows yet. Tree nodes and
+  checkpoints are never pruned: proofs and checks go on over the pruned prefix.
 * The Merkle tree of each tenant's log (``auditlog.service.integrator``) is kept as tree nodes
   and checkpoints. A node, once stored, never changes: storing it again is a no-op. A
   checkpoint is stored only if it is larger than every checkpoint the tenant has, so the
@@ -39,7 +44,7 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.event import NewEvent, same_content, stored_bytes
 from auditlog.model.query import Query
-from auditlog.model.retention import Hold, Retention
+from auditlog.model.retention import ArchiveRecord, Hold, Retention
 from auditlog.model.streams import LogStream
 
 
@@ -266,6 +271,37 @@ class Store(Protocol):
 
     async def list_holds(self) -> list[Hold]:
         """Every legal hold set, by tenant name."""
+
+    async def horizon(self, tenant: str) -> int:
+        """The tenant's first kept seq: every event with a smaller seq is pruned (0: none is)."""
+
+    async def horizons(self) -> dict[str, int]:
+        """Every tenant whose log has a pruned prefix, with its horizon."""
+
+    async def prune_to(self, tenant: str, horizon: int) -> int | Hold:
+        """Move the tenant's horizon up to ``horizon`` (never down, never past its log size)
+        unless a legal hold is set, when nothing changes and the hold is returned; else the
+        horizon now. Atomic against ``set_hold``: a hold set before this commits stops it."""
+
+    async def sweep(self, tenant: str, limit: int) -> int:
+        """Remove up to about ``limit`` stored events below the tenant's horizon, with their
+        search and numbers index entries, remembering their ids for ``was_pruned``; how many
+        events were removed (0: none is left below the horizon). Commits in transactions
+        short enough never to hold appends up for long; idempotent, so a sweep cut short by
+        a crash is finished by the next call."""
+
+    async def reclaim_space(self) -> int:
+        """Give space that sweeps freed back to the file system, a little at a time; the
+        bytes given back (0 where the backend does not, or has nothing to give)."""
+
+    async def was_pruned(self, tenant: str, event_id: str) -> bool:
+        """Whether the tenant held an event with this id that is now pruned."""
+
+    async def add_archive(self, record: ArchiveRecord) -> None:
+        """Record an archive of the tenant's log (the same sha256 twice: kept once)."""
+
+    async def list_archives(self, tenant: str | None = None) -> list[ArchiveRecord]:
+        """Every archive recorded (of one tenant, if given), by tenant and first seq."""
 
     async def create_stream(self, stream: LogStream) -> None:
         """Store a new log stream."""

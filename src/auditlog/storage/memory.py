@@ -18,7 +18,7 @@ from auditlog.model import times
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.matching import event_matches
 from auditlog.model.query import Query
-from auditlog.model.retention import Hold, Retention
+from auditlog.model.retention import ArchiveRecord, Hold, Retention, id_hash
 from auditlog.model.streams import LogStream
 from auditlog.storage.base import (
     AppendOutcome,
@@ -41,7 +41,7 @@ class MemoryStore:
     """``Store`` in memory. Safe for one event loop; not shared between processes."""
 
     def __init__(self) -> None:
-        self._logs: dict[str, list[_Row]] = {}
+        self._logs: dict[str, list[_Row | None]] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._keys: dict[str, ApiKey] = {}
         self._users: dict[str, User] = {}
@@ -56,6 +56,12 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, int]] = {}
         self._retention: dict[str, Retention] = {}
         self._legal_holds: dict[str, Hold] = {}
+        # Pruning: each tenant's horizon (first kept seq), how far its rows are swept (the
+        # rows below are None), the hashes of its pruned ids, and the archives recorded.
+        self._horizons: dict[str, int] = {}
+        self._swept: dict[str, int] = {}
+        self._pruned_ids: dict[str, set[int]] = {}
+        self._archives: dict[tuple[str, str], ArchiveRecord] = {}
 
     async def open(self) -> None:
         return None
@@ -77,8 +83,9 @@ class MemoryStore:
                 log = self._logs.get(tenant, [])
                 for event_id in wanted:
                     seq = self._ids.get((tenant, event_id))
-                    if seq is not None:
-                        existing[(tenant, event_id)] = log[seq].body
+                    row = None if seq is None else log[seq]
+                    if row is not None:  # below the horizon too, until swept
+                        existing[(tenant, event_id)] = row.body
             plan.plan(existing)
             next_seq = {p.tenant: len(self._logs.get(p.tenant, [])) for p in plan.new}
             plan.assign(next_seq, times.now_us())
@@ -91,21 +98,28 @@ class MemoryStore:
 
     async def get_event(self, tenant: str, event_id: str) -> bytes | None:
         seq = self._ids.get((tenant, event_id))
-        return None if seq is None else self._logs[tenant][seq].body
+        if seq is None or seq < self.horizon_of(tenant):
+            return None
+        row = self._logs[tenant][seq]
+        return None if row is None else row.body
+
+    def horizon_of(self, tenant: str) -> int:
+        return self._horizons.get(tenant, 0)
 
     async def query(self, tenant: str, query: Query) -> Page:
         log = self._logs.get(tenant, [])
         end = len(log) if query.before_seq is None else max(0, min(query.before_seq, len(log)))
+        first = self.horizon_of(tenant)
         if query.order == "desc":
             start = end - 1 if query.after_seq is None else min(query.after_seq - 1, end - 1)
-            seqs = range(start, -1, -1)
+            seqs = range(start, first - 1, -1)
         else:
-            start = 0 if query.after_seq is None else max(0, query.after_seq + 1)
+            start = first if query.after_seq is None else max(first, query.after_seq + 1)
             seqs = range(start, end)
         found: list[tuple[int, bytes]] = []
         for seq in seqs:
             row = log[seq]
-            if event_matches(row.event, row.time_us, query):
+            if row is not None and event_matches(row.event, row.time_us, query):
                 found.append((seq, row.body))
                 if len(found) > query.limit:
                     break
@@ -174,8 +188,13 @@ class MemoryStore:
 
     async def read_leaves(self, tenant: str, start: int, limit: int) -> list[tuple[int, bytes]]:
         log = self._logs.get(tenant, [])
-        first = max(start, 0)
-        return [(seq, log[seq].body) for seq in range(first, min(len(log), first + limit))]
+        first = max(start, 0, self.horizon_of(tenant))
+        found = []
+        for seq in range(first, min(len(log), first + max(limit, 0))):
+            row = log[seq]
+            if row is not None:
+                found.append((seq, row.body))
+        return found
 
     async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
         for level, index, h in nodes:
@@ -238,6 +257,55 @@ class MemoryStore:
 
     async def list_holds(self) -> list[Hold]:
         return [self._legal_holds[t] for t in sorted(self._legal_holds)]
+
+    async def horizon(self, tenant: str) -> int:
+        return self.horizon_of(tenant)
+
+    async def horizons(self) -> dict[str, int]:
+        return {t: h for t, h in sorted(self._horizons.items()) if h > 0}
+
+    async def prune_to(self, tenant: str, horizon: int) -> int | Hold:
+        hold = self._legal_holds.get(tenant)
+        if hold is not None:
+            return hold
+        size = len(self._logs.get(tenant, []))
+        now = max(self.horizon_of(tenant), min(horizon, size))
+        if now > 0:
+            self._horizons[tenant] = now
+        return now
+
+    async def sweep(self, tenant: str, limit: int) -> int:
+        log = self._logs.get(tenant, [])
+        start = self._swept.get(tenant, 0)
+        end = min(self.horizon_of(tenant), start + max(limit, 1))
+        ids = self._pruned_ids.setdefault(tenant, set())
+        for seq in range(start, end):
+            row = log[seq]
+            if row is not None:
+                event_id = row.event["id"]
+                ids.add(id_hash(event_id))
+                if self._ids.get((tenant, event_id)) == seq:
+                    del self._ids[(tenant, event_id)]
+                log[seq] = None
+        if end > start:
+            self._swept[tenant] = end
+        return max(end - start, 0)
+
+    async def reclaim_space(self) -> int:
+        return 0
+
+    async def was_pruned(self, tenant: str, event_id: str) -> bool:
+        if id_hash(event_id) in self._pruned_ids.get(tenant, ()):
+            return True
+        seq = self._ids.get((tenant, event_id))
+        return seq is not None and seq < self.horizon_of(tenant)
+
+    async def add_archive(self, record: ArchiveRecord) -> None:
+        self._archives.setdefault((record.tenant, record.sha256), record)
+
+    async def list_archives(self, tenant: str | None = None) -> list[ArchiveRecord]:
+        found = [a for a in self._archives.values() if tenant is None or a.tenant == tenant]
+        return sorted(found, key=lambda a: (a.tenant, a.first_seq, a.end_seq, a.sha256))
 
     async def create_stream(self, stream: LogStream) -> None:
         self._streams[(stream.tenant, stream.stream_id)] = stream
