@@ -23,7 +23,7 @@ import pgtest
 from auditlog.config import Settings
 from auditlog.model.credentials import ApiKey, User
 from auditlog.model.query import Query
-from auditlog.model.retention import Hold, Retention
+from auditlog.model.retention import ArchiveRecord, Hold, Retention
 from auditlog.model.streams import LogStream
 from auditlog.server.app import AuditlogApp, build_app
 from auditlog.storage.base import (
@@ -200,6 +200,30 @@ class ControlledStore:
 
     async def list_holds(self) -> list[Hold]:
         return await self.inner.list_holds()
+
+    async def horizon(self, tenant: str) -> int:
+        return await self.inner.horizon(tenant)
+
+    async def horizons(self) -> dict[str, int]:
+        return await self.inner.horizons()
+
+    async def prune_to(self, tenant: str, horizon: int) -> int | Hold:
+        return await self.inner.prune_to(tenant, horizon)
+
+    async def sweep(self, tenant: str, limit: int) -> int:
+        return await self.inner.sweep(tenant, limit)
+
+    async def reclaim_space(self) -> int:
+        return await self.inner.reclaim_space()
+
+    async def was_pruned(self, tenant: str, event_id: str) -> bool:
+        return await self.inner.was_pruned(tenant, event_id)
+
+    async def add_archive(self, record: ArchiveRecord) -> None:
+        await self.inner.add_archive(record)
+
+    async def list_archives(self, tenant: str | None = None) -> list[ArchiveRecord]:
+        return await self.inner.list_archives(tenant)
 
     async def create_stream(self, stream: LogStream) -> None:
         await self.inner.create_stream(stream)
