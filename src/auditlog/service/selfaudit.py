@@ -16,6 +16,8 @@ and the ``source`` ``auditlog``:
   or ``PUT /v1/retention``;
 * ``auditlog.hold.set`` / ``auditlog.hold.released``: a legal hold set or released by
   ``auditlog hold``;
+* ``auditlog.archive.created``: an archive of the tenant's log written, checked and recorded
+  by ``auditlog archive``;
 * ``auditlog.log.read``: every read of the log through the API (event queries, reads by id,
   the first version's ``GET /event``), unless the ``audit_reads`` setting turns it off.
 
@@ -56,6 +58,7 @@ USER_PASSWORD_CHANGED = "auditlog.user.password_changed"  # noqa: S105 (an event
 RETENTION_SET = "auditlog.retention.set"
 HOLD_SET = "auditlog.hold.set"
 HOLD_RELEASED = "auditlog.hold.released"
+ARCHIVE_CREATED = "auditlog.archive.created"
 LOG_READ = "auditlog.log.read"
 _PRINCIPAL = Principal("auditlog", SOURCE)
 #: Longest string of a request shown in a read record, in characters.
