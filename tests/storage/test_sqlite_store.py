@@ -91,7 +91,9 @@ async def test_an_index_made_before_the_numbers_index_is_made_again(tmp_path: Pa
     await store.close()
     # The search index as the version before the numbers index left it.
     terms = sqlite3.connect(database.terms_path(path))
-    terms.executescript("DROP TABLE numbers; DROP TABLE path_flags; PRAGMA user_version = 1;")
+    terms.executescript(
+        "DROP TABLE numbers; DROP TABLE path_flags; DROP TABLE pruned; PRAGMA user_version = 1;"
+    )
     terms.close()
 
     store = SQLiteStore(path)

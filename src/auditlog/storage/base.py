@@ -279,7 +279,8 @@ class Store(Protocol):
         """Every tenant whose log has a pruned prefix, with its horizon."""
 
     async def prune_to(self, tenant: str, horizon: int) -> int | Hold:
-        """Move the tenant's horizon up to ``horizon`` (never down, never past its log size)
+        """Move the tenant's horizon up to ``horizon`` (never down, never past its largest
+        checkpoint, so the tree holds every pruned event's leaf)
         unless a legal hold is set, when nothing changes and the hold is returned; else the
         horizon now. Atomic against ``set_hold``: a hold set before this commits stops it."""
 

@@ -269,7 +269,8 @@ class MemoryStore:
         if hold is not None:
             return hold
         size = len(self._logs.get(tenant, []))
-        now = max(self.horizon_of(tenant), min(horizon, size))
+        signed = self._checkpoint_sizes.get(tenant) or [0]
+        now = max(self.horizon_of(tenant), min(horizon, size, signed[-1]))
         if now > 0:
             self._horizons[tenant] = now
         return now

@@ -46,6 +46,10 @@ def connect(
 
 
 def use_wal(conn: sqlite3.Connection, path: str) -> None:
+    """WAL mode; and for a database made now, ``auto_vacuum = INCREMENTAL``, so that the pages
+    pruning frees can be given back to the file system (it can only be chosen first)."""
+    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StorageError(f"SQLite at {path} refused WAL mode ({mode})")

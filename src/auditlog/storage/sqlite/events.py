@@ -89,8 +89,8 @@ class EventsPart(SQLiteBase):
                 self._r()
                 .execute(
                     "SELECT e.body FROM events AS e JOIN tenants AS n ON e.tenant_id = n.tenant_id"
-                    " WHERE n.name = ? AND e.id = ?",
-                    (tenant, event_id),
+                    " WHERE n.name = ? AND e.id = ? AND e.key >= ? * n.tenant_id + n.horizon",
+                    (tenant, event_id, querysql.SEQ_MASK + 1),
                 )
                 .fetchone()
             )
@@ -110,13 +110,13 @@ class EventsPart(SQLiteBase):
             conn.execute("BEGIN")  # one snapshot of both files for the whole page
             try:
                 row = conn.execute(
-                    "SELECT n.tenant_id, coalesce(p.next_seq, 0) FROM tenants AS n"
+                    "SELECT n.tenant_id, coalesce(p.next_seq, 0), n.horizon FROM tenants AS n"
                     " LEFT JOIN t.progress AS p ON p.tenant_id = n.tenant_id WHERE n.name = ?",
                     (tenant,),
                 ).fetchone()
                 if row is None:
                     return Page((), None, False)
-                tenant_id, indexed_upto = int(row[0]), int(row[1])
+                tenant_id, indexed_upto, horizon = int(row[0]), int(row[1]), int(row[2])
                 flags = None
                 path = numbers.range_path(query.conditions)
                 if path is not None:
@@ -127,7 +127,9 @@ class EventsPart(SQLiteBase):
                             (tenant_id, numbers.path_id(path)),
                         )
                     )
-                compiled = querysql.compile_query(tenant, tenant_id, query, indexed_upto, flags)
+                compiled = querysql.compile_query(
+                    tenant, tenant_id, query, indexed_upto, flags, horizon
+                )
                 with self._deadline(conn):
                     for narrow in compiled.narrows:
                         count = conn.execute(*narrow.probe).fetchone()[0]

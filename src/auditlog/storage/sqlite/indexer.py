@@ -58,6 +58,9 @@ class Indexer:
         tm.execute("BEGIN IMMEDIATE")
         try:
             done = dict(tm.execute("SELECT tenant_id, next_seq FROM progress").fetchall())
+            # Never below what pruning removed from the index (storage/sqlite/pruning.py).
+            for tenant_id, below in tm.execute("SELECT tenant_id, below FROM pruned"):
+                done[tenant_id] = max(done.get(tenant_id, 0), below)
             ev.execute("BEGIN")
             try:
                 tenants = ev.execute("SELECT tenant_id, name, size FROM tenants").fetchall()

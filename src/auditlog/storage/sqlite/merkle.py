@@ -49,10 +49,12 @@ class MerklePart(SQLiteBase):
     ) -> list[tuple[int, bytes]]:
         conn = conn or self._thread_conn()
         try:
-            row = conn.execute("SELECT tenant_id FROM tenants WHERE name = ?", (tenant,)).fetchone()
+            row = conn.execute(
+                "SELECT tenant_id, horizon FROM tenants WHERE name = ?", (tenant,)
+            ).fetchone()
             if row is None or limit <= 0 or start > querysql.SEQ_MASK:
                 return []
-            tenant_id = int(row[0])
+            tenant_id, start = int(row[0]), max(start, int(row[1]))
             rows = conn.execute(
                 "SELECT key, body FROM events WHERE key >= ? AND key <= ? ORDER BY key LIMIT ?",
                 (

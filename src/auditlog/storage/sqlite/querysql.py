@@ -145,16 +145,18 @@ def compile_query(
     query: Query,
     indexed_upto: int,
     path_flags: frozenset[str] | None = None,
+    horizon: int = 0,
 ) -> CompiledQuery:
     """SQL for one page (``limit + 1`` rows, to tell whether more follow) of ``query``.
 
     ``indexed_upto`` is the tenant's indexing progress: events with a smaller seq are in the
     search index, newer ones (the tail) are checked row by row. ``path_flags``: the flags of
     ``numbers.range_path(query.conditions)`` in the numbers index, read with the progress;
-    ``None`` leaves the numbers index out.
+    ``None`` leaves the numbers index out. ``horizon``: the tenant's first kept seq; the page
+    holds none below it.
     """
     descending = query.order == "desc"
-    seqs = _seq_range(query)
+    seqs = _seq_range(query, horizon)
     if seqs is None:
         return CompiledQuery((), descending, query.limit)
     lo, hi = key_of(tenant_id, seqs[0]), key_of(tenant_id, seqs[1])
@@ -366,7 +368,7 @@ def _narrow(
     return Narrow("time", probe, plan)
 
 
-def _seq_range(query: Query) -> tuple[int, int] | None:
+def _seq_range(query: Query, horizon: int = 0) -> tuple[int, int] | None:
     """The seqs the page can hold, from the cursor, ``before_seq`` and any conditions on
     ``seq``; ``None`` when there are none.
 
@@ -374,7 +376,7 @@ def _seq_range(query: Query) -> tuple[int, int] | None:
     whatever a (forged) cursor or a condition says. Conditions on ``seq`` stay residual too:
     the range only narrows the scan.
     """
-    first, last = 0, SEQ_MASK
+    first, last = max(0, min(horizon, SEQ_MASK)), SEQ_MASK
     if query.after_seq is not None:
         if query.order == "desc":
             last = min(last, query.after_seq - 1)

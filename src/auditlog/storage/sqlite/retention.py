@@ -11,7 +11,7 @@ from auditlog.storage.sqlite import database
 from auditlog.storage.sqlite.base import SQLiteBase
 
 _SELECT_RETENTION = "SELECT tenant, keep_seconds, updated_us, updated_by FROM retention"
-_SELECT_HOLDS = "SELECT tenant, reason, set_by, set_us FROM legal_holds"
+SELECT_HOLDS = "SELECT tenant, reason, set_by, set_us FROM legal_holds"
 
 
 def _retention(row: Sequence[Any]) -> Retention:
@@ -19,7 +19,7 @@ def _retention(row: Sequence[Any]) -> Retention:
     return Retention(str(row[0]), None if keep is None else int(keep), int(row[2]), str(row[3]))
 
 
-def _hold(row: Sequence[Any]) -> Hold:
+def hold_of(row: Sequence[Any]) -> Hold:
     return Hold(str(row[0]), str(row[1]), str(row[2]), int(row[3]))
 
 
@@ -75,7 +75,7 @@ class RetentionPart(SQLiteBase):
                 row = None
                 if cur.rowcount == 0:
                     row = conn.execute(
-                        _SELECT_HOLDS + " WHERE tenant = ?", (hold.tenant,)
+                        SELECT_HOLDS + " WHERE tenant = ?", (hold.tenant,)
                     ).fetchone()
                 conn.execute("COMMIT")
             except BaseException:
@@ -84,7 +84,7 @@ class RetentionPart(SQLiteBase):
                 raise
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "setting a legal hold") from exc
-        return None if row is None else _hold(row)
+        return None if row is None else hold_of(row)
 
     async def release_hold(self, tenant: str) -> Hold | None:
         return await self._write(self._release_hold, tenant)
@@ -103,12 +103,12 @@ class RetentionPart(SQLiteBase):
             )
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "releasing a legal hold") from exc
-        return _hold(rows[0]) if rows else None
+        return hold_of(rows[0]) if rows else None
 
     async def get_hold(self, tenant: str) -> Hold | None:
-        rows = self._read("reading a legal hold", _SELECT_HOLDS + " WHERE tenant = ?", (tenant,))
-        return _hold(rows[0]) if rows else None
+        rows = self._read("reading a legal hold", SELECT_HOLDS + " WHERE tenant = ?", (tenant,))
+        return hold_of(rows[0]) if rows else None
 
     async def list_holds(self) -> list[Hold]:
-        rows = self._read("listing legal holds", _SELECT_HOLDS + " ORDER BY tenant", ())
-        return [_hold(r) for r in rows]
+        rows = self._read("listing legal holds", SELECT_HOLDS + " ORDER BY tenant", ())
+        return [hold_of(r) for r in rows]

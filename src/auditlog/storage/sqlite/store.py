@@ -25,11 +25,20 @@ from auditlog.storage.sqlite.base import SQLiteBase
 from auditlog.storage.sqlite.credentials import CredentialsPart
 from auditlog.storage.sqlite.events import EventsPart
 from auditlog.storage.sqlite.merkle import MerklePart
+from auditlog.storage.sqlite.pruning import PruningPart
 from auditlog.storage.sqlite.retention import RetentionPart
 from auditlog.storage.sqlite.streams import StreamsPart
 
 
-class SQLiteStore(EventsPart, CredentialsPart, MerklePart, StreamsPart, RetentionPart, SQLiteBase):
+class SQLiteStore(
+    EventsPart,
+    CredentialsPart,
+    MerklePart,
+    StreamsPart,
+    RetentionPart,
+    PruningPart,
+    SQLiteBase,
+):
     """``Store`` on one SQLite database file (and its search index beside it).
 
     ``indexer``: ``"process"`` runs the search indexer as a child process (what ``serve``
