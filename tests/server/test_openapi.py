@@ -345,6 +345,7 @@ async def log_answers(app: AuditlogApp, auditor: Api, reader: Api) -> list[httpx
         ),
         await client.get("/v1/log/public-key", headers=headers),
         await client.get("/v1/log/public-key", headers=text),
+        await client.get("/v1/log/pruned", headers=headers),
         await client.get("/v1/log/checkpoint", headers=reader.headers),
         await client.get("/v1/log/checkpoint"),
     ]

@@ -15,6 +15,7 @@ from auditlog.model.event import Limits, Principal
 from auditlog.model.query import parse_query
 from auditlog.service.auth import bind, require, sees
 from auditlog.service.ingest import Ingestor
+from auditlog.service.pruned import reaches_below
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import AppendRequest, IdConflict, Store
 
@@ -26,6 +27,9 @@ class Answer:
     status: int
     body: bytes
     location: str | None = None
+    #: The tenant's horizon, when the query's range began below it (API.md §14): the events
+    #: before it are pruned, and the answer continues from it.
+    pruned_before: int | None = None
 
 
 class Events:
@@ -84,6 +88,12 @@ class Events:
                 credential, "GET /v1/events/{id}", {"id": event_id, "found": body is not None}
             )
         if body is None:
+            # A viewer token gets the same answer as for an id never stored: whether an event
+            # outside its filter existed is not its to know.
+            if not credential.bound and await self._store.was_pruned(credential.tenant, event_id):
+                raise NotFound(
+                    f"the event with id {event_id!r} was pruned by the tenant's retention"
+                )
             raise NotFound(f"no event with id {event_id!r}")
         return Answer(200, body)
 
@@ -101,6 +111,7 @@ class Events:
         if cursor_text is not None:
             query = cursor.apply(query, cursor_text)
         page = await self._store.query(credential.tenant, query)
+        horizon = await self._store.horizon(credential.tenant)
         if audit and self._audit is not None:
             shown = [[name, value] for name, value in params if name != "cursor"]
             await self._audit.read(
@@ -114,5 +125,7 @@ class Events:
             else b"null"
         )
         return Answer(
-            200, b'{"events":[' + b",".join(page.bodies) + b'],"next_cursor":' + next_cursor + b"}"
+            200,
+            b'{"events":[' + b",".join(page.bodies) + b'],"next_cursor":' + next_cursor + b"}",
+            pruned_before=horizon if reaches_below(query, horizon) else None,
         )

@@ -22,6 +22,7 @@ from auditlog.model.query import Query
 from auditlog.model.selection import parse_selection
 from auditlog.service.auth import bind, require
 from auditlog.service.chunks import Chunks
+from auditlog.service.pruned import reaches_below
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import Store
 
@@ -41,6 +42,9 @@ class Export:
     extension: str
     log_size: int
     chunks: Chunks
+    #: The tenant's horizon, when the export's range began below it (API.md §14): the events
+    #: before it are pruned, and the export begins with the first kept one.
+    pruned_before: int | None = None
 
 
 class Exporter:
@@ -86,6 +90,7 @@ class Exporter:
         try:
             sizes = await self._store.durable_log_sizes(credential.tenant)
             log_size = sizes.get(credential.tenant, 0)
+            horizon = await self._store.horizon(credential.tenant)
             bound = log_size if query.before_seq is None else min(log_size, query.before_seq)
             query = dataclasses.replace(query, before_seq=bound, limit=self._page)
             if self._audit is not None:
@@ -98,7 +103,8 @@ class Exporter:
             raise
         writer = CsvWriter(columns) if fmt == "csv" else None
         chunks = Chunks(self._chunks(credential.tenant, query, writer), self._finished)
-        return Export(FORMATS[fmt], fmt, log_size, chunks)
+        pruned = horizon if reaches_below(query, horizon) else None
+        return Export(FORMATS[fmt], fmt, log_size, chunks, pruned)
 
     def _finished(self) -> None:
         self.running -= 1

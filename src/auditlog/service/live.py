@@ -6,7 +6,9 @@ page through the query indexes, then subscribes to the notifier's live feed of t
 replays the few events between where it stopped and where the feed starts
 (``Subscription.start``): the replay ends at that seq exactly and the feed begins there, so the
 seam neither loses nor repeats an event. Events the reader already has (a ``Last-Event-ID``
-ahead of the feed) are skipped. Only durable events are read or fed.
+ahead of the feed) are skipped. Only durable events are read or fed. A position before the
+tenant's horizon (its events pruned by retention, API.md §14) replays from the first kept
+event, after a comment ``: pruned before seq H``.
 
 A reader that falls more than ``buffer_bytes`` behind is cut off: its subscription stops
 filling and the response ends (after a last comment, if the reader still reads at all); it
@@ -35,6 +37,7 @@ from auditlog.model.selection import parse_selection, parse_seq
 from auditlog.service.auth import bind, require
 from auditlog.service.chunks import Chunks
 from auditlog.service.notifier import Notifier, Subscription
+from auditlog.service.pruned import reaches_below
 from auditlog.service.selfaudit import SelfAudit
 from auditlog.storage.base import Store
 
@@ -48,6 +51,12 @@ OPENING = b"retry: 2000\n"
 KEEPALIVE = b": keep-alive\n\n"
 TOO_SLOW = b": too slow; reconnect with Last-Event-ID to continue\n\n"
 CLOSING = b": the server is shutting down; reconnect with Last-Event-ID to continue\n\n"
+
+
+def pruned_comment(horizon: int) -> bytes:
+    """The comment that tells a reader its stream began before the tenant's horizon: the
+    events before it are pruned (API.md §14), and the stream goes on from it."""
+    return b": pruned before seq %d\n\n" % horizon
 
 
 def frame(seq: int, body: bytes) -> bytes:
@@ -168,20 +177,31 @@ class LiveStreams:
             # answer's head is committed after this and reaches it.
             if after is None:
                 after = await self._notifier.head(credential.tenant) - 1
+            horizon = await self._store.horizon(credential.tenant)
         except BaseException:
             release()
             raise
         query = dataclasses.replace(query, after_seq=None, limit=REPLAY_PAGE)
-        chunks = self._chunks(credential.tenant, query, after, abort)
+        reached = dataclasses.replace(query, after_seq=after, order="asc")
+        pruned = horizon if reaches_below(reached, horizon) else None
+        chunks = self._chunks(credential.tenant, query, after, abort, pruned)
         return LiveStream(Chunks(chunks, release), abort)
 
     async def _chunks(
-        self, tenant: str, query: Query, position: int, abort: asyncio.Event
+        self,
+        tenant: str,
+        query: Query,
+        position: int,
+        abort: asyncio.Event,
+        pruned: int | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        """The stream's bytes: the events after ``position``, replayed, then live."""
+        """The stream's bytes: the events after ``position``, replayed, then live; first a
+        comment saying so when ``position`` is before the tenant's horizon ``pruned``."""
         # The position as the first block's id: a reader cut off before its first event
         # resumes from there (a block without data sets the last event id all the same).
         yield OPENING + (b"id: %d\n\n" % position if position >= 0 else b"\n")
+        if pruned is not None:
+            yield pruned_comment(pruned)
         # Replay what was missed while it is more than a seam away from the head.
         while not self._closing:
             head = await self._notifier.head(tenant)

@@ -6,7 +6,8 @@ the proof needs (which depends only on the sizes, never on hashes), one ``get_no
 them all, and a second pass makes the proof: O(log n) point reads, never a scan.
 
 Sizes: a proof may be asked for any tree size up to the latest checkpoint's, since the stored
-nodes cover every prefix of the tree. A parameter that can never name a proof (not a number,
+nodes cover every prefix of the tree, and for any seq, pruned or kept: pruning (API.md §14)
+removes events, never tree nodes. A parameter that can never name a proof (not a number,
 ``seq >= tree_size``, ``first > second``) is ``400``; a size beyond the latest checkpoint, which
 will exist once the integrator has caught up, is ``404``.
 """
@@ -30,6 +31,7 @@ from auditlog.model.credentials import LOG_READ, Credential
 from auditlog.service.auth import require
 from auditlog.service.integrator import Integrator, subtree_key
 from auditlog.service.logkey import LogKey
+from auditlog.service.pruned import prefix_json
 from auditlog.storage.base import Store, StoredCheckpoint
 
 _T = TypeVar("_T")
@@ -200,6 +202,14 @@ class LogProofs:
             lambda subtree: proofs.consistency(first, second, subtree),
         )
         return {"first": first, "second": second, "hashes": [b64(h) for h in hashes]}
+
+    # -- the pruned prefix -----------------------------------------------------------------
+
+    async def pruned(self, credential: Credential) -> dict[str, Any]:
+        """``GET /v1/log/pruned``: where the tenant's log now begins (API.md §14), the hashes
+        that stand for the events pruned before that, and the archives recorded."""
+        require(credential, LOG_READ)
+        return await prefix_json(self._store, credential.tenant)
 
     # -- the key -------------------------------------------------------------------------------
 

@@ -12,6 +12,23 @@ from auditlog.server.openapi.parameters import QUERY_PARAMETERS, path_param, que
 from auditlog.server.routing import Route
 from auditlog.service.events import Events
 from auditlog.service.proofs import LogProofs
+from auditlog.service.pruned import PRUNED_BEFORE_HEADER
+
+#: ``Auditlog-Pruned-Before`` in the OpenAPI document of the reads that may give it.
+PRUNED_BEFORE_DOC: JSON = {
+    "description": "Given when the tenant's log has a pruned prefix (API.md §14) and the "
+    "request's range of seqs began below it: the tenant's horizon, the first kept seq. "
+    "The answer holds no event before it and continues from it.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def pruned_before(horizon: int | None) -> list[tuple[bytes, bytes]]:
+    """The ``Auditlog-Pruned-Before`` header of an answer, when it has one."""
+    if horizon is None:
+        return []
+    return [(PRUNED_BEFORE_HEADER.lower().encode(), str(horizon).encode())]
+
 
 _NDJSON = ("application/x-ndjson", "application/ndjson", "application/jsonlines")
 
@@ -148,12 +165,18 @@ _QUERY = Operation(
         "One page of the events of the caller's tenant that satisfy every parameter, in "
         "`seq` order, and the cursor of the next page. Every malformed parameter (unknown "
         "operator, bad time, bad cursor, limit out of range, bad field path) is 400 with a "
-        "message that names it."
+        "message that names it. Where the tenant's retention pruned the start of its log, "
+        f"a range that begins below the first kept seq continues from it, and "
+        f"`{PRUNED_BEFORE_HEADER}` says where that is."
     ),
     tag="events",
     parameters=QUERY_PARAMETERS,
     responses={
-        "200": {"description": "One page.", "content": json_content(schema_ref("EventPage"))},
+        "200": {
+            "description": "One page.",
+            "headers": {PRUNED_BEFORE_HEADER: PRUNED_BEFORE_DOC},
+            "content": json_content(schema_ref("EventPage")),
+        },
     },
     errors=(400, 401, 403, 503),
 )
@@ -162,7 +185,8 @@ _GET = Operation(
     operation_id="getEvent",
     summary="Get one event by id",
     description="The stored event of the caller's tenant with this id. Another tenant's "
-    "events are never found (404).",
+    "events are never found (404). An event pruned by the tenant's retention is 404 with a "
+    "detail that says so.",
     tag="events",
     parameters=(path_param("id", "The event's id."),),
     responses={"200": {"description": "The event.", "content": json_content(schema_ref("Event"))}},
@@ -199,7 +223,7 @@ def routes(events: Events, max_body_bytes: int, log: LogProofs | None = None) ->
     async def search(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
         answer = await events.query(credential, request.query_params())
-        return Response(answer.status, answer.body)
+        return Response(answer.status, answer.body, headers=pruned_before(answer.pruned_before))
 
     return [
         Route("POST", "/v1/events", create, EVENTS_WRITE, "events.create", doc=_CREATE),

@@ -5,10 +5,12 @@ from __future__ import annotations
 from auditlog.model.credentials import EVENTS_READ, Credential
 from auditlog.model.csvrows import FIXED, MAX_COLUMNS
 from auditlog.server.asgi import Request, StreamingResponse
+from auditlog.server.handlers.events import PRUNED_BEFORE_DOC, pruned_before
 from auditlog.server.openapi import Operation
 from auditlog.server.openapi.parameters import FILTERS, query_param
 from auditlog.server.routing import Route
 from auditlog.service.export import Exporter
+from auditlog.service.pruned import PRUNED_BEFORE_HEADER
 
 LOG_SIZE_HEADER = "Auditlog-Log-Size"
 
@@ -24,7 +26,9 @@ _EXPORT = Operation(
         f"export starts: `{LOG_SIZE_HEADER}` gives the tenant's log size then, and no event "
         "committed later is included. An interrupted export resumes with `after_seq` (the "
         f"last seq received) and `before_seq` (the first answer's `{LOG_SIZE_HEADER}`), and "
-        "gives exactly the rest.\n\n"
+        "gives exactly the rest. Where the tenant's retention pruned the start of its log, "
+        "an export whose range begins below the first kept seq begins with it, and "
+        f"`{PRUNED_BEFORE_HEADER}` says where that is.\n\n"
         "`format=ndjson` (the default): one stored event per line, byte for byte as "
         "`GET /v1/events` returns it. `format=csv` (RFC 4180, UTF-8, CRLF, a header row): "
         "the columns " + ", ".join(f"`{c}`" for c in FIXED) + " (`data` as compact JSON), "
@@ -65,7 +69,8 @@ _EXPORT = Operation(
                     "description": "The tenant's log size when the export started: it holds "
                     "only events with a smaller seq.",
                     "schema": {"type": "integer", "minimum": 0},
-                }
+                },
+                PRUNED_BEFORE_HEADER: PRUNED_BEFORE_DOC,
             },
             "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}},
@@ -92,6 +97,7 @@ def routes(exporter: Exporter) -> list[Route]:
                 (b"content-disposition", filename.encode()),
                 (b"cache-control", b"no-store"),
                 (b"x-content-type-options", b"nosniff"),
+                *pruned_before(started.pruned_before),
             ],
         )
 

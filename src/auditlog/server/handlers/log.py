@@ -1,4 +1,5 @@
-"""``/v1/log``: the tenant's checkpoint, inclusion and consistency proofs, and public key."""
+"""``/v1/log``: the tenant's checkpoint, inclusion and consistency proofs, public key, and pruned
+prefix."""
 
 from __future__ import annotations
 
@@ -126,6 +127,76 @@ _PUBLIC_KEY = Operation(
 )
 
 
+_HASH: JSON = {"type": "string", "contentEncoding": "base64"}
+_PRUNED_SCHEMAS: dict[str, JSON] = {
+    "PrunedPrefix": {
+        "type": "object",
+        "description": "Where the tenant's log begins after retention pruned its start "
+        "(API.md §14), and what stands for the events pruned.",
+        "properties": {
+            "horizon": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The first kept seq: every event with a smaller seq is pruned "
+                "(0: none is).",
+            },
+            "prefix": {
+                "type": "array",
+                "items": _HASH,
+                "description": "The hashes of the perfect subtrees of the first `horizon` "
+                "leaves, left to right (one for each one bit of `horizon`, largest first): "
+                "with the kept events they give the root of every checkpoint larger than "
+                "`horizon`, which proves them. Empty when nothing is pruned.",
+            },
+            "archives": {
+                "type": "array",
+                "description": "Every archive recorded of the tenant's log, by first seq.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "first_seq": {"type": "integer", "minimum": 0},
+                        "end_seq": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "One past the last seq the archive holds.",
+                        },
+                        "sha256": {
+                            "type": "string",
+                            "pattern": "^[0-9a-f]{64}$",
+                            "description": "The SHA-256 of the archive file's bytes, in hex.",
+                        },
+                        "created_at": {"type": "string", "format": "date-time"},
+                    },
+                    "required": ["first_seq", "end_seq", "sha256", "created_at"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["horizon", "prefix", "archives"],
+        "additionalProperties": False,
+    }
+}
+
+_PRUNED = Operation(
+    operation_id="getPrunedPrefix",
+    summary="The pruned start of the tenant's log, and the hashes that stand for it",
+    description="Retention prunes a tenant's events from the start of its log (API.md §14); "
+    "the tree's hashes are kept. The answer gives the first kept seq (`horizon`), the "
+    "hashes of the perfect subtrees of the pruned prefix, which an auditor starts the "
+    "recomputed tree from, and the archives recorded (without their locations). A log "
+    "with nothing pruned answers `horizon` 0 and no hashes.",
+    tag="log",
+    responses={
+        "200": {
+            "description": "The pruned prefix.",
+            "content": json_content(schema_ref("PrunedPrefix")),
+        }
+    },
+    errors=(401, 403, 503),
+    schemas=_PRUNED_SCHEMAS,
+)
+
+
 def routes(log: LogProofs) -> list[Route]:
     async def checkpoint(request: Request, credential: Credential | None) -> Response:
         assert credential is not None
@@ -149,6 +220,10 @@ def routes(log: LogProofs) -> list[Route]:
             return Response(200, (key["vkey"] + "\n").encode("ascii"), TEXT)
         return Response.json(200, key)
 
+    async def pruned(request: Request, credential: Credential | None) -> Response:
+        assert credential is not None
+        return Response.json(200, await log.pruned(credential))
+
     return [
         Route("GET", "/v1/log/checkpoint", checkpoint, LOG_READ, "log.checkpoint", doc=_CHECKPOINT),
         Route(
@@ -163,4 +238,5 @@ def routes(log: LogProofs) -> list[Route]:
             doc=_CONSISTENCY,
         ),
         Route("GET", "/v1/log/public-key", public_key, LOG_READ, "log.public_key", doc=_PUBLIC_KEY),
+        Route("GET", "/v1/log/pruned", pruned, LOG_READ, "log.pruned", doc=_PRUNED),
     ]
