@@ -21,7 +21,8 @@ URL = os.environ.get("AUDITLOG_TEST_POSTGRES_URL", "")
 SKIP_REASON = "AUDITLOG_TEST_POSTGRES_URL is not set: the PostgreSQL tests need a server"
 TABLES = (
     "tenants, events, event_search, event_numbers, path_flags, index_progress, api_keys, users,"
-    " secrets, tree_nodes, checkpoints, streams, retention, legal_holds"
+    " secrets, tree_nodes, checkpoints, streams, retention, legal_holds, horizons, pruned_ids,"
+    " archives"
 )
 
 _schemas: list[str] = []

@@ -98,6 +98,18 @@ class Query:
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
 
 
+def above_horizon(query: Query, horizon: int) -> Query:
+    """``query`` restricted to the seqs from ``horizon`` on (a pruned log's first kept seq):
+    newest first, a condition ``seq >= horizon``; oldest first, a start there too."""
+    if horizon <= 0:
+        return query
+    kept = Condition(("seq",), "gte", (Value.of(str(horizon)),))
+    start = query.after_seq
+    if query.order == "asc" and (start is None or start < horizon - 1):
+        start = horizon - 1
+    return dataclasses.replace(query, conditions=(*query.conditions, kept), after_seq=start)
+
+
 def parse_path(name: str, param: str) -> Path:
     """A dot-separated field path, validated; ``param`` names the parameter in errors."""
     if name in ALIASES:

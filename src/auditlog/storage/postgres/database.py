@@ -32,6 +32,10 @@ LOCK_PARTITIONS = 0x6175_6401
 LOCK_CHECKPOINT = 0x6175_6402
 LOCK_INDEXER = 0x6175_6403
 LOCK_INTEGRATOR = 0x6175_6404
+#: Per tenant (with its name's hash): set_hold against prune_to.
+LOCK_HOLD = 0x6175_6405
+#: Per tenant (with its id): the indexer against the sweep of pruned index rows.
+LOCK_INDEX = 0x6175_6406
 
 
 #: Settings of every session of the service's pools. Every statement there reads or writes a

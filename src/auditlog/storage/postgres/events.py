@@ -14,7 +14,7 @@ from auditlog.errors import Unavailable
 from auditlog.model import times
 from auditlog.model.event import stored_bytes
 from auditlog.model.matching import event_matches
-from auditlog.model.query import Query
+from auditlog.model.query import Query, above_horizon
 from auditlog.storage import numbers
 from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
 from auditlog.storage.postgres import querysql, rows
@@ -186,8 +186,9 @@ class EventsPart(PostgresBase):
             if tenant_id is None:
                 return None
             cur = await conn.execute(
-                "SELECT body FROM events WHERE tenant_id = %s AND id = %s LIMIT 1",
-                (tenant_id, event_id),
+                "SELECT body FROM events WHERE tenant_id = %s AND id = %s AND seq >="
+                " coalesce((SELECT horizon FROM horizons WHERE tenant_id = %s), 0) LIMIT 1",
+                (tenant_id, event_id, tenant_id),
             )
             row = await cur.fetchone()
         return None if row is None else bytes(row[0])
@@ -198,15 +199,17 @@ class EventsPart(PostgresBase):
         async with self._connection("query", read=True) as conn:
             if querysql.searches(query):
                 cur = await conn.execute(
-                    "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq FROM tenants AS t"
+                    "SELECT t.tenant_id, coalesce(p.next_seq, 0), t.next_seq,"
+                    " coalesce(h.horizon, 0) FROM tenants AS t"
                     " LEFT JOIN index_progress AS p ON p.tenant_id = t.tenant_id"
-                    " WHERE t.name = %s",
+                    " LEFT JOIN horizons AS h ON h.tenant_id = t.tenant_id WHERE t.name = %s",
                     (tenant,),
                 )
                 row = await cur.fetchone()
                 if row is None:
                     return Page((), None, False)
                 tenant_id, indexed, size = int(row[0]), int(row[1]), int(row[2])
+                query = above_horizon(query, int(row[3]))
                 compiled = await self._by_numbers(conn, tenant_id, query, indexed, size)
                 if compiled is None:
                     compiled = querysql.compile_query(tenant_id, query, indexed, size)
@@ -214,6 +217,12 @@ class EventsPart(PostgresBase):
                 known = await self._tenant_id(conn, tenant, create=False)
                 if known is None:
                     return Page((), None, False)
+                cur = await conn.execute(
+                    "SELECT horizon FROM horizons WHERE tenant_id = %s", (known,)
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    query = above_horizon(query, int(row[0]))
                 compiled = querysql.compile_query(known, query, 0)
             position = compiled.start
             for segment in compiled.segments:

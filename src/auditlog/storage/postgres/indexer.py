@@ -87,43 +87,61 @@ class Indexer:
         return done
 
     def _index_tenant(self, tenant_id: int, start: int, limit: int) -> int:
-        found = self._conn.execute(
-            "SELECT seq, received_us, body FROM events WHERE tenant_id = %s AND seq >= %s"
-            " ORDER BY seq LIMIT %s",
-            (tenant_id, start, limit),
-            binary=True,  # the bodies as they are, not in hex
-        ).fetchall()
-        batch: list[rows.IndexRows] = []
-        for seq, received_us, body in found:
-            if int(seq) != start + len(batch):
-                break  # never in a committed log; index up to the gap
-            batch.append(rows.index_rows(tenant_id, int(seq), int(received_us), bytes(body)))
-        if not batch:
-            return 0
-        flags = numbers.flags_of(event.held for event in batch)
         with self._conn.transaction():
-            with self._conn.cursor() as cur:
-                with cur.copy(_COPY) as copy:
-                    copy.set_types(rows.SEARCH_TYPES)
-                    for event in batch:
-                        copy.write_row(event.search)
-                with cur.copy(_COPY_NUMBERS) as copy:
-                    copy.set_types(rows.NUMBER_TYPES)
-                    for event in batch:
-                        for row in event.numbers:
-                            copy.write_row(row)
-                if flags:
-                    cur.executemany(
-                        "INSERT INTO path_flags (tenant_id, path, flag) VALUES (%s, %s, %s)"
-                        " ON CONFLICT DO NOTHING",
-                        [(tenant_id, pid, flag) for pid, flag in sorted(flags)],
-                    )
+            # Under the tenant's index lock, which a sweep of pruned events takes too: the
+            # horizon read here stands until this commits, so nothing below it is indexed
+            # after the sweep removed what was there (storage/postgres/pruning.py).
             self._conn.execute(
-                "INSERT INTO index_progress (tenant_id, next_seq) VALUES (%s, %s)"
-                " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = excluded.next_seq",
-                (tenant_id, start + len(batch)),
+                "SELECT pg_advisory_xact_lock(%s, %s)", (database.LOCK_INDEX, tenant_id)
             )
+            row = self._conn.execute(
+                "SELECT horizon FROM horizons WHERE tenant_id = %s", (tenant_id,)
+            ).fetchone()
+            start = max(start, int(row[0]) if row else 0)
+            found = self._conn.execute(
+                "SELECT seq, received_us, body FROM events WHERE tenant_id = %s AND seq >= %s"
+                " ORDER BY seq LIMIT %s",
+                (tenant_id, start, limit),
+                binary=True,  # the bodies as they are, not in hex
+            ).fetchall()
+            batch: list[rows.IndexRows] = []
+            for seq, received_us, body in found:
+                if int(seq) != start + len(batch):
+                    break  # never in a committed log; index up to the gap
+                batch.append(rows.index_rows(tenant_id, int(seq), int(received_us), bytes(body)))
+            if not batch:
+                if row is not None:  # nothing left to index below the horizon
+                    self._progress(tenant_id, start)
+                return 0
+            self._write(tenant_id, start, batch)
         return len(batch)
+
+    def _progress(self, tenant_id: int, next_seq: int) -> None:
+        self._conn.execute(
+            "INSERT INTO index_progress (tenant_id, next_seq) VALUES (%s, %s)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = excluded.next_seq",
+            (tenant_id, next_seq),
+        )
+
+    def _write(self, tenant_id: int, start: int, batch: list[rows.IndexRows]) -> None:
+        flags = numbers.flags_of(event.held for event in batch)
+        with self._conn.cursor() as cur:
+            with cur.copy(_COPY) as copy:
+                copy.set_types(rows.SEARCH_TYPES)
+                for event in batch:
+                    copy.write_row(event.search)
+            with cur.copy(_COPY_NUMBERS) as copy:
+                copy.set_types(rows.NUMBER_TYPES)
+                for event in batch:
+                    for row in event.numbers:
+                        copy.write_row(row)
+            if flags:
+                cur.executemany(
+                    "INSERT INTO path_flags (tenant_id, path, flag) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    [(tenant_id, pid, flag) for pid, flag in sorted(flags)],
+                )
+        self._progress(tenant_id, start + len(batch))
 
     def catch_up(self) -> int:
         """Index everything pending now; the number indexed."""

@@ -63,9 +63,9 @@ class MerklePart(PostgresBase):
             if tenant_id is None:
                 return []
             cur = await conn.execute(
-                "SELECT seq, body FROM events WHERE tenant_id = %s AND seq >= %s"
-                " ORDER BY seq LIMIT %s",
-                (tenant_id, max(start, 0), limit),
+                "SELECT seq, body FROM events WHERE tenant_id = %s AND seq >= greatest(%s,"
+                " (SELECT horizon FROM horizons WHERE tenant_id = %s)) ORDER BY seq LIMIT %s",
+                (tenant_id, max(start, 0), tenant_id, limit),
                 binary=True,  # the bodies as they are, not in hex
             )
             found: list[Any] = await cur.fetchall()

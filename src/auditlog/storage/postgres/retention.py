@@ -7,6 +7,7 @@ from typing import Any
 
 from auditlog.model.retention import Hold, Retention
 from auditlog.storage.postgres.base import PostgresBase
+from auditlog.storage.postgres.pruning import hold_lock
 
 _SELECT_RETENTION = "SELECT tenant, keep_seconds, updated_us, updated_by FROM retention"
 _HOLD_COLUMNS = "tenant, reason, set_by, set_us"
@@ -56,21 +57,22 @@ class RetentionPart(PostgresBase):
         return [_retention(r) for r in rows]
 
     async def set_hold(self, hold: Hold) -> Hold | None:
-        async with self._connection("setting a legal hold") as conn:
-            while True:
-                cur = await conn.execute(
-                    _INSERT_HOLD, (hold.tenant, hold.reason, hold.set_by, hold.set_us)
-                )
-                if await cur.fetchone() is not None:
-                    return None
-                cur = await conn.execute(_SELECT_HOLDS + " WHERE tenant = %s", (hold.tenant,))
-                row: Any = await cur.fetchone()
-                if row is not None:
-                    return _hold(row)
-                # Released between the two statements: try to set it again.
+        async with self._connection("setting a legal hold") as conn, conn.transaction():
+            # The hold lock orders this against prune_to (storage/postgres/pruning.py), and
+            # against releases: the row read below is the one that stands.
+            await hold_lock(conn, hold.tenant)
+            cur = await conn.execute(
+                _INSERT_HOLD, (hold.tenant, hold.reason, hold.set_by, hold.set_us)
+            )
+            if await cur.fetchone() is not None:
+                return None
+            cur = await conn.execute(_SELECT_HOLDS + " WHERE tenant = %s", (hold.tenant,))
+            row: Any = await cur.fetchone()
+            return None if row is None else _hold(row)
 
     async def release_hold(self, tenant: str) -> Hold | None:
-        async with self._connection("releasing a legal hold") as conn:
+        async with self._connection("releasing a legal hold") as conn, conn.transaction():
+            await hold_lock(conn, tenant)
             cur = await conn.execute(_RELEASE_HOLD, (tenant,))
             row: Any = await cur.fetchone()
         return None if row is None else _hold(row)

@@ -25,12 +25,19 @@ from auditlog.storage.postgres.base import PostgresBase
 from auditlog.storage.postgres.credentials import CredentialsPart
 from auditlog.storage.postgres.events import EventsPart
 from auditlog.storage.postgres.merkle import MerklePart
+from auditlog.storage.postgres.pruning import PruningPart
 from auditlog.storage.postgres.retention import RetentionPart
 from auditlog.storage.postgres.streams import StreamsPart
 
 
 class PostgresStore(
-    EventsPart, CredentialsPart, MerklePart, StreamsPart, RetentionPart, PostgresBase
+    EventsPart,
+    CredentialsPart,
+    MerklePart,
+    StreamsPart,
+    RetentionPart,
+    PruningPart,
+    PostgresBase,
 ):
     """``Store`` on a PostgreSQL database (``postgresql://`` URL).
 
