@@ -51,7 +51,7 @@ from auditlog.service.logcheck import Finding
 #: Findings kept; the others are counted.
 MAX_FINDINGS = 1000
 #: Leaf hashes folded into the compact range at a time.
-HASH_BATCH = 4096
+HASH_BATCH = 1024
 
 
 @dataclass(slots=True)

@@ -299,6 +299,11 @@ class ArchiveWriter:
             pass
 
 
+def _check_length(line: bytes, seq: int) -> None:
+    if len(line) > MAX_LINE:
+        raise ArchiveFormatError(f"the line of seq {seq} is longer than {MAX_LINE} bytes", seq)
+
+
 class ArchiveReader:
     """Reads an archive file: its members' names and order checked when it is opened.
 
@@ -400,12 +405,10 @@ class ArchiveReader:
                 lines = (rest + chunk).split(b"\n")
                 rest = lines.pop()
                 for line in lines:
+                    _check_length(line, seq)
                     yield line
                     seq += 1
-                if len(rest) > MAX_LINE:
-                    raise ArchiveFormatError(
-                        f"the line of seq {seq} is longer than {MAX_LINE} bytes", seq
-                    )
+                _check_length(rest, seq)
         if rest:
             raise ArchiveFormatError(
                 f"the last line of {EVENTS} (seq {seq}) does not end in a newline: cut short?",
