@@ -212,6 +212,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "prune_interval_seconds",
+        int,
+        3600,
+        "Seconds between the service's pruning rounds (retention, docs/operations.md); 0: the "
+        "service never prunes, auditlog prune does.",
+        minimum=0,
+    ),
+    Setting(
         "legacy_max_events",
         int,
         10000,
@@ -439,6 +447,7 @@ class Settings:
     log_signing_key_file: str = ""
     checkpoint_interval_ms: int = 200
     checkpoint_wait_ms: int = 5000
+    prune_interval_seconds: int = 3600
     legacy_max_events: int = 10000
     audit_reads: bool = True
     write_rate: int = 20000

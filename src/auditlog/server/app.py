@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from auditlog.server.openapi import openapi_document
 from auditlog.server.requestid import HEADER as REQUEST_ID
 from auditlog.server.requestid import request_id
 from auditlog.server.routing import Router
+from auditlog.service import selfaudit
 from auditlog.service.auth import ApiKeys, Authenticator, bearer_token, require
 from auditlog.service.delivery.deliveries import Deliveries
 from auditlog.service.events import Events
@@ -53,6 +55,7 @@ from auditlog.service.logkey import LogKey
 from auditlog.service.notifier import Notifier
 from auditlog.service.passwords import Passwords
 from auditlog.service.proofs import LogProofs
+from auditlog.service.pruning import Pruner, PruneSchedule
 from auditlog.service.ratelimit import LoginLimiter, RequestLimiter, TokenBuckets
 from auditlog.service.retention import RetentionAdmin
 from auditlog.service.selfaudit import SelfAudit
@@ -89,6 +92,7 @@ class Services:
     deliveries: Deliveries | None
     viewer: ViewerTokens
     retention: RetentionAdmin
+    pruning: PruneSchedule
 
 
 class AuditlogApp:
@@ -244,6 +248,7 @@ class AuditlogApp:
         self.services.integrator.start()
         if self.services.deliveries is not None:
             self.services.deliveries.start()
+        self.services.pruning.start()
         log.info("auditlog ready")
 
     def drain(self) -> None:
@@ -259,6 +264,7 @@ class AuditlogApp:
         """Stop delivering streams, commit everything queued, answer its waiters, then close
         storage."""
         self.services.live.drain()
+        await self.services.pruning.close()
         if self.services.deliveries is not None:
             await self.services.deliveries.close()
         await self.services.ingestor.close()
@@ -356,7 +362,19 @@ def build_services(settings: Settings, store: Store) -> Services:
         deliveries=deliveries,
         viewer=ViewerTokens(store, api_keys, audit),
         retention=RetentionAdmin(store, audit),
+        pruning=PruneSchedule(
+            Pruner(store, functools.partial(_record_as_service, audit)),
+            store,
+            settings.prune_interval_seconds,
+        ),
     )
+
+
+async def _record_as_service(
+    audit: SelfAudit, tenant: str, type_: str, data: dict[str, Any]
+) -> None:
+    """A record of the service's own scheduled work (pruning) in a tenant's log."""
+    await audit.record(tenant, type_, selfaudit.SERVICE_ACTOR, "success", data)
 
 
 def build_app(settings: Settings, store: Store) -> AuditlogApp:

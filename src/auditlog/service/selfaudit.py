@@ -18,6 +18,8 @@ and the ``source`` ``auditlog``:
   ``auditlog hold``;
 * ``auditlog.archive.created``: an archive of the tenant's log written, checked and recorded
   by ``auditlog archive``;
+* ``auditlog.log.pruned``: events pruned from the tenant's log by its retention, by the
+  service's schedule or ``auditlog prune`` (the seqs, and the archives that hold them);
 * ``auditlog.log.read``: every read of the log through the API (event queries, reads by id,
   the first version's ``GET /event``), unless the ``audit_reads`` setting turns it off.
 
@@ -60,7 +62,10 @@ HOLD_SET = "auditlog.hold.set"
 HOLD_RELEASED = "auditlog.hold.released"
 ARCHIVE_CREATED = "auditlog.archive.created"
 LOG_READ = "auditlog.log.read"
+LOG_PRUNED = "auditlog.log.pruned"
 _PRINCIPAL = Principal("auditlog", SOURCE)
+#: The actor of what the service does by itself, on its schedule (pruning).
+SERVICE_ACTOR = {"id": "auditlog", "type": "service"}
 #: Longest string of a request shown in a read record, in characters.
 MAX_SHOWN_CHARS = 1024
 #: Most bytes (as JSON) of query parameters shown in a read record.
