@@ -21,7 +21,7 @@ from auditlog.model.event import Limits, Principal, validate_event
 from auditlog.model.retention import ArchiveRecord
 from auditlog.service.integrator import Integrator
 from auditlog.service.logkey import LogKey
-from auditlog.storage.base import AppendRequest
+from auditlog.storage.base import AppendRequest, Store
 from auditlog.storage.memory import MemoryStore
 
 TENANT = "acme"
@@ -33,14 +33,15 @@ class Log:
     """A memory store with its key and integrator, and every leaf hash each tenant's log
     had (kept here, so that pruned events can still be referred to)."""
 
-    store: MemoryStore = field(default_factory=MemoryStore)
+    store: Store = field(default_factory=MemoryStore)
+    origin: str = ORIGIN
     key: LogKey = field(init=False)
     integrator: Integrator = field(init=False)
     leaves: dict[str, list[bytes]] = field(default_factory=dict)
     bodies: dict[str, list[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.key = LogKey(self.store, ORIGIN)
+        self.key = LogKey(self.store, self.origin)
         self.integrator = Integrator(self.store, self.key)
 
     async def add(self, n: int, tenant: str = TENANT, *, sign: bool = True) -> None:

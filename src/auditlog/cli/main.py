@@ -196,6 +196,16 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(verify)
     _add_settings(verify, [*_STORE_SETTINGS, "log_origin", "log_signing_key_file"])
 
+    from auditlog.cli import archive
+
+    archiving = commands.add_parser(
+        "archive",
+        help="write a checked archive of a tenant's log through a seq or time; or, with "
+        "query, print an archive's events",
+    )
+    archive.add_arguments(archiving)
+    _add_settings(archiving, [*_STORE_SETTINGS, "log_origin", "log_signing_key_file"])
+
     from auditlog.cli import export, tail
 
     export.add_arguments(
@@ -522,6 +532,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return export.run(args) if args.command == "export" else tail.run(args)
     try:
+        if args.command == "archive":
+            from auditlog.cli import archive
+
+            return archive.run(args, lambda: _settings(args))
         settings = _settings(args)
         if args.command == "serve":
             from auditlog.cli.serve import serve

@@ -8,6 +8,9 @@ Two ways, one report:
 * ``auditlog verify --url URL --public-key KEY --token T``: from outside, through the API alone,
   as an auditor would (``auditlog.cli.auditor``).
 
+(``auditlog verify --archive FILE --public-key KEY`` checks an archive instead: see
+``auditlog.cli.archive``.)
+
 Either remembers the last checkpoint it verified in a state file (``--state``; with ``--url``
 by default ``~/.auditlog/verify-state.json``) and, on the next run, demands that the log still
 extends it, so a log that was rolled back or forked is caught (``auditlog.cli.verifystate``).
@@ -52,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "checkpoints are checked with this key instead of the store's own",
     )
     parser.add_argument(
+        "--archive",
+        metavar="FILE",
+        help="check an archive written by auditlog archive, offline, with --public-key alone: "
+        "exit 0 when it is exactly what the log held",
+    )
+    parser.add_argument(
         "--token", metavar="T", help="with --url: a credential with log:read and events:read"
     )
     parser.add_argument(
@@ -79,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """``auditlog verify`` with parsed arguments; the exit status."""
+    if args.archive:
+        from auditlog.cli import archive
+
+        return archive.verify(args)
     try:
         if args.url:
             if not args.token or not args.public_key:
