@@ -13,6 +13,14 @@ obtained out of band and pinned:
    log's?), and name its seq;
 4. only when nothing was wrong, remember the new checkpoint.
 
+A log whose start was pruned by retention (API.md §14) says where it now begins
+(``GET /v1/log/pruned``: the horizon H, and the hashes of the perfect subtrees of [0, H)). The
+recomputed tree starts from those hashes and the events are fetched from H on: the roots they
+give with the kept events prove them, since they must match the signed checkpoint. When they
+do not, the bisection never goes below H, and a prefix that is not a prefix of the log's tree
+is named as such. The pruned prefix is a notice. A service without that route (``404``) has
+pruned nothing.
+
 Uses only the standard library's HTTP client. ``429`` and ``503`` answers are retried after
 their ``Retry-After``.
 """
@@ -38,6 +46,7 @@ from auditlog.integrity import note as notes
 from auditlog.integrity import proof as proofs
 from auditlog.integrity.compact import CompactRange
 from auditlog.integrity.hasher import HASH_SIZE, event_leaf_hash
+from auditlog.service import pruned
 from auditlog.service.logcheck import Finding, Remembered
 
 PAGE = 1000
@@ -46,7 +55,13 @@ SNAPSHOT = 4096
 
 
 class AuditError(Exception):
-    """The check could not be made (unreachable service, refused token, bad key)."""
+    """The check could not be made (unreachable service, refused token, bad key).
+
+    ``status`` is the HTTP status of the answer that stopped it, when there was one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def read_public_key(text: str) -> notes.Verifier | bytes:
@@ -102,7 +117,7 @@ class ApiClient:
                 if exc.code in (429, 503) and time.monotonic() < deadline:
                     time.sleep(_retry_after(exc.headers.get("Retry-After")))
                     continue
-                raise AuditError(f"GET {path} answered {exc.code}: {detail}") from None
+                raise AuditError(f"GET {path} answered {exc.code}: {detail}", exc.code) from None
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise AuditError(f"GET {url}: {reason}") from None
@@ -138,32 +153,41 @@ class RemoteReport:
     note: str = ""
     events: int = 0
     findings: list[Finding] = field(default_factory=list)
+    notices: list[Finding] = field(default_factory=list)
+    #: The first kept seq: the events before it were pruned by retention (0: none was).
+    horizon: int = 0
 
 
 class _Tree:
-    """Leaf hashes in order, with snapshots of the compact range for prefix roots."""
+    """Leaf hashes in order from ``base`` on (the pruned prefix's compact range, or the empty
+    tree), with snapshots of the compact range for prefix roots."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: CompactRange | None = None) -> None:
+        self.start = 0 if base is None else base.size
         self.leaves = bytearray()
-        self.snapshots = [CompactRange()]
+        self.snapshots = [base or CompactRange()]
 
     @property
     def size(self) -> int:
-        return len(self.leaves) // HASH_SIZE
+        return self.start + len(self.leaves) // HASH_SIZE
 
     def append(self, h: bytes) -> None:
         self.leaves += h
-        if self.size % SNAPSHOT == 0:
+        if (self.size - self.start) % SNAPSHOT == 0:
             last = self.snapshots[-1]
             grown, _ = last.extend(self._hashes(last.size, self.size))
             self.snapshots.append(grown)
 
     def _hashes(self, start: int, end: int) -> list[bytes]:
-        data = self.leaves
-        return [bytes(data[i * HASH_SIZE : (i + 1) * HASH_SIZE]) for i in range(start, end)]
+        data, first = self.leaves, self.start
+        return [
+            bytes(data[(i - first) * HASH_SIZE : (i - first + 1) * HASH_SIZE])
+            for i in range(start, end)
+        ]
 
     def root(self, size: int) -> bytes:
-        base = self.snapshots[size // SNAPSHOT]
+        """The root of the first ``size`` leaves; ``size`` at least ``start``."""
+        base = self.snapshots[(size - self.start) // SNAPSHOT]
         grown, _ = base.extend(self._hashes(base.size, size))
         return grown.root
 
@@ -194,8 +218,64 @@ def check_remote(
     previous = remembered(verifier.name)
     if previous is not None:
         _check_extends(client, signed, previous, find)
-    _check_events(client, signed, report, find, progress)
+    base = _pruned_prefix(client, signed, report, find)
+    if base is not None:
+        _check_events(client, signed, report, find, progress, base)
     return report
+
+
+#: The finding of a pruned prefix whose hashes do not lead to the log's roots.
+NOT_THE_LOGS = "the pruned prefix's hashes are not the log's"
+
+
+def _pruned_prefix(
+    client: ApiClient,
+    signed: checkpoints.Checkpoint,
+    report: RemoteReport,
+    find: Callable[[int | None, str, str], None],
+) -> CompactRange | None:
+    """The compact range the recomputed tree starts from: the pruned prefix the service gives
+    (``GET /v1/log/pruned``), or the empty tree; ``None`` when it cannot be used."""
+    try:
+        answer = client.json("/v1/log/pruned")
+    except AuditError as exc:
+        if exc.status == 404:  # a service from before pruning: nothing is pruned
+            return CompactRange()
+        raise
+    horizon = answer.get("horizon") if isinstance(answer, dict) else None
+    hashes = answer.get("prefix") if isinstance(answer, dict) else None
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or not isinstance(hashes, list):
+        raise AuditError("GET /v1/log/pruned: the answer is not a pruned prefix")
+    if horizon == 0 and not hashes:
+        return CompactRange()
+    report.horizon = horizon
+    report.notices.append(Finding(report.tenant, 0, "pruned", _describe(horizon, answer)))
+    try:
+        base = CompactRange(horizon, tuple(base64.b64decode(h, validate=True) for h in hashes))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        find(0, "pruned prefix", f"{NOT_THE_LOGS}: {exc}")
+        return None
+    if horizon > signed.size:
+        find(
+            0,
+            "pruned prefix",
+            f"{NOT_THE_LOGS}: seq 0..{horizon - 1} are said to be pruned, but the latest "
+            f"checkpoint covers only {signed.size} events",
+        )
+        return None
+    return base
+
+
+def _describe(horizon: int, answer: dict[str, Any]) -> str:
+    """The pruned prefix in words: the seqs, and the archives recorded of them."""
+    archives = answer.get("archives")
+    spans: list[pruned.Held] = []
+    for a in archives if isinstance(archives, list) else []:
+        if isinstance(a, dict):
+            first, end, sha = a.get("first_seq"), a.get("end_seq"), a.get("sha256")
+            if isinstance(first, int) and isinstance(end, int):
+                spans.append((first, end, str(sha)))
+    return pruned.describe(horizon, spans)
 
 
 def _verifier(client: ApiClient, key: notes.Verifier | bytes, text: str) -> notes.Verifier:
@@ -261,12 +341,15 @@ def _check_events(
     report: RemoteReport,
     find: Callable[[int | None, str, str], None],
     progress: Callable[[int, int], None],
+    base: CompactRange,
 ) -> None:
-    tree = _Tree()
+    tree = _Tree(base)
     aligned = True
     cursor: str | None = None
     while True:
         params = [("order", "asc"), ("limit", str(PAGE)), ("seq[lt]", str(signed.size))]
+        if tree.start:
+            params.append(("seq[gte]", str(tree.start)))
         if cursor is not None:
             params.append(("cursor", cursor))
         page = client.json("/v1/events", params)
@@ -295,7 +378,7 @@ def _check_events(
                 find(seq, "foreign", f"the event is of tenant {event.get('tenant')!r}")
             tree.append(event_leaf_hash(event))
         report.events += len(events)
-        progress(len(events), signed.size)
+        progress(len(events), signed.size - tree.start)
         cursor = page.get("next_cursor")
         if not cursor:
             break
@@ -311,6 +394,14 @@ def _check_events(
         return
     if tree.root(signed.size) != signed.root_hash:
         bad = _first_difference(client, tree, signed)
+        if bad is None:
+            find(
+                0,
+                "pruned prefix",
+                f"{NOT_THE_LOGS}: with them the tree of {tree.start} events is not a prefix of "
+                f"the checkpoint of size {signed.size}",
+            )
+            return
         find(
             bad,
             "changed",
@@ -318,21 +409,32 @@ def _check_events(
         )
 
 
-def _first_difference(client: ApiClient, tree: _Tree, signed: checkpoints.Checkpoint) -> int:
-    """The first seq where our events and the log's tree part, by bisection on prefixes."""
-    good, bad = 0, signed.size  # our first `good` events are the log's; our first `bad` not
+def _is_prefix(client: ApiClient, tree: _Tree, size: int, signed: checkpoints.Checkpoint) -> bool:
+    """Whether our tree of ``size`` leaves is a prefix of the signed one (a consistency proof)."""
+    if size == signed.size:
+        return tree.root(size) == signed.root_hash
+    answer = client.json(
+        "/v1/log/proof/consistency", [("first", str(size)), ("second", str(signed.size))]
+    )
+    try:
+        path = [base64.b64decode(h, validate=True) for h in answer["hashes"]]
+        proofs.verify_consistency(size, signed.size, path, tree.root(size), signed.root_hash)
+    except (ProofError, KeyError, TypeError, ValueError, binascii.Error):
+        return False
+    return True
+
+
+def _first_difference(client: ApiClient, tree: _Tree, signed: checkpoints.Checkpoint) -> int | None:
+    """The first seq where our events and the log's tree part, by bisection on prefixes,
+    never below the pruned prefix; ``None`` when the pruned prefix itself is not the log's."""
+    if tree.start and not _is_prefix(client, tree, tree.start, signed):
+        return None
+    # Our first `good` events are the log's; our first `bad` are not.
+    good, bad = tree.start, signed.size
     while bad - good > 1:
         middle = (good + bad) // 2
-        answer = client.json(
-            "/v1/log/proof/consistency", [("first", str(middle)), ("second", str(signed.size))]
-        )
-        try:
-            path = [base64.b64decode(h, validate=True) for h in answer["hashes"]]
-            proofs.verify_consistency(
-                middle, signed.size, path, tree.root(middle), signed.root_hash
-            )
-        except (ProofError, KeyError, TypeError, ValueError, binascii.Error):
-            bad = middle
-        else:
+        if _is_prefix(client, tree, middle, signed):
             good = middle
+        else:
+            bad = middle
     return good

@@ -142,7 +142,8 @@ async def _offline(settings: Settings, args: argparse.Namespace) -> int:
         if state is not None:  # a log remembered but wholly gone must be checked too
             prefix = key.origin_prefix + "/"
             tenants.update(o[len(prefix) :] for o in state.origins() if o.startswith(prefix))
-        progress = Progress(sum(sizes.values()), enabled=args.progress)
+        pruned = await store.horizons()  # those events are not read
+        progress = Progress(sum(sizes.values()) - sum(pruned.values()), enabled=args.progress)
         reports: list[Report] = []
         for tenant in sorted(tenants):
             origin = key.origin(tenant)
@@ -216,6 +217,8 @@ def _remote(args: argparse.Namespace) -> int:
     summary = f"tenant {report.tenant} ({report.origin}) at {args.url}: checkpoint of size {size}, {report.events} events"
     print(summary + (": intact" if not report.findings else ""))
     _show(report.findings)
+    for notice in report.notices:
+        print(f"note: {notice.line()}")
     if not report.findings and report.checkpoint is not None:
         signed = report.checkpoint
         state.remember(

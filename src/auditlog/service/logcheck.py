@@ -27,6 +27,16 @@ stored checkpoint with the recomputed root at its size:
 
 Where a leaf is found wrong but the tree holds its committed hash, the recomputation goes on
 with the committed hash, so that each later problem is found and named too.
+
+A log whose start was pruned by retention (API.md §14) is checked from its horizon H, the first
+kept seq: the recomputation starts from the stored tree nodes of the perfect subtrees of
+[0, H), which the kept events must extend to the root of every checkpoint larger than H; a
+checkpoint of at most H leaves is checked against the stored nodes alone. Events below H are
+not expected; the prefix is a **notice** (with the archives that hold it, and the seqs that
+none holds), and its problems are findings:
+
+* **pruned prefix**: a tree node the pruned prefix needs is not stored, or the stored nodes
+  do not give the root of a checkpoint of at most H leaves (a node was changed).
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ from auditlog.integrity import note as notes
 from auditlog.integrity.compact import CompactRange
 from auditlog.integrity.hasher import leaf_hash
 from auditlog.model import times
+from auditlog.service import pruned
 from auditlog.storage.base import Store, StoredCheckpoint
 
 BATCH = 10_000
@@ -83,6 +94,8 @@ class Report:
     tenant: str
     events: int = 0
     checkpoints: int = 0
+    #: The first kept seq: the events before it were pruned by retention (0: none was).
+    horizon: int = 0
     latest: StoredCheckpoint | None = None
     findings: list[Finding] = field(default_factory=list)
     notices: list[Finding] = field(default_factory=list)
@@ -105,14 +118,16 @@ class _Check:
         verifier: notes.Verifier,
         recorded_size: int,
         progress: Callable[[int], None],
+        horizon: int = 0,
     ) -> None:
         self.store = store
         self.tenant = tenant
         self.verifier = verifier
         self.recorded_size = recorded_size
         self.progress = progress
-        self.report = Report(tenant)
-        self.pos = 0  # the next seq expected
+        self.report = Report(tenant, horizon=horizon)
+        self.horizon = horizon
+        self.pos = horizon  # the next seq expected
         self.after_checkpoint = -1  # the largest checkpoint size read so far
         self.covered = 0  # the largest size a signed checkpoint covers
         self.signed_us = 0  # when the latest signed checkpoint was signed
@@ -121,6 +136,7 @@ class _Check:
         self.base = CompactRange()
         self.tail: list[bytes] = []
         self.stopped = False  # roots are no longer compared once the events diverged
+        self.prefix_checked: set[int] = set()  # target sizes <= horizon checked on the nodes
 
     def find(self, seq: int | None, kind: str, detail: str) -> None:
         self.report.findings.append(Finding(self.tenant, seq, kind, detail))
@@ -160,8 +176,43 @@ class _Check:
         )
 
     def add_target(self, size: int, target: _Target) -> None:
+        known = self.targets.get(size)
+        if known is not None and known.remembered and not target.remembered:
+            if known.root_hash == target.root_hash:
+                return  # the same tree: the remembered one stays, to name a fork as such
+            self.find(None, "forked", f"{target.what} has another root than {known.what}")
         self.targets[size] = target
         self.compare_up_to(self.base.size + len(self.tail))
+
+    # -- the pruned prefix -----------------------------------------------------------------
+
+    async def load_prefix(self) -> None:
+        """Start the recomputation from the stored nodes of the pruned prefix [0, horizon)."""
+        try:
+            self.base = await pruned.load_prefix(self.store, self.tenant, self.horizon)
+        except IntegrityError as exc:
+            self.find(0, "pruned prefix", f"{exc}: the log cannot be recomputed past them")
+            self.stopped = True
+
+    async def check_prefix_targets(self) -> None:
+        """Check each known size of at most ``horizon`` leaves against the stored nodes."""
+        for size in sorted(self.targets):
+            if size > self.horizon or size in self.prefix_checked:
+                continue
+            self.prefix_checked.add(size)
+            target = self.targets[size]
+            try:
+                stored = await pruned.load_prefix(self.store, self.tenant, size)
+            except IntegrityError as exc:
+                self.find(0, "pruned prefix", f"{target.what} cannot be checked: {exc}")
+                continue
+            if stored.root != target.root_hash:
+                self.find(
+                    0,
+                    "forked" if target.remembered else "pruned prefix",
+                    f"the stored tree nodes of seq 0..{size - 1} (pruned) do not give the root "
+                    f"of {target.what}: a node of the pruned prefix was changed",
+                )
 
     # -- events ----------------------------------------------------------------------------
 
@@ -235,12 +286,19 @@ class _Check:
             if grown.root != target.root_hash:
                 first = self.base.size
                 kind = "forked" if target.remembered else "mismatch"
-                self.find(
-                    first,
-                    kind,
-                    f"seq {first}..{size - 1} do not give the root of {target.what}: an event "
-                    "among them was changed along with the tree",
-                )
+                if first == self.horizon > 0:  # from the prefix's nodes, not proven yet
+                    detail = (
+                        f"seq {first}..{size - 1}, after the stored tree nodes of the pruned "
+                        f"prefix (seq 0..{first - 1}), do not give the root of {target.what}: "
+                        "a node of the pruned prefix was changed, or an event among seq "
+                        f"{first}..{size - 1} along with the tree"
+                    )
+                else:
+                    detail = (
+                        f"seq {first}..{size - 1} do not give the root of {target.what}: an "
+                        "event among them was changed along with the tree"
+                    )
+                self.find(first, kind, detail)
                 self.stopped = True
                 return
             del self.tail[: size - self.base.size]
@@ -333,9 +391,16 @@ async def check_log(
     ``verifier`` is the log's key under the tenant's origin; ``recorded_size`` the number of
     events the store recorded for the tenant before the check (``Store.log_sizes``). Events
     beyond the latest checkpoint get up to ``wait`` seconds for a running integrator to sign
-    a checkpoint that covers them.
+    a checkpoint that covers them. A pruned prefix is read from the store (``Store.horizon``).
     """
-    check = _Check(store, tenant, verifier, recorded_size, progress)
+    horizon = await store.horizon(tenant)
+    check = _Check(store, tenant, verifier, recorded_size, progress, horizon)
+    if horizon:
+        archives = await store.list_archives(tenant)
+        check.report.notices.append(
+            Finding(tenant, 0, "pruned", pruned.describe(horizon, pruned.held(horizon, archives)))
+        )
+        await check.load_prefix()
     if remembered is not None:
         check.add_target(
             remembered.size,
@@ -346,6 +411,7 @@ async def check_log(
             ),
         )
     await check.read_checkpoints()
+    await check.check_prefix_targets()
     await check.read_events()
     deadline = time.monotonic() + wait
     while check.pos > check.covered and not check.stopped:
@@ -354,6 +420,7 @@ async def check_log(
             break
         await asyncio.sleep(min(0.1, left))
         await check.read_checkpoints()
+        await check.check_prefix_targets()
         await check.read_events()
     await check.finish()
     return check.report
