@@ -29,10 +29,10 @@ from auditlog.archive.check import check_archive
 from auditlog.archive.format import ArchiveWriter, Manifest, Proof, file_sha256
 from auditlog.integrity import note as notes
 from auditlog.integrity import proof as proofs
-from auditlog.integrity.compact import CompactRange
 from auditlog.model import times
 from auditlog.model.retention import ArchiveRecord
 from auditlog.service.proofs import from_nodes
+from auditlog.service.pruned import load_prefix
 from auditlog.storage.base import Store, StoredCheckpoint
 
 #: Events read from the store at a time.
@@ -158,7 +158,7 @@ async def write(
     """Write the archive of ``plan`` to ``file`` (a new file), flushed to disk; its manifest."""
     tenant, first, end = plan.tenant, plan.first_seq, plan.end_seq
     size = plan.checkpoint.size
-    prefix, _ = await from_nodes(store, tenant, lambda subtree: CompactRange.load(first, subtree))
+    prefix = await load_prefix(store, tenant, first)
     consistency, _ = await from_nodes(
         store, tenant, lambda subtree: proofs.consistency(end, size, subtree)
     )
