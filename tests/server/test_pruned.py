@@ -36,13 +36,6 @@ PRUNED_BEFORE = "auditlog-pruned-before"
 ALL = ("events:write", "events:read", "log:read")
 
 
-@pytest.fixture(params=("memory", "sqlite"))
-def backend(request: pytest.FixtureRequest) -> str:
-    """The backends that prune."""
-    param: str = request.param
-    return param
-
-
 @dataclass
 class Pruned:
     #: Every event written, in seq order, the pruned ones as they were before the prune.
