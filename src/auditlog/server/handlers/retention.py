@@ -55,12 +55,15 @@ _SCHEMAS: dict[str, JSON] = {
         "required": ["tenant", "keep", "keep_seconds", "updated_at", "updated_by", "hold"],
     }
 }
-_NOT_YET = " Pruning is not part of this version: nothing is removed yet."
+_PRUNING = (
+    " Events older than the retention are pruned (by the service's schedule or `auditlog "
+    "prune`) once an archive covers them and no legal hold is set."
+)
 _GET = Operation(
     operation_id="getRetention",
     summary="The tenant's retention policy and legal hold",
     description="The caller's tenant's retention (API.md §14) and its legal hold, if one is "
-    "set. A tenant that never set a policy keeps everything (`keep` `null`)." + _NOT_YET,
+    "set. A tenant that never set a policy keeps everything (`keep` `null`)." + _PRUNING,
     tag="retention",
     responses={
         "200": {"description": "The policy.", "content": json_content(schema_ref("Retention"))}
@@ -72,7 +75,7 @@ _PUT = Operation(
     operation_id="setRetention",
     summary="Set the tenant's retention policy",
     description="Replaces the caller's tenant's retention policy. Recorded in the tenant's "
-    "log (`auditlog.retention.set`) before it is answered." + _NOT_YET,
+    "log (`auditlog.retention.set`) before it is answered." + _PRUNING,
     tag="retention",
     request_body={
         "required": True,
