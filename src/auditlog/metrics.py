@@ -126,6 +126,38 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.pruning = Gauge(
+            "auditlog_pruning",
+            "1 while this process runs a pruning round (retention), else 0.",
+            registry=self.registry,
+        )
+        self.pruned_events = Counter(
+            "auditlog_pruned_events",
+            "Events pruned by retention (the tenants' horizons moved past them), by this process.",
+            registry=self.registry,
+        )
+        self.prune_swept = Counter(
+            "auditlog_prune_swept_events",
+            "Stored events below a horizon removed from the store, by this process.",
+            registry=self.registry,
+        )
+        self.prune_reclaimed = Counter(
+            "auditlog_prune_reclaimed_bytes",
+            "Bytes that pruning gave back to the file system, by this process.",
+            registry=self.registry,
+        )
+        self.prune_refused = Counter(
+            "auditlog_prune_refused",
+            "Pruning rounds in which a tenant's due events stayed: held, or not archived.",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.prune_last_round = Gauge(
+            "auditlog_prune_last_round_timestamp_seconds",
+            "When this process last finished a pruning round (Unix time).",
+            registry=self.registry,
+        )
+
     def set_store_stats(self, stats: dict[str, float]) -> None:
         """Copy the store's gauges (``Store.stats``) into the exported metrics."""
         gauges = {

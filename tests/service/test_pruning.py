@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from auditlog.metrics import Metrics
 from auditlog.model import times
 from auditlog.model.retention import ArchiveRecord, Hold, Retention
 from auditlog.service import selfaudit
@@ -167,3 +168,20 @@ def test_archives_cover_from_the_horizon_without_a_gap() -> None:
     assert archived_until([_archive(10, 20, "b"), _archive(0, 12)], 0) == 20
     assert archived_until([_archive(0, 10), _archive(11, 20, "b")], 0) == 10
     assert archived_until([_archive(0, 10)], 12) == 12
+
+
+async def test_the_metrics_count_what_was_pruned_swept_and_refused(store: Store) -> None:
+    metrics = Metrics()
+
+    async def record(tenant: str, type_: str, data: dict[str, Any]) -> None:
+        await _record(store, tenant, type_, data)
+
+    now = await _old_and_new(store)
+    pruner = Pruner(store, record, clock=lambda: now, metrics=metrics)
+    await pruner.prune("acme")  # no archive: refused
+    await store.add_archive(_archive(0, 10))
+    await pruner.prune("acme")
+    text = metrics.render().decode()
+    assert 'auditlog_prune_refused_total{reason="archive"} 1.0' in text
+    assert "auditlog_pruned_events_total 10.0" in text
+    assert "auditlog_prune_swept_events_total 10.0" in text

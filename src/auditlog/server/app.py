@@ -363,9 +363,10 @@ def build_services(settings: Settings, store: Store) -> Services:
         viewer=ViewerTokens(store, api_keys, audit),
         retention=RetentionAdmin(store, audit),
         pruning=PruneSchedule(
-            Pruner(store, functools.partial(_record_as_service, audit)),
+            Pruner(store, functools.partial(_record_as_service, audit), metrics=metrics),
             store,
             settings.prune_interval_seconds,
+            metrics,
         ),
     )
 

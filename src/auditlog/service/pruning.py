@@ -16,7 +16,8 @@ API.md §14. For each tenant with a retention policy, ``Pruner.prune``:
 
 Every step can be repeated: after a crash the next run finds the horizon where it was
 moved and finishes the sweep. The service runs ``run_once`` every ``prune_interval_seconds``
-in the process that integrates (one process at a time on PostgreSQL); ``auditlog prune``
+(the first time a minute after it starts, or one interval if that is shorter) in the process
+that integrates (one process at a time on PostgreSQL); ``auditlog prune``
 runs it on demand.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,7 @@ from typing import Any
 import orjson
 
 from auditlog.errors import AuditlogError
+from auditlog.metrics import Metrics
 from auditlog.model import times
 from auditlog.model.retention import ArchiveRecord, Hold
 from auditlog.service.selfaudit import LOG_PRUNED
@@ -41,6 +44,9 @@ log = logging.getLogger("auditlog.pruning")
 
 #: Events removed per sweep step: each step is one short write, so appends go in between.
 SWEEP_EVENTS = 2000
+
+#: Seconds after the start of the service of its first pruning round (or the interval, if shorter).
+FIRST_ROUND_AFTER = 60.0
 
 #: Records an action in a tenant's log: (tenant, type, data).
 Recorder = Callable[[str, str, dict[str, Any]], Awaitable[None]]
@@ -99,11 +105,13 @@ class Pruner:
         *,
         clock: Callable[[], int] = times.now_us,
         sweep_events: int = SWEEP_EVENTS,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._record = record
         self._clock = clock
         self._sweep_events = sweep_events
+        self._metrics = metrics
 
     async def first_kept(self, tenant: str, cutoff_us: int, low: int, high: int) -> int:
         """The first seq in [low, high) received at or after ``cutoff_us`` (``high`` if none)."""
@@ -156,10 +164,20 @@ class Pruner:
                 outcome.refused = True
             else:
                 outcome.horizon = moved
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.pruned_events.inc(outcome.pruned)
+            if outcome.refused:
+                reason = "hold" if outcome.stopped.startswith("a legal hold") else "archive"
+                metrics.prune_refused.labels(reason).inc()
         while swept := await self._store.sweep(tenant, self._sweep_events):
             outcome.swept += swept
+            if metrics is not None:
+                metrics.prune_swept.inc(swept)
         if outcome.swept:
             outcome.reclaimed_bytes = await self._store.reclaim_space()
+            if metrics is not None:
+                metrics.prune_reclaimed.inc(outcome.reclaimed_bytes)
         if outcome.pruned:
             archives = await self._store.list_archives(tenant)
             outcome.archives = [
@@ -207,10 +225,13 @@ def _received_us(body: bytes) -> int:
 class PruneSchedule:
     """Runs ``Pruner.run_once`` every ``interval`` seconds in the process whose turn it is."""
 
-    def __init__(self, pruner: Pruner, store: Store, interval: float) -> None:
+    def __init__(
+        self, pruner: Pruner, store: Store, interval: float, metrics: Metrics | None = None
+    ) -> None:
         self._pruner = pruner
         self._store = store
         self._interval = interval
+        self._metrics = metrics
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -225,12 +246,22 @@ class PruneSchedule:
             self._task = None
 
     async def _run(self) -> None:
+        # The first round a little after the start, not during it: what a prune cut short
+        # by a stop is invisible meanwhile, and is finished then.
+        await asyncio.sleep(min(self._interval, FIRST_ROUND_AFTER))
         while True:
             try:
                 if await self._store.integrating():
+                    if self._metrics is not None:
+                        self._metrics.pruning.set(1)
                     await self._pruner.run_once()
+                    if self._metrics is not None:
+                        self._metrics.prune_last_round.set(time.time())
             except AuditlogError as exc:
                 log.warning("pruning stopped for now: %s", exc)
             except Exception:
                 log.exception("pruning failed; trying again at the next round")
+            finally:
+                if self._metrics is not None:
+                    self._metrics.pruning.set(0)
             await asyncio.sleep(self._interval)
