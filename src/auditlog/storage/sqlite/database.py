@@ -55,6 +55,21 @@ def use_wal(conn: sqlite3.Connection, path: str) -> None:
         raise StorageError(f"SQLite at {path} refused WAL mode ({mode})")
 
 
+def give_back(conn: sqlite3.Connection, pages: int) -> int:
+    """Give up to ``pages`` free pages of ``conn``'s database back to the file system (one
+    ``incremental_vacuum`` step, its own transaction); the bytes given back. Nothing in a
+    database made without ``auto_vacuum = INCREMENTAL``."""
+    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
+        return 0
+    before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    if before == 0:
+        return 0
+    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    after = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    return max(before - after, 0) * page
+
+
 def migrations(schema: str) -> list[tuple[int, str]]:
     """The numbered migrations of one schema (``events`` or ``terms``), in order."""
     folder = resources.files("auditlog.storage.sqlite").joinpath("schema", schema)

@@ -35,6 +35,8 @@ from auditlog.storage.sqlite import database, querysql, terms
 log = logging.getLogger("auditlog.indexer")
 
 BATCH_EVENTS = 2000
+#: Free pages of the index given back after a batch that removed pruned entries (4 MiB).
+GIVE_BACK_PAGES = 1024
 IDLE_SLEEP = 0.05
 
 
@@ -52,56 +54,30 @@ class Indexer:
         self._events.close()
         self._terms.close()
 
-    def index_batch(self, max_events: int = BATCH_EVENTS) -> int:
-        """Index up to ``max_events`` pending events; the number indexed (0: caught up)."""
+    def index_batch(self, max_events: int = BATCH_EVENTS, *, index: bool = True) -> int:
+        """Remove the entries of pruned events, then index pending events, up to
+        ``max_events`` in all; how many (0: nothing left to do). ``index=False`` only
+        removes (what a sweep with no indexer process of its own does)."""
         ev, tm = self._events, self._terms
         tm.execute("BEGIN IMMEDIATE")
         try:
             done = dict(tm.execute("SELECT tenant_id, next_seq FROM progress").fetchall())
-            # Never below what pruning removed from the index (storage/sqlite/pruning.py).
-            for tenant_id, below in tm.execute("SELECT tenant_id, below FROM pruned"):
-                done[tenant_id] = max(done.get(tenant_id, 0), below)
+            below = dict(tm.execute("SELECT tenant_id, below FROM pruned").fetchall())
             ev.execute("BEGIN")
             try:
-                tenants = ev.execute("SELECT tenant_id, name, size FROM tenants").fetchall()
+                tenants = ev.execute(
+                    "SELECT tenant_id, name, size, horizon FROM tenants"
+                ).fetchall()
                 budget = max_events
-                for tenant_id, name, size in tenants:
-                    start = done.get(tenant_id, 0)
+                for tenant_id, name, _, horizon in tenants:
+                    budget -= self._unindex(tenant_id, name, horizon, done, below, budget)
+                removed = budget < max_events
+                for tenant_id, name, size, _ in tenants if index else ():
+                    # Never below what pruning removed from the index.
+                    start = max(done.get(tenant_id, 0), below.get(tenant_id, 0))
                     if start >= size or budget <= 0:
                         continue
-                    rows = ev.execute(
-                        "SELECT key, body FROM events WHERE key >= ? AND key < ?"
-                        " ORDER BY key LIMIT ?",
-                        (
-                            querysql.key_of(tenant_id, start),
-                            querysql.key_of(tenant_id, size),
-                            budget,
-                        ),
-                    ).fetchall()
-                    if not rows:
-                        continue
-                    docs = []
-                    found: list[tuple[int, int, numbers.Number, int]] = []
-                    held: list[numbers.EventNumbers] = []
-                    for key, body in rows:
-                        doc, event = terms.event_terms_and_numbers(name, orjson.loads(body))
-                        docs.append((key, doc))
-                        held.append(event)
-                        found += [(tenant_id, pid, n, key) for pid, n in event.numbers]
-                    tm.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
-                    found.sort()  # in index order: each B-tree page is visited once
-                    tm.executemany("INSERT INTO numbers VALUES (?, ?, ?, ?)", found)
-                    tm.executemany(
-                        "INSERT OR IGNORE INTO path_flags VALUES (?, ?, ?)",
-                        [(tenant_id, pid, flag) for pid, flag in numbers.flags_of(held)],
-                    )
-                    last_seq = rows[-1][0] & querysql.SEQ_MASK
-                    tm.execute(
-                        "INSERT INTO progress (tenant_id, next_seq) VALUES (?, ?)"
-                        " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = excluded.next_seq",
-                        (tenant_id, last_seq + 1),
-                    )
-                    budget -= len(rows)
+                    budget -= self._index(tenant_id, name, start, size, budget)
             finally:
                 ev.execute("COMMIT")
             tm.execute("COMMIT")
@@ -109,7 +85,94 @@ class Indexer:
             if tm.in_transaction:
                 tm.execute("ROLLBACK")
             raise
+        if removed:  # the pages the removed entries freed go back, a step at a time
+            database.give_back(tm, GIVE_BACK_PAGES)
         return max_events - budget
+
+    def _index(self, tenant_id: int, name: str, start: int, size: int, budget: int) -> int:
+        ev, tm = self._events, self._terms
+        rows = ev.execute(
+            "SELECT key, body FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+            (querysql.key_of(tenant_id, start), querysql.key_of(tenant_id, size), budget),
+        ).fetchall()
+        if not rows:
+            return 0
+        docs = []
+        found: list[tuple[int, int, numbers.Number, int]] = []
+        held: list[numbers.EventNumbers] = []
+        for key, body in rows:
+            doc, event = terms.event_terms_and_numbers(name, orjson.loads(body))
+            docs.append((key, doc))
+            held.append(event)
+            found += [(tenant_id, pid, n, key) for pid, n in event.numbers]
+        tm.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
+        found.sort()  # in index order: each B-tree page is visited once
+        tm.executemany("INSERT INTO numbers VALUES (?, ?, ?, ?)", found)
+        tm.executemany(
+            "INSERT OR IGNORE INTO path_flags VALUES (?, ?, ?)",
+            [(tenant_id, pid, flag) for pid, flag in numbers.flags_of(held)],
+        )
+        last_seq = rows[-1][0] & querysql.SEQ_MASK
+        tm.execute(
+            "INSERT INTO progress (tenant_id, next_seq) VALUES (?, ?)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET next_seq = excluded.next_seq",
+            (tenant_id, last_seq + 1),
+        )
+        return len(rows)
+
+    def _unindex(
+        self,
+        tenant_id: int,
+        name: str,
+        horizon: int,
+        done: dict[int, int],
+        below: dict[int, int],
+        budget: int,
+    ) -> int:
+        """Remove the index entries of up to ``budget`` pruned events of a tenant (those
+        from its ``pruned.below`` mark to its horizon), recomputed from their bodies, which
+        stay until the entries are gone (storage/sqlite/pruning.py); raise the mark. The
+        number of events dealt with."""
+        ev, tm = self._events, self._terms
+        start = below.get(tenant_id, 0)
+        if start >= horizon or budget <= 0:
+            return 0
+        rows = ev.execute(
+            "SELECT key, body FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+            (querysql.key_of(tenant_id, start), querysql.key_of(tenant_id, horizon), budget),
+        ).fetchall()
+        indexed = done.get(tenant_id, 0)
+        docs: list[tuple[str, int, str]] = []
+        found: list[tuple[int, int, numbers.Number, int]] = []
+        for key, body in rows:
+            if (key & querysql.SEQ_MASK) >= indexed:
+                break  # never indexed, nor anything after it
+            try:
+                event = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                doc, held = terms.event_terms_and_numbers(name, event)
+                docs.append(("delete", key, doc))
+                found += [(tenant_id, pid, n, key) for pid, n in held.numbers]
+        if docs:
+            tm.executemany(
+                "INSERT INTO events_terms (events_terms, rowid, terms) VALUES (?, ?, ?)", docs
+            )
+        if found:
+            found.sort()
+            tm.executemany(
+                "DELETE FROM numbers WHERE tenant_id = ? AND path = ? AND v = ? AND key = ?",
+                found,
+            )
+        end = horizon if len(rows) < budget else (rows[-1][0] & querysql.SEQ_MASK) + 1
+        tm.execute(
+            "INSERT INTO pruned (tenant_id, below) VALUES (?, ?) ON CONFLICT (tenant_id)"
+            " DO UPDATE SET below = excluded.below",
+            (tenant_id, end),
+        )
+        below[tenant_id] = end
+        return max(len(rows), 1)
 
     def catch_up(self) -> int:
         """Index everything pending now; the number indexed."""

@@ -2,38 +2,37 @@
 
 Pruning a tenant moves its horizon first (``prune_to``: one small write, refused while a
 legal hold is set), and every read leaves out the seqs below it from then on. ``sweep`` then
-removes the rows below the horizon a chunk at a time, in an order that a crash anywhere
-cannot spoil:
+removes the rows below the horizon in an order that a crash anywhere cannot spoil:
 
-1. on a reader thread, read the chunk's rows (key, id, body);
-2. in the search index's file, under its write lock (which the indexer holds while it
-   indexes): remove the chunk's index entries, recomputed from the bodies (the full-text
-   table keeps no content, so a removal must name the tokens it removes), and its numbers,
-   then raise the tenant's ``pruned.below`` mark past the chunk. Entries exist only for the
-   seqs in [below, progress) and the indexer never indexes below ``below``, so the entries
-   removed are exactly those that exist, and doing the step again removes nothing;
-3. on the writer thread, in one short transaction like a group commit: remember the ids'
-   hashes and delete the rows.
+1. the index entries of the pruned events go first. The indexer, the one writer of the
+   search index's file, does it between its batches (``Indexer._unindex``): the full-text
+   table keeps no content, so a removal must name the tokens it removes, which it computes
+   again from the bodies, and it raises the tenant's ``pruned.below`` mark past them in the
+   same transaction. Entries exist only for the seqs in [below, progress), and nothing is
+   indexed below ``below``, so the entries removed are exactly those that exist. A store
+   without an indexer process (commands, tests) does it in its own process;
+2. then, on the writer thread, in transactions as short as a group commit, the rows below
+   ``below``: their ids' hashes kept (``was_pruned``), the rows deleted.
 
-A crash between 2 and 3 leaves rows whose entries are gone: they are below the horizon, so
+A crash between the two leaves rows whose entries are gone: they are below the horizon, so
 no read sees them, and the next sweep deletes them. Freed pages are given back to the file
-system by ``reclaim_space`` (``PRAGMA incremental_vacuum``) in databases made with
-``auto_vacuum = INCREMENTAL``, which every database made by this version is.
+system a step at a time (``reclaim_space`` for the events, the indexer for its own file) in
+databases made with ``auto_vacuum = INCREMENTAL``, which every database made by this version
+is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from auditlog.model.retention import ArchiveRecord, Hold, id_hash
-from auditlog.storage import numbers
-from auditlog.storage.sqlite import database, querysql, terms
+from auditlog.storage.sqlite import database, querysql
 from auditlog.storage.sqlite.base import SQLiteBase, insert_rows
+from auditlog.storage.sqlite.indexer import Indexer
 from auditlog.storage.sqlite.retention import SELECT_HOLDS, hold_of
 
 _SELECT_ARCHIVES = (
@@ -43,6 +42,10 @@ _SELECT_ARCHIVES = (
 #: Pages given back by one ``incremental_vacuum`` step (4 MiB of 4 KiB pages): short enough
 #: that appends waiting behind it hardly notice.
 _VACUUM_PAGES = 1024
+#: Seconds a sweep waits for the indexer process to remove pruned entries (polling every
+#: ``UNINDEX_POLL``) before it removes them itself.
+UNINDEX_PATIENCE = 5.0
+UNINDEX_POLL = 0.05
 
 
 def _archive(row: Sequence[Any]) -> ArchiveRecord:
@@ -55,7 +58,7 @@ def _archive(row: Sequence[Any]) -> ArchiveRecord:
 class PruningPart(SQLiteBase):
     """``horizon``, ``prune_to``, ``sweep``, ``reclaim_space``, ``was_pruned``, archives."""
 
-    _terms_writer: sqlite3.Connection | None = None
+    _unindexer: Indexer | None = None
     _sweeping: asyncio.Lock | None = None
 
     # -- horizons ----------------------------------------------------------------------
@@ -119,110 +122,77 @@ class PruningPart(SQLiteBase):
         if self._sweeping is None:
             self._sweeping = asyncio.Lock()
         async with self._sweeping:  # one sweep at a time in this process
-            found = await self._on_pool(self._swept_chunk, tenant, max(limit, 1))
-            if found is None:
-                return 0
-            tenant_id, first, end, rows = found
-            await self._on_pool(self._unindex, tenant, tenant_id, end, rows)
-            return await self._write(self._delete_rows, tenant_id, first, end, rows)
+            waiting_since: float | None = None
+            while True:
+                found = await self._on_pool(self._swept_chunk, tenant, max(limit, 1))
+                if isinstance(found, tuple):
+                    return await self._write(self._delete_rows, *found)
+                if not found:
+                    return 0  # nothing below the horizon
+                # Rows wait for the indexer to remove their entries (step 2): the indexer
+                # process does it between its batches; without one, or when it makes no
+                # progress, this process does it.
+                now = time.monotonic()
+                waiting_since = waiting_since or now
+                if self._indexer is None or now - waiting_since > UNINDEX_PATIENCE:
+                    await self._on_pool(self._unindex_here, max(limit, 1))
+                    waiting_since = None
+                else:
+                    await asyncio.sleep(UNINDEX_POLL)
 
     def _swept_chunk(
         self, tenant: str, limit: int
-    ) -> tuple[int, int, int, list[tuple[int, str, bytes]]] | None:
-        """The next rows below the tenant's horizon: (tenant id, first seq, end seq, rows)."""
+    ) -> tuple[int, int, int, list[tuple[int, str]]] | bool:
+        """The next rows below the tenant's horizon whose index entries are gone, as
+        (tenant id, first seq, end seq, [(key, id)]); else whether rows below the horizon
+        wait for their entries to go (``True``) or none is left (``False``)."""
         conn = self._thread_conn()
         try:
-            row = conn.execute(
-                "SELECT tenant_id, horizon FROM tenants WHERE name = ?", (tenant,)
-            ).fetchone()
-            if row is None or int(row[1]) == 0:
-                return None
-            tenant_id, horizon = int(row[0]), int(row[1])
-            low, high = querysql.key_of(tenant_id, 0), querysql.key_of(tenant_id, horizon)
-            rows = conn.execute(
-                "SELECT key, id, body FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-                (low, high, limit),
-            ).fetchall()
+            conn.execute("BEGIN")  # one snapshot of both files
+            try:
+                row = conn.execute(
+                    "SELECT n.tenant_id, n.horizon, coalesce(p.below, 0) FROM tenants AS n"
+                    " LEFT JOIN t.pruned AS p ON p.tenant_id = n.tenant_id WHERE n.name = ?",
+                    (tenant,),
+                ).fetchone()
+                if row is None or int(row[1]) == 0:
+                    return False
+                tenant_id, horizon, below = int(row[0]), int(row[1]), int(row[2])
+                low = querysql.key_of(tenant_id, 0)
+                high = querysql.key_of(tenant_id, min(horizon, below))
+                rows = conn.execute(
+                    "SELECT key, id FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+                    (low, high, limit),
+                ).fetchall()
+                if not rows:
+                    waiting = conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM events WHERE key >= ? AND key < ?)",
+                        (high, querysql.key_of(tenant_id, horizon)),
+                    ).fetchone()[0]
+                    return bool(waiting)
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "reading events to sweep") from exc
-        if not rows:
-            return None
         first = int(rows[0][0]) & querysql.SEQ_MASK
-        # The chunk ends after its last row, or at the horizon when it holds every row left.
-        end = horizon if len(rows) < limit else (int(rows[-1][0]) & querysql.SEQ_MASK) + 1
-        found = [
-            (int(k), str(i), bytes(b) if not isinstance(b, str) else b.encode()) for k, i, b in rows
-        ]
-        return tenant_id, first, end, found
+        last = int(rows[-1][0]) & querysql.SEQ_MASK
+        return tenant_id, first, last + 1, [(int(k), str(i)) for k, i in rows]
 
-    def _terms_conn(self) -> sqlite3.Connection:
-        if self._terms_writer is None:
-            self._terms_writer = database.connect(self.terms_path, synchronous="NORMAL")
-        return self._terms_writer
-
-    def _unindex(
-        self, tenant: str, tenant_id: int, end: int, rows: list[tuple[int, str, bytes]]
-    ) -> None:
-        """Step 2 (see the module): the index entries of the chunk's rows, and the mark."""
-        conn = self._terms_conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                marks = conn.execute(
-                    "SELECT coalesce((SELECT next_seq FROM progress WHERE tenant_id = ?), 0),"
-                    " coalesce((SELECT below FROM pruned WHERE tenant_id = ?), 0)",
-                    (tenant_id, tenant_id),
-                ).fetchone()
-                progress, below = int(marks[0]), int(marks[1])
-                docs: list[tuple[str, int, str]] = []
-                found: list[tuple[int, int, numbers.Number, int]] = []
-                for key, _, body in rows:
-                    seq = key & querysql.SEQ_MASK
-                    if not below <= seq < progress:
-                        continue  # never indexed, or its entries are gone already
-                    try:
-                        event = orjson.loads(body)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if not isinstance(event, dict):
-                        continue
-                    doc, held = terms.event_terms_and_numbers(tenant, event)
-                    docs.append(("delete", key, doc))
-                    found += [(tenant_id, pid, n, key) for pid, n in held.numbers]
-                if docs:
-                    conn.executemany(
-                        "INSERT INTO events_terms (events_terms, rowid, terms) VALUES (?, ?, ?)",
-                        docs,
-                    )
-                if found:
-                    conn.executemany(
-                        "DELETE FROM numbers WHERE tenant_id = ? AND path = ? AND v = ?"
-                        " AND key = ?",
-                        sorted(found),
-                    )
-                if end > below:
-                    conn.execute(
-                        "INSERT INTO pruned (tenant_id, below) VALUES (?, ?) ON CONFLICT"
-                        " (tenant_id) DO UPDATE SET below = excluded.below",
-                        (tenant_id, end),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, "removing index entries") from exc
+    def _unindex_here(self, limit: int) -> None:
+        """Step 2 in this process: the indexer's removal of pruned entries, indexing nothing."""
+        if self._unindexer is None:
+            self._unindexer = Indexer(self.path)
+        self._unindexer.index_batch(limit, index=False)
 
     def _delete_rows(
-        self, tenant_id: int, first: int, end: int, rows: list[tuple[int, str, bytes]]
+        self, tenant_id: int, first: int, end: int, rows: list[tuple[int, str]]
     ) -> int:
         """Step 3 (see the module): the ids' hashes kept, the rows gone, in one transaction."""
         conn = self._w()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                hashes = sorted({(tenant_id, id_hash(event_id)) for _, event_id, _ in rows})
+                hashes = sorted({(tenant_id, id_hash(event_id)) for _, event_id in rows})
                 insert_rows(conn, "pruned_ids (tenant_id, id_hash)", hashes, "INSERT OR IGNORE")
                 cur = conn.execute(
                     "DELETE FROM events WHERE key >= ? AND key < ?",
@@ -243,30 +213,15 @@ class PruningPart(SQLiteBase):
             self._sweeping = asyncio.Lock()
         async with self._sweeping:
             total = 0
-            while freed := await self._write(self._vacuum_step, None):
+            while freed := await self._write(self._vacuum_step):
                 total += freed  # one step at a time: appends go in between
-            return total + await self._on_pool(self._vacuum_terms)
+            return total
 
-    def _vacuum_step(self, conn: sqlite3.Connection | None) -> int:
-        conn = conn or self._w()
+    def _vacuum_step(self) -> int:
         try:
-            page = int(conn.execute("PRAGMA page_size").fetchone()[0])
-            if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
-                return 0  # a database made without incremental vacuum keeps its pages
-            before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-            if before == 0:
-                return 0
-            conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})").fetchall()
-            after = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+            return database.give_back(self._w(), _VACUUM_PAGES)
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "giving space back") from exc
-        return max(before - after, 0) * page
-
-    def _vacuum_terms(self) -> int:
-        total = 0
-        while freed := self._vacuum_step(self._terms_conn()):
-            total += freed
-        return total
 
     async def was_pruned(self, tenant: str, event_id: str) -> bool:
         try:
@@ -314,6 +269,6 @@ class PruningPart(SQLiteBase):
 
     async def close(self) -> None:
         await super().close()
-        if self._terms_writer is not None:
-            self._terms_writer.close()
-            self._terms_writer = None
+        if self._unindexer is not None:
+            self._unindexer.close()
+            self._unindexer = None
