@@ -31,7 +31,7 @@ from typing import Any
 
 from auditlog.model.retention import ArchiveRecord, Hold, id_hash
 from auditlog.storage.sqlite import database, querysql
-from auditlog.storage.sqlite.base import SQLiteBase, insert_rows
+from auditlog.storage.sqlite.base import SQLiteBase, immediate, insert_rows
 from auditlog.storage.sqlite.indexer import Indexer
 from auditlog.storage.sqlite.retention import SELECT_HOLDS, hold_of
 
@@ -87,11 +87,9 @@ class PruningPart(SQLiteBase):
         # Under the write lock, as set_hold: a hold set before this commits is seen here.
         conn = self._w()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 hold = conn.execute(SELECT_HOLDS + " WHERE tenant = ?", (tenant,)).fetchone()
                 if hold is not None:
-                    conn.execute("COMMIT")
                     return hold_of(hold)
                 row = conn.execute(
                     "SELECT n.tenant_id, n.size, n.horizon, coalesce(max(c.size), 0)"
@@ -107,11 +105,6 @@ class PruningPart(SQLiteBase):
                         conn.execute(
                             "UPDATE tenants SET horizon = ? WHERE tenant_id = ?", (now, tenant_id)
                         )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "moving a horizon") from exc
         return now
@@ -190,8 +183,7 @@ class PruningPart(SQLiteBase):
         """Step 3 (see the module): the ids' hashes kept, the rows gone, in one transaction."""
         conn = self._w()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 hashes = sorted({(tenant_id, id_hash(event_id)) for _, event_id in rows})
                 insert_rows(conn, "pruned_ids (tenant_id, id_hash)", hashes, "INSERT OR IGNORE")
                 cur = conn.execute(
@@ -199,11 +191,6 @@ class PruningPart(SQLiteBase):
                     (querysql.key_of(tenant_id, first), querysql.key_of(tenant_id, end)),
                 )
                 removed = max(cur.rowcount, 0)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "deleting pruned events") from exc
         return removed

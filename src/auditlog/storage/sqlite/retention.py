@@ -8,7 +8,7 @@ from typing import Any
 
 from auditlog.model.retention import Hold, Retention
 from auditlog.storage.sqlite import database
-from auditlog.storage.sqlite.base import SQLiteBase
+from auditlog.storage.sqlite.base import SQLiteBase, immediate
 
 _SELECT_RETENTION = "SELECT tenant, keep_seconds, updated_us, updated_by FROM retention"
 SELECT_HOLDS = "SELECT tenant, reason, set_by, set_us FROM legal_holds"
@@ -65,8 +65,7 @@ class RetentionPart(SQLiteBase):
         # hold between the insert and the read.
         conn = self._w()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 cur = conn.execute(
                     "INSERT INTO legal_holds (tenant, reason, set_by, set_us) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (tenant) DO NOTHING",
@@ -77,11 +76,6 @@ class RetentionPart(SQLiteBase):
                     row = conn.execute(
                         SELECT_HOLDS + " WHERE tenant = ?", (hold.tenant,)
                     ).fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "setting a legal hold") from exc
         return None if row is None else hold_of(row)
