@@ -53,20 +53,42 @@ def _write_old(server: Server, token: str) -> None:
             time.sleep(0.1)
 
 
-def _load_until_killed(server: Server, token: str, round_: int, acked: dict[str, int]) -> None:
-    """Write and query until the server goes away (it is killed meanwhile)."""
+def _load_until_killed(
+    server: Server, token: str, round_: int, acked: dict[str, int], problems: list[str]
+) -> None:
+    """Write and query until the server goes away (it is killed meanwhile); what went wrong
+    goes to ``problems``."""
     with httpx.Client(base_url=server.url, timeout=5.0) as client:
         client.headers["authorization"] = f"Bearer {token}"
         for number in range(1000):
             try:
                 answer = client.post("/v1/events", json=_batch(f"r{round_}-", number * 20, 20))
-                if answer.status_code == 201:
-                    for event in answer.json()["events"]:
-                        acked[event["id"]] = event["seq"]
-                found = client.get("/v1/events", params={"q": "quince", "limit": "5"})
-                assert found.status_code in (200, 503), found.text
+                if answer.status_code != 201:
+                    problems.append(f"write: {answer.status_code} {answer.text}")
+                    return
+                for event in answer.json()["events"]:
+                    acked[event["id"]] = event["seq"]
+                first_kept = horizon(client)
+                found = client.get(
+                    "/v1/events", params={"q": "quince", "order": "asc", "limit": "5"}
+                )
+                if found.status_code != 200:
+                    problems.append(f"query: {found.status_code} {found.text}")
+                    return
+                seqs = [e["seq"] for e in found.json()["events"]]
+                if any(seq < first_kept for seq in seqs):
+                    problems.append(f"query below the horizon {first_kept}: {seqs}")
+            except httpx.HTTPStatusError as exc:
+                problems.append(f"GET /v1/log/pruned: {exc}")
+                return
             except httpx.TransportError:
                 return
+
+
+def horizon(client: httpx.Client) -> int:
+    answer = client.get("/v1/log/pruned")
+    answer.raise_for_status()
+    return int(answer.json()["horizon"])
 
 
 def _rows_below(storage: Storage, horizon: int) -> int:
@@ -137,12 +159,15 @@ def test_sigkill_during_a_scheduled_prune_leaves_a_log_that_verifies(
 
     acked: dict[str, int] = {}
     left: list[int] = []  # rows below the horizon after each kill
+    problems: list[str] = []  # of the writes and queries while the prune ran
     for round_ in range(ROUNDS):
         server = Server(storage, log, *CRASH_FLAGS, "--prune-interval-seconds", "1")
         try:
             server.wait_ready()
             loader = threading.Thread(
-                target=_load_until_killed, args=(server, token, round_, acked), daemon=True
+                target=_load_until_killed,
+                args=(server, token, round_, acked, problems),
+                daemon=True,
             )
             loader.start()
             # The first round is killed right after the start (before or as the horizon
@@ -153,6 +178,7 @@ def test_sigkill_during_a_scheduled_prune_leaves_a_log_that_verifies(
         finally:
             server.stop()
         left.append(_rows_below(storage, OLD))
+        assert not problems, problems
         _check_offline(storage)
 
     server = Server(storage, log, *CRASH_FLAGS, "--prune-interval-seconds", "1")
