@@ -13,6 +13,7 @@ make storage fail, to provoke the 503s of API.md §2.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -304,7 +305,27 @@ async def app(settings: Settings, store: ControlledStore) -> AsyncIterator[Audit
     finally:
         store.release_appends()
         store.append_error = None
-        await application.shutdown()
+        await _shut_down(application)
+
+
+#: Longest an application's shutdown may take in a test before it fails with every task's stack.
+SHUTDOWN_TIMEOUT = 60.0
+
+
+async def _shut_down(application: AuditlogApp) -> None:
+    """``application.shutdown()``; one that hangs fails the test with what every task awaits,
+    rather than holding up the whole run."""
+    stopping = asyncio.ensure_future(application.shutdown())
+    done, _ = await asyncio.wait({stopping}, timeout=SHUTDOWN_TIMEOUT)
+    if not done:
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(file=stacks)
+        stopping.cancel()
+        raise AssertionError(
+            f"shutdown took over {SHUTDOWN_TIMEOUT} s; tasks:\n{stacks.getvalue()}"
+        )
+    stopping.result()
 
 
 @pytest.fixture
