@@ -171,15 +171,23 @@ class ExportRoute:
     ``before_seq`` and ``type`` (equality).
     """
 
-    def __init__(self, events: list[dict[str, Any]], size: int, plan: list[Cut | Refuse]):
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        size: int,
+        plan: list[Cut | Refuse],
+        pruned_before: int = 0,
+    ):
         self.events = events
         self.size = size
         self.plan = list(plan)
+        #: The tenant's horizon: events below it are left out and the answer says so.
+        self.pruned_before = pruned_before
 
     def body(self, params: list[tuple[str, str]], size: int | None = None) -> bytes:
         """The whole answer's body for these parameters (what an uninterrupted export gives)."""
         given = dict(params)
-        after = int(given.get("after_seq", -1))
+        after = max(int(given.get("after_seq", -1)), self.pruned_before - 1)
         before = min(int(given.get("before_seq", self.size)), self.size if size is None else size)
         types = [v for k, v in params if k == "type"]
         chosen = [
@@ -209,14 +217,14 @@ class ExportRoute:
         fmt = seen.param("format") or "ndjson"
         ctype = "application/x-ndjson" if fmt == "ndjson" else "text/csv; charset=utf-8"
         body = self.body(seen.params, size)
-        conn.head(
-            200,
-            {
-                "Content-Type": ctype,
-                "Transfer-Encoding": "chunked",
-                "Auditlog-Log-Size": str(size),
-            },
-        )
+        headers = {
+            "Content-Type": ctype,
+            "Transfer-Encoding": "chunked",
+            "Auditlog-Log-Size": str(size),
+        }
+        if int(seen.param("after_seq") or -1) < self.pruned_before - 1:
+            headers["Auditlog-Pruned-Before"] = str(self.pruned_before)
+        conn.head(200, headers)
         if step is None:
             conn.body(body)
             return

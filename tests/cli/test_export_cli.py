@@ -96,6 +96,20 @@ def test_an_export_is_written_to_stdout_as_received(
     assert seen.headers["authorization"] == f"Bearer {TOKEN}"
 
 
+def test_an_export_of_a_pruned_log_says_where_it_begins(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    route = ExportRoute(awkward_events(30), 30, [], pruned_before=12)
+    with serving((PATH, route)) as api:
+        code = run_export(api.url)
+    assert code == 0
+    out, err = capsysbinary.readouterr()
+    assert [orjson.loads(line)["seq"] for line in out.splitlines()] == list(range(12, 30))
+    assert err == (
+        b"auditlog: export: seq 11 and before are pruned (retention); the export begins at seq 12\n"
+    )
+
+
 def test_csv_with_columns_and_after_seq(tmp_path: Path) -> None:
     route = ExportRoute(awkward_events(30), 30, [])
     target = tmp_path / "out.csv"

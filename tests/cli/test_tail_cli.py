@@ -216,6 +216,13 @@ def test_the_parser_follows_the_event_stream_format() -> None:
     assert parser.last_event_id == ""
 
 
+def test_the_parser_notes_where_a_pruned_stream_continues() -> None:
+    _, parser = parse([b": ping\n: pruned before seq 40\nid: 40\nevent: audit\ndata: {}\n\n"])
+    assert parser.pruned_before == 40
+    _, parser = parse([b": pruned before seq x\n: pruned\n"])
+    assert parser.pruned_before is None
+
+
 @given(
     seqs=st.lists(st.integers(min_value=0, max_value=10**6), max_size=6),
     line_end=st.sampled_from([b"\n", b"\r", b"\r\n"]),

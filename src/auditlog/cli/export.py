@@ -325,6 +325,7 @@ class Export:
         self.retries = retries
         self.after: int | None = None
         self.bound: int | None = None
+        self.said_pruned = False  # the note on a pruned prefix is printed once
         self.header: bytes | None = None
 
     def framing(self) -> Framing:
@@ -375,6 +376,14 @@ class Export:
         try:
             with client.stream("GET", self.url, params=tuple(params)) as response:
                 check_answer(response, "GET " + PATH)
+                pruned = response.headers.get("Auditlog-Pruned-Before", "")
+                if pruned.isdigit() and not self.said_pruned:
+                    self.said_pruned = True
+                    print(
+                        f"auditlog: export: seq {int(pruned) - 1} and before are pruned"
+                        f" (retention); the export begins at seq {pruned}",
+                        file=sys.stderr,
+                    )
                 if self.bound is None:
                     self.bound = _log_size(response)
                     if self.bound is not None:

@@ -156,6 +156,13 @@ class Tail:
                     backoff.reset()
                 for event in parser.feed(chunk):
                     self._show(event, out)
+                if parser.pruned_before is not None:
+                    print(
+                        f"auditlog: tail: seq {parser.pruned_before - 1} and before are pruned"
+                        f" (retention); continuing from seq {parser.pruned_before}",
+                        file=sys.stderr,
+                    )
+                    parser.pruned_before = None
                 if parser.last_event_id is not None:
                     self.last_id = parser.last_event_id
                 if parser.retry_ms is not None:
@@ -190,6 +197,9 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
 
+_PRUNED = b"pruned before seq "
+
+
 class EventStreamParser:
     """The ``text/event-stream`` parser of the WHATWG HTML standard, fed bytes as they come.
 
@@ -208,6 +218,9 @@ class EventStreamParser:
         self.last_event_id: str | None = None
         #: The reconnection time of the last ``retry`` field, in milliseconds.
         self.retry_ms: int | None = None
+        #: The seq the stream said it continues from, where what was asked for is pruned
+        #: (the comment ``: pruned before seq H``), until read and set back to ``None``.
+        self.pruned_before: int | None = None
 
     def feed(self, data: bytes) -> list[ServerEvent]:
         """The events that ``data`` completes."""
@@ -239,7 +252,10 @@ class EventStreamParser:
         if not line:
             return self._dispatch()
         if line.startswith(b":"):
-            return None  # a comment: a keep-alive
+            said = line.removeprefix(b":").strip()
+            if said.startswith(_PRUNED) and said[len(_PRUNED) :].isdigit():
+                self.pruned_before = int(said[len(_PRUNED) :])
+            return None  # any other comment: a keep-alive
         name, _, value = line.partition(b":")
         value = value.removeprefix(b" ")
         if name == b"data":
