@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from auditlog.storage.sqlite import database, querysql
+from auditlog.storage.sqlite import database, indexer, querysql
 from auditlog.storage.sqlite.store import SQLiteStore
 from storage.test_contract import append_ok, checkpoint_of, event, query_of, seqs, walk
 
@@ -131,5 +131,36 @@ async def test_the_space_freed_goes_back_to_the_file_system(tmp_path: Path) -> N
         assert seqs(await walk(store, "acme", query_of(("order", "asc")))) == list(
             range(2900, 3000)
         )
+    finally:
+        await store.close()
+
+
+async def test_the_search_index_shrinks_once_pruned_entries_are_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexer, "OPTIMIZE_AFTER", 100)
+    words = " ".join(f"word{i}" for i in range(60))
+    store = await _store(tmp_path, 3000, {"note": words, "n": 1})
+    terms_file = tmp_path / "audit.db-terms"
+
+    def size() -> int:
+        conn = _terms(tmp_path / "audit.db")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return os.path.getsize(terms_file)
+
+    try:
+        store.index_pending()
+        before = size()
+        assert await store.prune_to("acme", 2900) == 2900
+        while await store.sweep("acme", 500):
+            pass
+        assert await store.reclaim_space() > 0
+        assert size() < before / 4
+        found = await walk(store, "acme", query_of(("order", "asc"), ("q", "word7")))
+        assert seqs(found) == list(range(2900, 3000))
+        assert _index_counts(tmp_path / "audit.db", 1, 2900) == (0, 0)
     finally:
         await store.close()

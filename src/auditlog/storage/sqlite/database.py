@@ -64,7 +64,8 @@ def give_back(conn: sqlite3.Connection, pages: int) -> int:
     before = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     if before == 0:
         return 0
-    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    # executescript steps the pragma to its end; execute() would free one page a call.
+    conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
     after = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     page = int(conn.execute("PRAGMA page_size").fetchone()[0])
     return max(before - after, 0) * page

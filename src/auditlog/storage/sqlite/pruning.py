@@ -202,6 +202,8 @@ class PruningPart(SQLiteBase):
             total = 0
             while freed := await self._write(self._vacuum_step):
                 total += freed  # one step at a time: appends go in between
+            if self._unindexer is not None:  # the index's part, done here: no indexer process
+                total += await self._on_pool(self._unindexer.compact)
             return total
 
     def _vacuum_step(self) -> int:
