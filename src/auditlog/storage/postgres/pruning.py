@@ -19,11 +19,14 @@ A partition is dropped only when every tenant with rows in it has pruned past th
 tenants of different retentions, a month goes as a whole once the longest-kept tenant in it
 has pruned it, and until then the others' rows are deleted row by row (docs/operations.md).
 Detaching a partition takes a brief exclusive lock on ``events``; it waits at most
-``DROP_LOCK_TIMEOUT`` for it (appends queue behind that wait) and otherwise deletes rows.
+``DROP_LOCK_TIMEOUT`` for it (appends queue behind that wait), tries ``DROP_ATTEMPTS`` times,
+and otherwise deletes rows. The work on a whole month (is every row pruned? the ids'
+hashes) runs without the statement timeout, which is meant for clients' queries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -46,6 +49,8 @@ _SELECT_HOLD = "SELECT tenant, reason, set_by, set_us FROM legal_holds WHERE ten
 _MONTHLY = re.compile(r"events_([0-9]{4})_([0-9]{2})")
 #: How long a partition drop waits for its lock on ``events`` before it gives up this time.
 DROP_LOCK_TIMEOUT = "500ms"
+#: Attempts at that lock, half a second apart, before the rows are deleted one by one instead.
+DROP_ATTEMPTS = 5
 
 
 def _archive(row: Sequence[Any]) -> ArchiveRecord:
@@ -206,29 +211,41 @@ class PruningPart(PostgresBase):
         this_month = database.months_from(now, 1)[0][1]
         if database.month_start(int(match[1]), int(match[2])) >= this_month:
             return None  # this month's and later partitions are still written to
-        cur = await conn.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {partition} AS e LEFT JOIN horizons AS h"  # noqa: S608
-            " ON h.tenant_id = e.tenant_id WHERE e.seq >= coalesce(h.horizon, 0))"
-        )
-        kept = await cur.fetchone()
+        # Maintenance on a whole month, bounded by its size rather than the query timeout.
+        async with conn.transaction():
+            await conn.execute("SET LOCAL statement_timeout = 0")
+            cur = await conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {partition} AS e LEFT JOIN horizons AS h"  # noqa: S608
+                " ON h.tenant_id = e.tenant_id WHERE e.seq >= coalesce(h.horizon, 0))"
+            )
+            kept = await cur.fetchone()
         if kept is None or kept[0]:
             return None
-        try:
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO pruned_ids (tenant_id, id_hash) SELECT tenant_id,"  # noqa: S608
-                    f" auditlog_id_hash(id) FROM {partition} ON CONFLICT DO NOTHING"
-                )
-                cur = await conn.execute(f"SELECT count(*) FROM {partition}")  # noqa: S608
-                count = await cur.fetchone()
-                await conn.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-                await conn.execute(f"ALTER TABLE events DETACH PARTITION {partition}")
-                await conn.execute(f"DROP TABLE {partition}")
-        except pgerrors.LockNotAvailable:
-            log.info("partition %s: events is busy; deleting its rows one by one", partition)
+        # The ids' hashes first, committed on their own (done again, they change nothing),
+        # so that the drop is a short transaction.
+        async with conn.transaction():
+            await conn.execute("SET LOCAL statement_timeout = 0")
+            await conn.execute(
+                "INSERT INTO pruned_ids (tenant_id, id_hash) SELECT tenant_id,"  # noqa: S608
+                f" auditlog_id_hash(id) FROM {partition} ON CONFLICT DO NOTHING"
+            )
+            cur = await conn.execute(f"SELECT count(*) FROM {partition}")  # noqa: S608
+            counted = await cur.fetchone()
+        for _ in range(DROP_ATTEMPTS):
+            try:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+                    await conn.execute(f"ALTER TABLE events DETACH PARTITION {partition}")
+                    await conn.execute(f"DROP TABLE {partition}")
+                break
+            except pgerrors.LockNotAvailable:
+                await asyncio.sleep(0.5)
+        else:
+            log.info("partition %s: events stays busy; deleting its rows one by one", partition)
             return None
-        log.info("dropped event partition %s (%s pruned events)", partition, count and count[0])
-        return int(count[0]) if count else 0
+        count = int(counted[0]) if counted else 0
+        log.info("dropped event partition %s (%s pruned events)", partition, count)
+        return count
 
     async def reclaim_space(self) -> int:
         return 0  # dropped partitions give their files back; autovacuum reuses the rest
