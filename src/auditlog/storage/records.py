@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditlog.model.credentials import ApiKey, User
+from auditlog.model.retention import ArchiveRecord
 from auditlog.model.streams import LogStream
 from auditlog.storage.base import StoredCheckpoint
 
@@ -83,6 +84,28 @@ def user(row: Sequence[Any]) -> User:
         password_hash=row[3],
         created_us=row[4],
     )
+
+
+#: The columns of an archive record, in ``ArchiveRecord``'s order.
+ARCHIVE_COLUMNS = (
+    "tenant, first_seq, end_seq, sha256, location, checkpoint_size, created_us, created_by"
+)
+
+
+def archive(row: Sequence[Any]) -> ArchiveRecord:
+    """An archive record from a row of ``ARCHIVE_COLUMNS``."""
+    return ArchiveRecord(
+        str(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4]), int(row[5]),
+        int(row[6]), str(row[7]),
+    )  # fmt: skip
+
+
+def archive_values(r: ArchiveRecord) -> tuple[Any, ...]:
+    """An archive record as the values of ``ARCHIVE_COLUMNS``."""
+    return (
+        r.tenant, r.first_seq, r.end_seq, r.sha256, r.location, r.checkpoint_size,
+        r.created_us, r.created_by,
+    )  # fmt: skip
 
 
 def checkpoint(row: Sequence[Any]) -> StoredCheckpoint:

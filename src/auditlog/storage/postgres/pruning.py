@@ -29,35 +29,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from psycopg import errors as pgerrors
 
 from auditlog.model import times
 from auditlog.model.retention import ArchiveRecord, Hold, id_hash
+from auditlog.storage import records
 from auditlog.storage.postgres import database
 from auditlog.storage.postgres.base import Conn, PostgresBase
 
 log = logging.getLogger("auditlog.storage.postgres")
 
-_SELECT_ARCHIVES = (
-    "SELECT tenant, first_seq, end_seq, sha256, location, checkpoint_size, created_us,"
-    " created_by FROM archives"
-)
+_SELECT_ARCHIVES = f"SELECT {records.ARCHIVE_COLUMNS} FROM archives"  # noqa: S608
 _SELECT_HOLD = "SELECT tenant, reason, set_by, set_us FROM legal_holds WHERE tenant = %s"
 _MONTHLY = re.compile(r"events_([0-9]{4})_([0-9]{2})")
 #: How long a partition drop waits for its lock on ``events`` before it gives up this time.
 DROP_LOCK_TIMEOUT = "500ms"
 #: Attempts at that lock, half a second apart, before the rows are deleted one by one instead.
 DROP_ATTEMPTS = 5
-
-
-def _archive(row: Sequence[Any]) -> ArchiveRecord:
-    return ArchiveRecord(
-        str(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4]), int(row[5]),
-        int(row[6]), str(row[7]),
-    )  # fmt: skip
 
 
 async def hold_lock(conn: Conn, tenant: str) -> None:
@@ -272,12 +262,10 @@ class PruningPart(PostgresBase):
         r = record
         async with self._connection("recording an archive") as conn:
             await conn.execute(
-                "INSERT INTO archives (tenant, sha256, first_seq, end_seq, location,"
-                " checkpoint_size, created_us, created_by) VALUES (%s, %s, %s, %s, %s, %s,"
-                " %s, %s) ON CONFLICT (tenant, sha256) DO NOTHING",
-                (r.tenant, r.sha256, r.first_seq, r.end_seq, r.location, r.checkpoint_size,
-                 r.created_us, r.created_by),
-            )  # fmt: skip
+                f"INSERT INTO archives ({records.ARCHIVE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+                " ON CONFLICT (tenant, sha256) DO NOTHING",
+                records.archive_values(r),
+            )
 
     async def list_archives(self, tenant: str | None = None) -> list[ArchiveRecord]:
         where, params = ("", ()) if tenant is None else (" WHERE tenant = %s", (tenant,))
@@ -288,4 +276,4 @@ class PruningPart(PostgresBase):
                 params,
             )
             rows = await cur.fetchall()
-        return [_archive(r) for r in rows]
+        return [records.archive(r) for r in rows]

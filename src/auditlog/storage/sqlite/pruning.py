@@ -26,19 +26,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any
 
 from auditlog.model.retention import ArchiveRecord, Hold, id_hash
+from auditlog.storage import records
 from auditlog.storage.sqlite import database, querysql
 from auditlog.storage.sqlite.base import SQLiteBase, immediate, insert_rows
 from auditlog.storage.sqlite.indexer import Indexer
 from auditlog.storage.sqlite.retention import SELECT_HOLDS, hold_of
 
-_SELECT_ARCHIVES = (
-    "SELECT tenant, first_seq, end_seq, sha256, location, checkpoint_size, created_us,"
-    " created_by FROM archives"
-)
+_SELECT_ARCHIVES = f"SELECT {records.ARCHIVE_COLUMNS} FROM archives"  # noqa: S608
 #: Pages given back by one ``incremental_vacuum`` step (4 MiB of 4 KiB pages): short enough
 #: that appends waiting behind it hardly notice.
 _VACUUM_PAGES = 1024
@@ -46,13 +42,6 @@ _VACUUM_PAGES = 1024
 #: ``UNINDEX_POLL``) before it removes them itself.
 UNINDEX_PATIENCE = 5.0
 UNINDEX_POLL = 0.05
-
-
-def _archive(row: Sequence[Any]) -> ArchiveRecord:
-    return ArchiveRecord(
-        str(row[0]), int(row[1]), int(row[2]), str(row[3]), str(row[4]), int(row[5]),
-        int(row[6]), str(row[7]),
-    )  # fmt: skip
 
 
 class PruningPart(SQLiteBase):
@@ -237,12 +226,10 @@ class PruningPart(SQLiteBase):
     def _add_archive(self, r: ArchiveRecord) -> None:
         try:
             self._w().execute(
-                "INSERT INTO archives (tenant, sha256, first_seq, end_seq, location,"
-                " checkpoint_size, created_us, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO archives ({records.ARCHIVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
                 " ON CONFLICT (tenant, sha256) DO NOTHING",
-                (r.tenant, r.sha256, r.first_seq, r.end_seq, r.location, r.checkpoint_size,
-                 r.created_us, r.created_by),
-            )  # fmt: skip
+                records.archive_values(r),
+            )
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "recording an archive") from exc
 
@@ -252,7 +239,7 @@ class PruningPart(SQLiteBase):
             rows = self._r().execute(
                 _SELECT_ARCHIVES + where + " ORDER BY tenant, first_seq, end_seq, sha256", params
             )
-            return [_archive(r) for r in rows.fetchall()]
+            return [records.archive(r) for r in rows.fetchall()]
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, "listing archives") from exc
 
