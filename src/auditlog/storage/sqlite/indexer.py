@@ -112,12 +112,17 @@ class Indexer:
             total += freed
         return total
 
-    def _index(self, tenant_id: int, name: str, start: int, size: int, budget: int) -> int:
-        ev, tm = self._events, self._terms
-        rows = ev.execute(
+    def _rows(self, tenant_id: int, start: int, end: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` stored events of a tenant with seq in [start, end), as (key, body)."""
+        rows: list[tuple[int, bytes]] = self._events.execute(
             "SELECT key, body FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-            (querysql.key_of(tenant_id, start), querysql.key_of(tenant_id, size), budget),
+            (querysql.key_of(tenant_id, start), querysql.key_of(tenant_id, end), limit),
         ).fetchall()
+        return rows
+
+    def _index(self, tenant_id: int, name: str, start: int, size: int, budget: int) -> int:
+        tm = self._terms
+        rows = self._rows(tenant_id, start, size, budget)
         if not rows:
             return 0
         docs = []
@@ -156,14 +161,11 @@ class Indexer:
         from its ``pruned.below`` mark to its horizon), recomputed from their bodies, which
         stay until the entries are gone (storage/sqlite/pruning.py); raise the mark. The
         number of events dealt with."""
-        ev, tm = self._events, self._terms
+        tm = self._terms
         start = below.get(tenant_id, 0)
         if start >= horizon or budget <= 0:
             return 0
-        rows = ev.execute(
-            "SELECT key, body FROM events WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-            (querysql.key_of(tenant_id, start), querysql.key_of(tenant_id, horizon), budget),
-        ).fetchall()
+        rows = self._rows(tenant_id, start, horizon, budget)
         indexed = done.get(tenant_id, 0)
         docs: list[tuple[str, int, str]] = []
         found: list[tuple[int, int, numbers.Number, int]] = []

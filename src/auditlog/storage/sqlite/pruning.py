@@ -100,10 +100,14 @@ class PruningPart(SQLiteBase):
 
     # -- sweeping ----------------------------------------------------------------------
 
-    async def sweep(self, tenant: str, limit: int) -> int:
+    def _sweep_lock(self) -> asyncio.Lock:
+        """One sweep or reclaim at a time in this process."""
         if self._sweeping is None:
             self._sweeping = asyncio.Lock()
-        async with self._sweeping:  # one sweep at a time in this process
+        return self._sweeping
+
+    async def sweep(self, tenant: str, limit: int) -> int:
+        async with self._sweep_lock():
             waiting_since: float | None = None
             while True:
                 found = await self._on_pool(self._swept_chunk, tenant, max(limit, 1))
@@ -111,7 +115,7 @@ class PruningPart(SQLiteBase):
                     return await self._write(self._delete_rows, *found)
                 if not found:
                     return 0  # nothing below the horizon
-                # Rows wait for the indexer to remove their entries (step 2): the indexer
+                # Rows wait for the indexer to remove their entries (step 1): the indexer
                 # process does it between its batches; without one, or when it makes no
                 # progress, this process does it.
                 now = time.monotonic()
@@ -161,7 +165,7 @@ class PruningPart(SQLiteBase):
         return tenant_id, first, last + 1, [(int(k), str(i)) for k, i in rows]
 
     def _unindex_here(self, limit: int) -> None:
-        """Step 2 in this process: the indexer's removal of pruned entries, indexing nothing."""
+        """Step 1 in this process: the indexer's removal of pruned entries, indexing nothing."""
         if self._unindexer is None:
             self._unindexer = Indexer(self.path)
         self._unindexer.index_batch(limit, index=False)
@@ -169,7 +173,7 @@ class PruningPart(SQLiteBase):
     def _delete_rows(
         self, tenant_id: int, first: int, end: int, rows: list[tuple[int, str]]
     ) -> int:
-        """Step 3 (see the module): the ids' hashes kept, the rows gone, in one transaction."""
+        """Step 2 (see the module): the ids' hashes kept, the rows gone, in one transaction."""
         conn = self._w()
         try:
             with immediate(conn):
@@ -185,9 +189,7 @@ class PruningPart(SQLiteBase):
         return removed
 
     async def reclaim_space(self) -> int:
-        if self._sweeping is None:
-            self._sweeping = asyncio.Lock()
-        async with self._sweeping:
+        async with self._sweep_lock():
             total = 0
             while freed := await self._write(self._vacuum_step):
                 total += freed  # one step at a time: appends go in between
