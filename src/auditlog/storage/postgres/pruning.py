@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 
 from psycopg import errors as pgerrors
@@ -48,6 +49,8 @@ _MONTHLY = re.compile(r"events_([0-9]{4})_([0-9]{2})")
 DROP_LOCK_TIMEOUT = "500ms"
 #: Attempts at that lock, half a second apart, before the rows are deleted one by one instead.
 DROP_ATTEMPTS = 5
+#: Seconds before a partition found not droppable is looked at again.
+RECHECK_SECONDS = 60.0
 
 
 async def hold_lock(conn: Conn, tenant: str) -> None:
@@ -64,6 +67,12 @@ async def index_lock(conn: Conn, tenant_id: int) -> None:
 
 class PruningPart(PostgresBase):
     """``horizon``, ``prune_to``, ``sweep``, ``reclaim_space``, ``was_pruned``, archives."""
+
+    #: Partitions found not to be droppable (rows kept, or ``events`` too busy to detach one)
+    #: during a tenant's sweep to a horizon, by when to look again: a sweep takes one chunk a
+    #: call, and checking a whole month at every call would read it once per chunk. Another
+    #: sweep (another tenant, or a new horizon) looks again at once.
+    _not_droppable: dict[tuple[str, int, int], float] | None = None
 
     async def horizon(self, tenant: str) -> int:
         async with self._connection("reading a horizon") as conn:
@@ -173,7 +182,7 @@ class PruningPart(PostgresBase):
         if row is None:
             return 0
         first, partition = int(row[0]), str(row[1]).rsplit(".", 1)[-1]
-        dropped = await self._drop_if_pruned(conn, partition)
+        dropped = await self._drop_if_pruned(conn, partition, (partition, tenant_id, horizon))
         if dropped is not None:
             return dropped
         async with conn.transaction():
@@ -191,9 +200,18 @@ class PruningPart(PostgresBase):
                 )
         return len(ids)
 
-    async def _drop_if_pruned(self, conn: Conn, partition: str) -> int | None:
+    def _skip_for_now(self, sweeping: tuple[str, int, int]) -> None:
+        now = time.monotonic()
+        kept = {k: until for k, until in (self._not_droppable or {}).items() if until > now}
+        kept[sweeping] = now + RECHECK_SECONDS
+        self._not_droppable = kept
+
+    async def _drop_if_pruned(
+        self, conn: Conn, partition: str, sweeping: tuple[str, int, int]
+    ) -> int | None:
         """Drop ``partition`` if it is a past month's and every row in it is below its
-        tenant's horizon; the rows it held, or ``None`` when it was not dropped."""
+        tenant's horizon; the rows it held, or ``None`` when it was not dropped. ``sweeping``:
+        (partition, tenant id, horizon) of the sweep asking, for ``_not_droppable``."""
         match = _MONTHLY.fullmatch(partition)
         if match is None:
             return None  # the default partition is never dropped
@@ -201,6 +219,8 @@ class PruningPart(PostgresBase):
         this_month = database.months_from(now, 1)[0][1]
         if database.month_start(int(match[1]), int(match[2])) >= this_month:
             return None  # this month's and later partitions are still written to
+        if (self._not_droppable or {}).get(sweeping, 0.0) > time.monotonic():
+            return None
         # Maintenance on a whole month, bounded by its size rather than the query timeout.
         async with conn.transaction():
             await conn.execute("SET LOCAL statement_timeout = 0")
@@ -210,6 +230,7 @@ class PruningPart(PostgresBase):
             )
             kept = await cur.fetchone()
         if kept is None or kept[0]:
+            self._skip_for_now(sweeping)
             return None
         # The ids' hashes first, committed on their own (done again, they change nothing),
         # so that the drop is a short transaction.
@@ -232,6 +253,7 @@ class PruningPart(PostgresBase):
                 await asyncio.sleep(0.5)
         else:
             log.info("partition %s: events stays busy; deleting its rows one by one", partition)
+            self._skip_for_now(sweeping)
             return None
         count = int(counted[0]) if counted else 0
         log.info("dropped event partition %s (%s pruned events)", partition, count)
