@@ -63,8 +63,9 @@ class Outcome:
     reclaimed_bytes: int = 0
     #: Why nothing (more) was pruned, when that is so: a hold, no archive, nothing old enough.
     stopped: str = ""
-    #: Events were due and stayed: a legal hold, or no archive covers them.
+    #: Events were due and stayed: a legal hold (``held``), or no archive covers them.
     refused: bool = False
+    held: bool = False
     archives: list[str] = field(default_factory=list)
 
     @property
@@ -161,15 +162,14 @@ class Pruner:
             moved = await self._store.prune_to(tenant, target)
             if isinstance(moved, Hold):
                 outcome.stopped = f"a legal hold is set ({moved.reason}, by {moved.set_by})"
-                outcome.refused = True
+                outcome.refused = outcome.held = True
             else:
                 outcome.horizon = moved
         metrics = self._metrics
         if metrics is not None:
             metrics.pruned_events.inc(outcome.pruned)
             if outcome.refused:
-                reason = "hold" if outcome.stopped.startswith("a legal hold") else "archive"
-                metrics.prune_refused.labels(reason).inc()
+                metrics.prune_refused.labels("hold" if outcome.held else "archive").inc()
         while swept := await self._store.sweep(tenant, self._sweep_events):
             outcome.swept += swept
             if metrics is not None:
