@@ -255,7 +255,7 @@ async def _with_store(settings: config.Settings, args: argparse.Namespace) -> in
         if args.command == "prune":
             from auditlog.cli import prune
 
-            return await prune.run(store, args, operator_actor())
+            return await prune.run(store, args, operator_actor()) if _tenant(args) else 2
         return await _keys(store, args)
     finally:
         await store.close()
