@@ -63,6 +63,29 @@ def subtree_key(start: int, end: int) -> tuple[int, int]:
     return level, start >> level
 
 
+def span(key: tuple[int, int]) -> str:
+    """The seqs a tree node (level, index) covers, as ``a..b`` (or ``a`` for a leaf)."""
+    level, index = key
+    start = index << level
+    end = (index + 1) << level
+    return f"{start}" if end - start == 1 else f"{start}..{end - 1}"
+
+
+async def load_range(store: Store, tenant: str, size: int, what: str) -> CompactRange:
+    """The compact range of the tenant's first ``size`` leaves, from its stored tree nodes
+    (popcount(size) reads). ``IntegrityError`` naming the nodes of ``what`` (and the seqs
+    they cover) that are not stored."""
+    keys = [subtree_key(start, end) for start, end in perfect_subtrees(size)]
+    found = await store.get_nodes(tenant, keys)
+    missing = [k for k in keys if k not in found]
+    if missing:
+        shown = ", ".join(f"{k} over seq {span(k)}" for k in missing)
+        raise IntegrityError(
+            f"the tree nodes (level, index) {shown} of {what} are missing from the store"
+        )
+    return CompactRange(size, tuple(found[k] for k in keys))
+
+
 class Integrator:
     """Integrates committed events into each tenant's tree and signs checkpoints."""
 
@@ -168,15 +191,8 @@ class Integrator:
     async def _load_range(self, tenant: str, latest: StoredCheckpoint | None) -> CompactRange:
         if latest is None:
             return CompactRange()
-        keys = [subtree_key(s, e) for s, e in perfect_subtrees(latest.size)]
-        found = await self._store.get_nodes(tenant, keys)
-        missing = [k for k in keys if k not in found]
-        if missing:
-            raise IntegrityError(
-                f"tenant {tenant!r}: tree nodes (level, index) {missing} of the checkpoint of "
-                f"size {latest.size} are missing from the store"
-            )
-        base = CompactRange(latest.size, tuple(found[k] for k in keys))
+        what = f"tenant {tenant!r}'s checkpoint of size {latest.size}"
+        base = await load_range(self._store, tenant, latest.size, what)
         if base.root != latest.root_hash:
             raise IntegrityError(
                 f"tenant {tenant!r}: the stored tree nodes of size {latest.size} do not give the "

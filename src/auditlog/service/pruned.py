@@ -19,29 +19,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from auditlog.integrity import IntegrityError
-from auditlog.integrity.compact import CompactRange, perfect_subtrees
+from auditlog.integrity.compact import CompactRange
 from auditlog.model import times
 from auditlog.model.query import Query
 from auditlog.model.retention import ArchiveRecord
-from auditlog.service.integrator import subtree_key
+from auditlog.service.integrator import load_range
 from auditlog.storage.base import Store
 
 #: The response header that tells a read of events began below the tenant's horizon.
 PRUNED_BEFORE_HEADER = "Auditlog-Pruned-Before"
-
-
-def prefix_keys(horizon: int) -> list[tuple[int, int]]:
-    """The (level, index) of the perfect subtrees of [0, ``horizon``), left to right."""
-    return [subtree_key(start, end) for start, end in perfect_subtrees(horizon)]
-
-
-def span(key: tuple[int, int]) -> str:
-    """The seqs a tree node covers, as ``a..b`` (or ``a`` for a leaf)."""
-    level, index = key
-    start = index << level
-    end = (index + 1) << level
-    return f"{start}" if end - start == 1 else f"{start}..{end - 1}"
 
 
 async def load_prefix(store: Store, tenant: str, horizon: int) -> CompactRange:
@@ -49,16 +35,7 @@ async def load_prefix(store: Store, tenant: str, horizon: int) -> CompactRange:
 
     ``IntegrityError`` naming the nodes (and the seqs they cover) that are not stored.
     """
-    keys = prefix_keys(horizon)
-    found = await store.get_nodes(tenant, keys)
-    missing = [k for k in keys if k not in found]
-    if missing:
-        shown = ", ".join(f"{k} over seq {span(k)}" for k in missing)
-        raise IntegrityError(
-            f"the tree nodes (level, index) {shown} of the pruned prefix (seq 0..{horizon - 1}) "
-            "are missing from the store"
-        )
-    return CompactRange(horizon, tuple(found[k] for k in keys))
+    return await load_range(store, tenant, horizon, f"the pruned prefix (seq 0..{horizon - 1})")
 
 
 #: An archive as the pruned prefix's description needs it: (first seq, end seq, sha256).
