@@ -30,6 +30,11 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
   and checkpoints. A node, once stored, never changes: storing it again is a no-op. A
   checkpoint is stored only if it is larger than every checkpoint the tenant has, so the
   latest checkpoint never goes backwards, whichever process writes it.
+* The tenants log (``auditlog.service.tenantslog``, API.md §13) is one more Merkle log per
+  store whose leaves are the tenants' checkpoints: ``add_checkpoint`` gives each checkpoint it
+  stores the next index of that log (0-based, gap-free, in the order they were stored) in the
+  same transaction, so no stored checkpoint is ever missing from it. Its tree nodes and its own
+  checkpoints follow the rules of a tenant's; witnesses' cosignatures are kept with them.
 """
 
 from __future__ import annotations
@@ -95,6 +100,32 @@ class StoredCheckpoint:
     root_hash: bytes
     timestamp_us: int
     note: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantsLeaf:
+    """A leaf of the tenants log: the tenant checkpoint stored at ``index`` of that log."""
+
+    index: int
+    tenant: str
+    checkpoint: StoredCheckpoint
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessState:
+    """What the service last heard from one witness of its policy.
+
+    ``size`` is the size of the last tenants checkpoint it cosigned (-1: not known yet);
+    ``error`` the last failure ("" after a success), ``refusals`` how many checkpoints it has
+    refused (not counting a 409 resync), ``updated_us`` when this was last changed.
+    """
+
+    name: str
+    url: str
+    size: int
+    error: str
+    refusals: int
+    updated_us: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +274,48 @@ class Store(Protocol):
         self, tenant: str, after_size: int = -1, limit: int = 1000
     ) -> list[StoredCheckpoint]:
         """Up to ``limit`` of the tenant's checkpoints larger than ``after_size``, smallest first."""
+
+    async def read_tenants_leaves(self, start: int, limit: int) -> list[TenantsLeaf]:
+        """Up to ``limit`` leaves of the tenants log with index >= ``start``, in index order."""
+
+    async def tenants_leaf(self, tenant: str, below: int) -> TenantsLeaf | None:
+        """The tenant's leaf with the largest index below ``below``: its newest checkpoint that
+        a tenants log of ``below`` leaves holds. ``None`` if there is none."""
+
+    async def put_tenants_nodes(self, nodes: Sequence[TreeNode]) -> None:
+        """Store tree nodes of the tenants log; a node already stored keeps its hash."""
+
+    async def get_tenants_nodes(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """The hashes of the stored tenants-log nodes among ``keys``, by key."""
+
+    async def add_tenants_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        """Store a checkpoint of the tenants log if it is larger than its latest; whether it
+        was stored. Atomic as ``add_checkpoint`` is."""
+
+    async def latest_tenants_checkpoint(self) -> StoredCheckpoint | None:
+        """The tenants log's largest checkpoint (the note as signed, without cosignatures)."""
+
+    async def add_cosignatures(self, size: int, cosigned: str, quorum: bool) -> bool:
+        """Keep ``cosigned`` (the tenants checkpoint of ``size``, its note with the
+        witnesses' cosignature lines) in place of what was kept for it, and whether it has the
+        quorum of the service's policy. ``False`` if there is no tenants checkpoint of that
+        size. A checkpoint once marked with the quorum stays marked."""
+
+    async def witnessed_tenants_checkpoint(self) -> StoredCheckpoint | None:
+        """The largest tenants checkpoint marked with a quorum, its ``note`` the cosigned one;
+        ``None`` if there is none."""
+
+    async def cosigned_tenants_checkpoint(self, size: int) -> StoredCheckpoint | None:
+        """The tenants checkpoint of ``size``, its ``note`` with every cosignature kept for it
+        (the signed note alone if it has none); ``None`` if there is none of that size."""
+
+    async def set_witness_state(self, state: WitnessState) -> None:
+        """Replace what is kept about the witness named ``state.name``."""
+
+    async def list_witness_states(self) -> list[WitnessState]:
+        """What is kept about every witness, by name."""
 
     async def get_retention(self, tenant: str) -> Retention | None:
         """The tenant's retention policy, or ``None`` if none was ever set (keep everything)."""
