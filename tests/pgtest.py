@@ -22,7 +22,7 @@ SKIP_REASON = "AUDITLOG_TEST_POSTGRES_URL is not set: the PostgreSQL tests need 
 TABLES = (
     "tenants, events, event_search, event_numbers, path_flags, index_progress, api_keys, users,"
     " secrets, tree_nodes, checkpoints, streams, retention, legal_holds, horizons, pruned_ids,"
-    " archives"
+    " archives, tenants_log, tenants_leaves, tenants_nodes, tenants_checkpoints, witness_states"
 )
 
 _schemas: list[str] = []

@@ -26,7 +26,9 @@ from auditlog.storage.base import (
     GroupPlan,
     Page,
     StoredCheckpoint,
+    TenantsLeaf,
     TreeNode,
+    WitnessState,
 )
 
 
@@ -62,6 +64,15 @@ class MemoryStore:
         self._swept: dict[str, int] = {}
         self._pruned_ids: dict[str, set[int]] = {}
         self._archives: dict[tuple[str, str], ArchiveRecord] = {}
+        # The tenants log: its leaves in index order, each tenant's leaf indexes (ascending),
+        # its nodes, its checkpoints smallest first with what is kept for each (the cosigned
+        # note or None, whether it has the quorum), and the witnesses' states.
+        self._tenants_leaves: list[TenantsLeaf] = []
+        self._tenant_leaf_indexes: dict[str, list[int]] = {}
+        self._tenants_nodes: dict[tuple[int, int], bytes] = {}
+        self._tenants_checkpoints: list[StoredCheckpoint] = []
+        self._cosigned: dict[int, tuple[str | None, bool]] = {}
+        self._witnesses: dict[str, WitnessState] = {}
 
     async def open(self) -> None:
         return None
@@ -216,6 +227,9 @@ class MemoryStore:
             return False
         sizes.append(checkpoint.size)
         self._checkpoints.setdefault(tenant, []).append(checkpoint)
+        index = len(self._tenants_leaves)
+        self._tenants_leaves.append(TenantsLeaf(index, tenant, checkpoint))
+        self._tenant_leaf_indexes.setdefault(tenant, []).append(index)
         return True
 
     async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
@@ -233,6 +247,63 @@ class MemoryStore:
         sizes = self._checkpoint_sizes.get(tenant, [])
         i = bisect.bisect_right(sizes, after_size)
         return self._checkpoints.get(tenant, [])[i : i + limit]
+
+    async def read_tenants_leaves(self, start: int, limit: int) -> list[TenantsLeaf]:
+        first = max(start, 0)
+        return self._tenants_leaves[first : first + max(limit, 0)]
+
+    async def tenants_leaf(self, tenant: str, below: int) -> TenantsLeaf | None:
+        indexes = self._tenant_leaf_indexes.get(tenant, [])
+        i = bisect.bisect_left(indexes, below)
+        return self._tenants_leaves[indexes[i - 1]] if i > 0 else None
+
+    async def put_tenants_nodes(self, nodes: Sequence[TreeNode]) -> None:
+        for level, index, h in nodes:
+            self._tenants_nodes.setdefault((level, index), bytes(h))
+
+    async def get_tenants_nodes(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        return {key: self._tenants_nodes[key] for key in keys if key in self._tenants_nodes}
+
+    async def add_tenants_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        stored = self._tenants_checkpoints
+        if stored and checkpoint.size <= stored[-1].size:
+            return False
+        stored.append(checkpoint)
+        self._cosigned[checkpoint.size] = (None, False)
+        return True
+
+    async def latest_tenants_checkpoint(self) -> StoredCheckpoint | None:
+        return self._tenants_checkpoints[-1] if self._tenants_checkpoints else None
+
+    async def add_cosignatures(self, size: int, cosigned: str, quorum: bool) -> bool:
+        kept = self._cosigned.get(size)
+        if kept is None:
+            return False
+        self._cosigned[size] = (cosigned, quorum or kept[1])
+        return True
+
+    async def witnessed_tenants_checkpoint(self) -> StoredCheckpoint | None:
+        for checkpoint in reversed(self._tenants_checkpoints):
+            note, quorum = self._cosigned[checkpoint.size]
+            if quorum:
+                return replace(checkpoint, note=checkpoint.note if note is None else note)
+        return None
+
+    async def cosigned_tenants_checkpoint(self, size: int) -> StoredCheckpoint | None:
+        kept = self._cosigned.get(size)
+        if kept is None:
+            return None
+        sizes = [c.size for c in self._tenants_checkpoints]
+        checkpoint = self._tenants_checkpoints[bisect.bisect_left(sizes, size)]
+        return checkpoint if kept[0] is None else replace(checkpoint, note=kept[0])
+
+    async def set_witness_state(self, state: WitnessState) -> None:
+        self._witnesses[state.name] = state
+
+    async def list_witness_states(self) -> list[WitnessState]:
+        return [self._witnesses[name] for name in sorted(self._witnesses)]
 
     async def get_retention(self, tenant: str) -> Retention | None:
         return self._retention.get(tenant)

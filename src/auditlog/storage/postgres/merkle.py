@@ -143,6 +143,16 @@ class MerklePart(PostgresBase):
                             checkpoint.note,
                         ),
                     )
+                    # Its leaf of the tenants log: the next index, from the counter row,
+                    # whose lock this transaction holds from here to its commit.
+                    await conn.execute(
+                        "WITH n AS (INSERT INTO tenants_log (one, size) VALUES (true, 1)"
+                        " ON CONFLICT (one) DO UPDATE SET size = tenants_log.size + 1"
+                        " RETURNING size)"
+                        " INSERT INTO tenants_leaves (idx, tenant_id, size)"
+                        " SELECT n.size - 1, %s, %s FROM n",
+                        (tenant_id, checkpoint.size),
+                    )
         return stored
 
     async def _checkpoints(

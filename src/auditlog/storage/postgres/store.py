@@ -28,6 +28,7 @@ from auditlog.storage.postgres.merkle import MerklePart
 from auditlog.storage.postgres.pruning import PruningPart
 from auditlog.storage.postgres.retention import RetentionPart
 from auditlog.storage.postgres.streams import StreamsPart
+from auditlog.storage.postgres.tenantslog import TenantsLogPart
 
 
 class PostgresStore(
@@ -37,6 +38,7 @@ class PostgresStore(
     StreamsPart,
     RetentionPart,
     PruningPart,
+    TenantsLogPart,
     PostgresBase,
 ):
     """``Store`` on a PostgreSQL database (``postgresql://`` URL).

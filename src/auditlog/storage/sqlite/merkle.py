@@ -157,6 +157,12 @@ class MerklePart(SQLiteBase):
                             checkpoint.note,
                         ),
                     )
+                    # Its leaf of the tenants log: the next index, under the same write lock.
+                    conn.execute(
+                        "INSERT INTO tenants_leaves (idx, tenant_id, size)"
+                        " SELECT coalesce(max(idx) + 1, 0), ?, ? FROM tenants_leaves",
+                        (tenant_id, checkpoint.size),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 self._tenant_ids.clear()

@@ -28,6 +28,7 @@ from auditlog.storage.sqlite.merkle import MerklePart
 from auditlog.storage.sqlite.pruning import PruningPart
 from auditlog.storage.sqlite.retention import RetentionPart
 from auditlog.storage.sqlite.streams import StreamsPart
+from auditlog.storage.sqlite.tenantslog import TenantsLogPart
 
 
 class SQLiteStore(
@@ -37,6 +38,7 @@ class SQLiteStore(
     StreamsPart,
     RetentionPart,
     PruningPart,
+    TenantsLogPart,
     SQLiteBase,
 ):
     """``Store`` on one SQLite database file (and its search index beside it).
