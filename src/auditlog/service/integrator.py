@@ -37,13 +37,13 @@ from collections.abc import Callable
 
 from auditlog.errors import Unavailable
 from auditlog.integrity import IntegrityError
-from auditlog.integrity import checkpoint as checkpoints
-from auditlog.integrity import proof as proofs
-from auditlog.integrity.compact import CompactRange, perfect_subtrees
-from auditlog.integrity.hasher import leaf_hash
+from auditlog.integrity import note as notes
+from auditlog.integrity.compact import CompactRange
 from auditlog.model import times
+from auditlog.service import treelog
 from auditlog.service.logkey import LogKey
-from auditlog.storage.base import Store, StoredCheckpoint, TreeNode
+from auditlog.service.treelog import Seen, TreeLog, span, subtree_key
+from auditlog.storage.base import Store, StoredCheckpoint
 
 log = logging.getLogger("auditlog.integrator")
 
@@ -56,38 +56,62 @@ BATCH_LEAVES = 20_000
 #: Seconds between the checks, within one round, that it is still this process's turn.
 TURN_CHECK_SECONDS = 1.0
 
+#: The tenants log is integrated in every round that stored a tenant checkpoint, and at
+#: least this often otherwise (to take over what a process that died left unintegrated).
+TENANTS_CHECK_SECONDS = 2.0
 
-def subtree_key(start: int, end: int) -> tuple[int, int]:
-    """The (level, index) of the perfect subtree over leaves [start, end)."""
-    level = (end - start).bit_length() - 1
-    return level, start >> level
-
-
-def span(key: tuple[int, int]) -> str:
-    """The seqs a tree node (level, index) covers, as ``a..b`` (or ``a`` for a leaf)."""
-    level, index = key
-    start = index << level
-    end = (index + 1) << level
-    return f"{start}" if end - start == 1 else f"{start}..{end - 1}"
+__all__ = ["Integrator", "load_range", "span", "subtree_key", "tenant_tree", "tenants_tree"]
 
 
 async def load_range(store: Store, tenant: str, size: int, what: str) -> CompactRange:
     """The compact range of the tenant's first ``size`` leaves, from its stored tree nodes
     (popcount(size) reads). ``IntegrityError`` naming the nodes of ``what`` (and the seqs
     they cover) that are not stored."""
-    keys = [subtree_key(start, end) for start, end in perfect_subtrees(size)]
-    found = await store.get_nodes(tenant, keys)
-    missing = [k for k in keys if k not in found]
-    if missing:
-        shown = ", ".join(f"{k} over seq {span(k)}" for k in missing)
-        raise IntegrityError(
-            f"the tree nodes (level, index) {shown} of {what} are missing from the store"
-        )
-    return CompactRange(size, tuple(found[k] for k in keys))
+    return await treelog.load_range_of(lambda keys: store.get_nodes(tenant, keys), size, what)
+
+
+def tenant_tree(store: Store, key: LogKey, tenant: str) -> TreeLog:
+    """The Merkle log of one tenant's events, signed under the tenant's origin."""
+    return TreeLog(
+        what=f"tenant {tenant!r}",
+        origin=key.origin(tenant),
+        signer=key.signer(tenant),
+        latest=lambda: store.latest_checkpoint(tenant),
+        add=lambda checkpoint: store.add_checkpoint(tenant, checkpoint),
+        get_nodes=lambda keys: store.get_nodes(tenant, keys),
+        put_nodes=lambda nodes: store.put_nodes(tenant, nodes),
+        read_leaves=lambda start, limit: store.read_leaves(tenant, start, limit),
+    )
+
+
+def tenants_leaf(note: str) -> bytes:
+    """The leaf of the tenants log for a tenant checkpoint: the body of its signed note (the
+    origin, size and root hash lines, as signed, each ending in a newline)."""
+    return notes.parse(note).text.encode("utf-8")
+
+
+def tenants_tree(store: Store, key: LogKey) -> TreeLog:
+    """The tenants log (API.md §13): its leaves are the tenants' checkpoints, as stored."""
+
+    async def read_leaves(start: int, limit: int) -> list[tuple[int, bytes]]:
+        leaves = await store.read_tenants_leaves(start, limit)
+        return [(leaf.index, tenants_leaf(leaf.checkpoint.note)) for leaf in leaves]
+
+    return TreeLog(
+        what="the tenants log",
+        origin=key.tenants_origin,
+        signer=key.tenants_signer(),
+        latest=store.latest_tenants_checkpoint,
+        add=store.add_tenants_checkpoint,
+        get_nodes=store.get_tenants_nodes,
+        put_nodes=store.put_tenants_nodes,
+        read_leaves=read_leaves,
+    )
 
 
 class Integrator:
-    """Integrates committed events into each tenant's tree and signs checkpoints."""
+    """Integrates committed events into each tenant's tree and signs checkpoints; then the
+    tenants' new checkpoints into the tenants log, and signs its checkpoint."""
 
     def __init__(
         self,
@@ -104,13 +128,20 @@ class Integrator:
         self._batch = batch_leaves
         self._clock = clock
         # The largest checkpoint seen per tenant: the store must never show a smaller one.
-        self._seen: dict[str, tuple[int, bytes]] = {}
+        self._seen: dict[str, Seen] = {}
+        self._tenants_seen: Seen | None = None
         self._waiters: dict[str, list[tuple[int, asyncio.Future[StoredCheckpoint]]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._failing: dict[str, str] = {}
         self._turn_checked = 0.0  # loop time of the last ``Store.integrating`` that said yes
+        self._tenants_listeners: list[Callable[[StoredCheckpoint], None]] = []
+        self._tenants_due = 0.0  # loop time from which the tenants log is checked again
+
+    def on_tenants_checkpoint(self, callback: Callable[[StoredCheckpoint], None]) -> None:
+        """Call ``callback`` with each tenants-log checkpoint this process stores."""
+        self._tenants_listeners.append(callback)
 
     # -- one step ------------------------------------------------------------------------
 
@@ -123,107 +154,51 @@ class Integrator:
         was signed before, and ``Unavailable`` when storage fails.
         """
         await self._key.load()
-        latest = await self._store.latest_checkpoint(tenant)
-        self._check_latest(tenant, latest)
-        size = 0 if latest is None else latest.size
-        base = await self._load_range(tenant, latest)
-        leaves = await self._store.read_leaves(tenant, size, self._batch)
-        if not leaves:
-            return None
-        for offset, (seq, _) in enumerate(leaves):
-            if seq != size + offset:
-                raise IntegrityError(
-                    f"tenant {tenant!r}: the store has no event with seq {size + offset}, "
-                    f"but one with seq {seq}"
-                )
-        grown, created = base.grow([leaf_hash(body) for _, body in leaves])
-        await self._store.put_nodes(tenant, created)
-        if latest is not None:
-            self._check_consistency(tenant, latest, base, grown, created)
-        stored = self.sign(tenant, grown.size, grown.root)
-        if await self._store.add_checkpoint(tenant, stored):
-            self._saw(tenant, stored)
-            return stored
-        # Another process stored a checkpoint at least as large meanwhile.
-        newer = await self._store.latest_checkpoint(tenant)
-        self._check_latest(tenant, newer)
+        tree = tenant_tree(self._store, self._key, tenant)
+        step = await treelog.integrate_step(
+            tree, self._seen.get(tenant), self._batch, self._clock()
+        )
+        if step.latest is not None:
+            self._saw(tenant, step.latest)
+        if step.stored is not None:
+            self._saw(tenant, step.stored)
+            return step.stored
+        if step.lost:
+            # Another process stored a checkpoint at least as large meanwhile.
+            newer = await self._store.latest_checkpoint(tenant)
+            treelog.check_latest(tree, newer, self._seen.get(tenant))
+            if newer is not None:
+                self._saw(tenant, newer)
         return None
+
+    async def integrate_tenants(self) -> StoredCheckpoint | None:
+        """Integrate the tenants' new checkpoints into the tenants log, in batches, and sign
+        its checkpoint; the last one stored, or ``None`` if there was nothing new.
+        ``IntegrityError`` and storage errors as ``integrate_batch``."""
+        await self._key.load()
+        tree = tenants_tree(self._store, self._key)
+        stored: StoredCheckpoint | None = None
+        while True:
+            step = await treelog.integrate_step(
+                tree, self._tenants_seen, self._batch, self._clock()
+            )
+            for checkpoint in (step.latest, step.stored):
+                if checkpoint is not None and (
+                    self._tenants_seen is None or checkpoint.size > self._tenants_seen[0]
+                ):
+                    self._tenants_seen = (checkpoint.size, checkpoint.root_hash)
+            if step.stored is None:
+                break
+            stored = step.stored
+            for callback in self._tenants_listeners:
+                callback(stored)
+        return stored
 
     def sign(self, tenant: str, size: int, root_hash: bytes) -> StoredCheckpoint:
         """A checkpoint of ``tenant``'s tree, signed now (not stored)."""
-        body = checkpoints.Checkpoint(self._key.origin(tenant), size, root_hash)
-        note = checkpoints.sign(body, self._key.signer(tenant))
-        return StoredCheckpoint(size, root_hash, self._clock(), note)
-
-    def _check_latest(self, tenant: str, latest: StoredCheckpoint | None) -> None:
-        """The stored latest checkpoint must be ours, as its row says, and not go backwards."""
-        seen = self._seen.get(tenant)
-        if latest is None:
-            if seen is not None:
-                raise IntegrityError(
-                    f"tenant {tenant!r}: the store has no checkpoint, but one of size {seen[0]} "
-                    "was seen before (checkpoints deleted or the database rolled back?)"
-                )
-            return
-        try:
-            signed = checkpoints.verify(
-                latest.note, self._key.verifier(tenant), origin=self._key.origin(tenant)
-            )
-        except IntegrityError as exc:
-            raise IntegrityError(
-                f"tenant {tenant!r}: the latest stored checkpoint (size {latest.size}) does not "
-                f"verify with the log's key: {exc}"
-            ) from exc
-        if signed.size != latest.size or signed.root_hash != latest.root_hash:
-            raise IntegrityError(
-                f"tenant {tenant!r}: the latest stored checkpoint's row (size {latest.size}) "
-                f"differs from its signed note (size {signed.size})"
-            )
-        if seen is not None and (
-            latest.size < seen[0] or (latest.size == seen[0] and latest.root_hash != seen[1])
-        ):
-            raise IntegrityError(
-                f"tenant {tenant!r}: the latest stored checkpoint has size {latest.size}, but "
-                f"one of size {seen[0]} was seen before (the database rolled back?)"
-            )
-        self._saw(tenant, latest)
-
-    async def _load_range(self, tenant: str, latest: StoredCheckpoint | None) -> CompactRange:
-        if latest is None:
-            return CompactRange()
-        what = f"tenant {tenant!r}'s checkpoint of size {latest.size}"
-        base = await load_range(self._store, tenant, latest.size, what)
-        if base.root != latest.root_hash:
-            raise IntegrityError(
-                f"tenant {tenant!r}: the stored tree nodes of size {latest.size} do not give the "
-                "root of its signed checkpoint"
-            )
-        return base
-
-    def _check_consistency(
-        self,
-        tenant: str,
-        latest: StoredCheckpoint,
-        base: CompactRange,
-        grown: CompactRange,
-        created: list[TreeNode],
-    ) -> None:
-        # Belt and braces: growing a checked range cannot give an inconsistent tree, but the
-        # signature is for ever, so check the RFC 9162 proof an auditor will check.
-        known = {(n.level, n.index): n.hash for n in base.subtrees()}
-        known.update(((level, index), h) for level, index, h in created)
-
-        def subtree(start: int, end: int) -> bytes:
-            h = known.get(subtree_key(start, end))
-            if h is None:
-                raise IntegrityError(f"tenant {tenant!r}: no hash of subtree [{start}, {end})")
-            return h
-
-        proof = proofs.consistency(latest.size, grown.size, subtree)
-        try:
-            proofs.verify_consistency(latest.size, grown.size, proof, latest.root_hash, grown.root)
-        except IntegrityError as exc:
-            raise IntegrityError(f"tenant {tenant!r}: refusing to sign: {exc}") from exc
+        return treelog.sign(
+            tenant_tree(self._store, self._key, tenant), size, root_hash, self._clock()
+        )
 
     # -- waiting for a checkpoint ----------------------------------------------------------
 
@@ -327,7 +302,27 @@ class Integrator:
         stored = 0
         for tenant, size in sizes.items():
             stored += await self._catch_up(tenant, size)
+        now = asyncio.get_running_loop().time()
+        if stored or now >= self._tenants_due:
+            self._tenants_due = now + TENANTS_CHECK_SECONDS
+            await self._catch_up_tenants()
         return stored
+
+    async def _catch_up_tenants(self) -> None:
+        try:
+            await self.integrate_tenants()
+        except Unavailable as exc:
+            log.warning("integrator: the tenants log: storage failed: %s", exc.detail)
+            return
+        except IntegrityError as exc:
+            if self._failing.get("") != str(exc):
+                self._failing[""] = str(exc)
+                log.error("integrator: NOT signing checkpoints of the tenants log: %s", exc)
+            return
+        except Exception:
+            log.exception("integrator: the tenants log: integration failed unexpectedly")
+            return
+        self._failing.pop("", None)
 
     async def _still_our_turn(self) -> bool:
         """Within a long round, ask the store again (at most every ``TURN_CHECK_SECONDS``):

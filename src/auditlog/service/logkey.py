@@ -10,6 +10,9 @@ text"), and the key signs each tenant's checkpoints under the key name equal to 
 as tlog-checkpoint asks ("the log's key name SHOULD match the origin line"). The key ID is
 the signed-note one, which covers the name: the same public key has one key ID per tenant,
 and a tenant's verifier key (``vkey``) accepts only that tenant's checkpoints.
+
+The same key signs the tenants log (API.md §13), whose leaves are the tenants' checkpoints,
+under the key name ``<log_origin>`` alone: witnesses follow that one log.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class LogKey:
         self._seed: bytes | None = None
         self._public = b""
         self._signers: dict[str, note.Signer] = {}
+        self._tenants_signer: note.Signer | None = None
 
     @property
     def loaded(self) -> bool:
@@ -121,3 +125,18 @@ class LogKey:
     def verifier(self, tenant: str) -> note.Verifier:
         """The verifier of ``tenant``'s checkpoints."""
         return self.signer(tenant).verifier
+
+    @property
+    def tenants_origin(self) -> str:
+        """The origin line (and key name) of the tenants log's checkpoints: ``log_origin``."""
+        return self.origin_prefix
+
+    def tenants_signer(self) -> note.Signer:
+        """The signer of the tenants log's checkpoints (API.md §13)."""
+        if self._tenants_signer is None:
+            self._tenants_signer = note.Signer(self.tenants_origin, self._need())
+        return self._tenants_signer
+
+    def tenants_verifier(self) -> note.Verifier:
+        """The verifier of the tenants log's checkpoints."""
+        return self.tenants_signer().verifier

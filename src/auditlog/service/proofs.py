@@ -29,9 +29,10 @@ from auditlog.integrity.hasher import EMPTY_ROOT, HASH_SIZE
 from auditlog.model import times
 from auditlog.model.credentials import LOG_READ, Credential
 from auditlog.service.auth import require
-from auditlog.service.integrator import Integrator, subtree_key
+from auditlog.service.integrator import Integrator
 from auditlog.service.logkey import LogKey
 from auditlog.service.pruned import prefix_json
+from auditlog.service.treelog import GetNodes, subtree_key
 from auditlog.storage.base import Store, StoredCheckpoint
 
 _T = TypeVar("_T")
@@ -77,6 +78,18 @@ async def from_nodes(
     ``extra`` keys are read in the same call (a leaf hash, say). ``IntegrityError`` if a
     needed node is not stored.
     """
+    return await with_nodes(
+        lambda keys: store.get_nodes(tenant, keys), f"tenant {tenant!r}", make, extra
+    )
+
+
+async def with_nodes(
+    get_nodes: GetNodes,
+    what: str,
+    make: Callable[[SubtreeHash], _T],
+    extra: Sequence[tuple[int, int]] = (),
+) -> tuple[_T, dict[tuple[int, int], bytes]]:
+    """``from_nodes`` over any stored tree (``what`` names it in the error)."""
     wanted: set[tuple[int, int]] = set(extra)
 
     def record(start: int, end: int) -> bytes:
@@ -85,11 +98,11 @@ async def from_nodes(
 
     make(record)
     keys = sorted(wanted)
-    found = await store.get_nodes(tenant, keys)
+    found = await get_nodes(keys)
     missing = [k for k in keys if k not in found]
     if missing:
         raise IntegrityError(
-            f"tenant {tenant!r}: tree nodes (level, index) {missing[:5]} are missing from the "
+            f"{what}: tree nodes (level, index) {missing[:5]} are missing from the "
             "store; run auditlog verify"
         )
     return make(lambda start, end: found[subtree_key(start, end)]), found
@@ -225,6 +238,8 @@ class LogProofs:
             "algorithm": "Ed25519",
             "public_key": b64(verifier.public_key),
             "vkey": verifier.vkey,
+            "tenants_origin": self._key.tenants_origin,
+            "tenants_vkey": self._key.tenants_verifier().vkey,
         }
 
     # -- waiting for a checkpoint after a write ----------------------------------------------
