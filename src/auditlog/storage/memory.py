@@ -65,13 +65,13 @@ class MemoryStore:
         self._pruned_ids: dict[str, set[int]] = {}
         self._archives: dict[tuple[str, str], ArchiveRecord] = {}
         # The tenants log: its leaves in index order, each tenant's leaf indexes (ascending),
-        # its nodes, its checkpoints smallest first with what is kept for each (the cosigned
-        # note or None, whether it has the quorum), and the witnesses' states.
+        # its nodes, its checkpoints smallest first, what is kept for each by size (the
+        # cosigned note or None, whether it has the quorum), and the witnesses' states.
         self._tenants_leaves: list[TenantsLeaf] = []
         self._tenant_leaf_indexes: dict[str, list[int]] = {}
         self._tenants_nodes: dict[tuple[int, int], bytes] = {}
         self._tenants_checkpoints: list[StoredCheckpoint] = []
-        self._cosigned: dict[int, tuple[str | None, bool]] = {}
+        self._cosigned: dict[int, tuple[StoredCheckpoint, str | None, bool]] = {}
         self._witnesses: dict[str, WitnessState] = {}
 
     async def open(self) -> None:
@@ -271,7 +271,7 @@ class MemoryStore:
         if stored and checkpoint.size <= stored[-1].size:
             return False
         stored.append(checkpoint)
-        self._cosigned[checkpoint.size] = (None, False)
+        self._cosigned[checkpoint.size] = (checkpoint, None, False)
         return True
 
     async def latest_tenants_checkpoint(self) -> StoredCheckpoint | None:
@@ -281,23 +281,21 @@ class MemoryStore:
         kept = self._cosigned.get(size)
         if kept is None:
             return False
-        self._cosigned[size] = (cosigned, quorum or kept[1])
+        self._cosigned[size] = (kept[0], cosigned, quorum or kept[2])
         return True
 
     async def witnessed_tenants_checkpoint(self) -> StoredCheckpoint | None:
         for checkpoint in reversed(self._tenants_checkpoints):
-            note, quorum = self._cosigned[checkpoint.size]
-            if quorum:
-                return replace(checkpoint, note=checkpoint.note if note is None else note)
+            if self._cosigned[checkpoint.size][2]:
+                return await self.cosigned_tenants_checkpoint(checkpoint.size)
         return None
 
     async def cosigned_tenants_checkpoint(self, size: int) -> StoredCheckpoint | None:
         kept = self._cosigned.get(size)
         if kept is None:
             return None
-        sizes = [c.size for c in self._tenants_checkpoints]
-        checkpoint = self._tenants_checkpoints[bisect.bisect_left(sizes, size)]
-        return checkpoint if kept[0] is None else replace(checkpoint, note=kept[0])
+        checkpoint, note, _ = kept
+        return checkpoint if note is None else replace(checkpoint, note=note)
 
     async def set_witness_state(self, state: WitnessState) -> None:
         self._witnesses[state.name] = state

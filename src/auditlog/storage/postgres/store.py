@@ -14,6 +14,11 @@ Concurrency model (the one place it is written down for this backend):
   takes the seqs that follow them, and becomes visible before the next one can commit. Seqs
   are therefore gap-free in commit order, and a rolled-back transaction gives its seqs back
   (docs/design/postgres.md says why, and what it costs).
+* ``add_checkpoint`` stores a checkpoint (under the tenant's advisory lock) and its leaf of
+  the tenants log in one transaction, the leaf's index taken by advancing the one row of
+  ``tenants_log`` in place as its last step: that row lock is held until the commit, so the
+  checkpoints of every tenant, from any number of processes, take indexes one after another,
+  gap-free in commit order, and a rolled-back transaction gives its index back.
 * API keys are cached per process; every revocation sends a notification (``NOTIFY``) in its
   transaction, and each process listens for them and drops the key from its cache. While the
   listening connection is down, nothing is cached.

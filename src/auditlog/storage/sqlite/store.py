@@ -15,6 +15,8 @@ Concurrency model (the one place it is written down for this backend):
   second process (``auditlog keys revoke`` while the server runs) is serialised by SQLite, and
   ``seq`` is read from and written to the ``tenants`` row inside that same transaction, so it
   stays gap-free whoever writes.
+* ``add_checkpoint`` stores a checkpoint and its leaf of the tenants log in one such
+  transaction, the leaf's index one past the largest: indexes are gap-free in store order.
 * The search index is built by a separate process (``indexer``) in a database file of its own
   (``<path>-terms``), attached to every reader connection as ``t``.
 """
