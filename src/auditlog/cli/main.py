@@ -230,6 +230,11 @@ def _parser() -> argparse.ArgumentParser:
             "tail", help="print events through the API as they are committed, until interrupted"
         )
     )
+    from auditlog.cli import witness
+
+    witness.add_arguments(
+        commands.add_parser("witness", help="run a C2SP tlog-witness, or make its key")
+    )
     return parser
 
 
@@ -548,6 +553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from auditlog.cli import export, tail
 
         return export.run(args) if args.command == "export" else tail.run(args)
+    if args.command == "witness":  # a process of its own: no settings of the service's
+        from auditlog.cli import witness
+
+        return witness.run(args)
     try:
         if args.command == "archive":
             from auditlog.cli import archive
