@@ -17,6 +17,11 @@ The checks come in the order of the spec, each with its status:
 200    cosigned: the body is the cosignature line ``— <name> <base64>``
 =====  ==================================================================================
 
+The body is read by ``tlogproof.parse_add_checkpoint``, which also refuses a note that is not
+well-formed and an old size beyond the checkpoint's. Such a request still gets 403 when its
+log's trusted key's signature is bad, as the spec checks the signature first; when the log's
+signature verifies, the 400 is marked as signed by the log (evidence, see ``Refused``).
+
 ``open_request`` makes the checks that do not depend on what was cosigned before (up to the
 403), ``check`` those that do, given the ``Recorded`` size and root, and ``accept`` cosigns.
 ``decide`` runs all three, for one request and a fixed record. The state (``state``) runs
