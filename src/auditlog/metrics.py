@@ -158,6 +158,37 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.witness_cosigned_size = Gauge(
+            "auditlog_witness_cosigned_size",
+            "The size of the last tenants-log checkpoint each witness cosigned.",
+            ("witness",),
+            registry=self.registry,
+        )
+        self.witness_refusals = Counter(
+            "auditlog_witness_refusals",
+            "Checkpoints a witness refused (403, 404, 400, 422, a rollback seen at a 409, or a "
+            "cosignature that does not verify): an alarm, the log may have been forked.",
+            ("witness", "reason"),
+            registry=self.registry,
+        )
+        self.witness_failures = Counter(
+            "auditlog_witness_failures",
+            "Pushes to a witness that got no answer (timeout, connection, 5xx); retried.",
+            ("witness",),
+            registry=self.registry,
+        )
+        self.witnessed_size = Gauge(
+            "auditlog_witnessed_size",
+            "The size of the largest tenants-log checkpoint with the policy's quorum.",
+            registry=self.registry,
+        )
+        self.witness_push_seconds = Histogram(
+            "auditlog_witness_push_seconds",
+            "Seconds from signing a tenants-log checkpoint to its quorum of cosignatures.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
+
     def set_store_stats(self, stats: dict[str, float]) -> None:
         """Copy the store's gauges (``Store.stats``) into the exported metrics."""
         gauges = {

@@ -33,7 +33,9 @@ from auditlog.storage.base import (
     Page,
     Store,
     StoredCheckpoint,
+    TenantsLeaf,
     TreeNode,
+    WitnessState,
 )
 from auditlog.storage.memory import MemoryStore
 from auditlog.storage.postgres.store import PostgresStore
@@ -225,6 +227,41 @@ class ControlledStore:
 
     async def list_archives(self, tenant: str | None = None) -> list[ArchiveRecord]:
         return await self.inner.list_archives(tenant)
+
+    async def read_tenants_leaves(self, start: int, limit: int) -> list[TenantsLeaf]:
+        return await self.inner.read_tenants_leaves(start, limit)
+
+    async def tenants_leaf(self, tenant: str, below: int) -> TenantsLeaf | None:
+        return await self.inner.tenants_leaf(tenant, below)
+
+    async def put_tenants_nodes(self, nodes: Sequence[TreeNode]) -> None:
+        await self.inner.put_tenants_nodes(nodes)
+
+    async def get_tenants_nodes(
+        self, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        return await self.inner.get_tenants_nodes(keys)
+
+    async def add_tenants_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
+        return await self.inner.add_tenants_checkpoint(checkpoint)
+
+    async def latest_tenants_checkpoint(self) -> StoredCheckpoint | None:
+        return await self.inner.latest_tenants_checkpoint()
+
+    async def add_cosignatures(self, size: int, cosigned: str, quorum: bool) -> bool:
+        return await self.inner.add_cosignatures(size, cosigned, quorum)
+
+    async def witnessed_tenants_checkpoint(self) -> StoredCheckpoint | None:
+        return await self.inner.witnessed_tenants_checkpoint()
+
+    async def cosigned_tenants_checkpoint(self, size: int) -> StoredCheckpoint | None:
+        return await self.inner.cosigned_tenants_checkpoint(size)
+
+    async def set_witness_state(self, state: WitnessState) -> None:
+        await self.inner.set_witness_state(state)
+
+    async def list_witness_states(self) -> list[WitnessState]:
+        return await self.inner.list_witness_states()
 
     async def create_stream(self, stream: LogStream) -> None:
         await self.inner.create_stream(stream)

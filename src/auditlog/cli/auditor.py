@@ -156,6 +156,8 @@ class RemoteReport:
     notices: list[Finding] = field(default_factory=list)
     #: The first kept seq: the events before it were pruned by retention (0: none was).
     horizon: int = 0
+    #: The key the tenant's checkpoints were checked with.
+    verifier: notes.Verifier | None = None
 
 
 class _Tree:
@@ -204,6 +206,7 @@ def check_remote(
     text = client.get("/v1/log/checkpoint", accept="text/plain").decode("utf-8", "replace")
     verifier = _verifier(client, key, text)
     report.origin = verifier.name
+    report.verifier = verifier
     report.tenant = verifier.name.rsplit("/", 1)[-1]
 
     def find(seq: int | None, kind: str, detail: str) -> None:

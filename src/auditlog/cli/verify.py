@@ -29,7 +29,9 @@ from pathlib import Path
 
 from auditlog.cli.auditor import ApiClient, AuditError, check_remote, read_public_key
 from auditlog.cli.progress import Progress
+from auditlog.cli.receipt import load_policy
 from auditlog.cli.verifystate import StateError, StateFile, Verified, default_path
+from auditlog.cli.witnessed import check_witnessed
 from auditlog.config import Settings
 from auditlog.integrity import note as notes
 from auditlog.service.logcheck import Finding, Report, check_log
@@ -59,6 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="check an archive written by auditlog archive, offline, with --public-key alone: "
         "exit 0 when it is exactly what the log held",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="a witness policy (C2SP tlog-policy; its log line the tenants log's key, "
+        "tenants_vkey of GET /v1/log/public-key): with --url, the log is accepted only in a "
+        "tenants checkpoint with the policy's quorum of cosignatures; with --receipt, the "
+        "receipt is checked against it",
+    )
+    parser.add_argument(
+        "--receipt",
+        metavar="FILE",
+        help="check an event's receipt (auditlog proof) offline with --policy, and "
+        "--public-key to pin the tenant's key: exit 0 when the event is proved",
     )
     parser.add_argument(
         "--token", metavar="T", help="with --url: a credential with log:read and events:read"
@@ -92,6 +108,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from auditlog.cli import archive
 
         return archive.verify(args)
+    if args.receipt:
+        from auditlog.cli import receipt
+
+        return receipt.verify(args)
     try:
         if args.url:
             if not args.token or not args.public_key:
@@ -209,10 +229,13 @@ def _remote(args: argparse.Namespace) -> int:
         progress.total = total
         progress.advance(n)
 
+    policy = load_policy(args.policy) if args.policy else None
     try:
         report = check_remote(client, key, state.get, advance)
     finally:
         progress.close()
+    if policy is not None and report.verifier is not None and not report.findings:
+        check_witnessed(client, policy, report.verifier, report)
     size = report.checkpoint.size if report.checkpoint is not None else 0
     summary = f"tenant {report.tenant} ({report.origin}) at {args.url}: checkpoint of size {size}, {report.events} events"
     print(summary + (": intact" if not report.findings else ""))

@@ -38,6 +38,7 @@ from auditlog.server.handlers import stream as stream_handlers
 from auditlog.server.handlers import streams as streams_handlers
 from auditlog.server.handlers import ui as ui_handlers
 from auditlog.server.handlers import viewer as viewer_handlers
+from auditlog.server.handlers import witness as witness_handlers
 from auditlog.server.openapi import openapi_document
 from auditlog.server.requestid import HEADER as REQUEST_ID
 from auditlog.server.requestid import request_id
@@ -62,6 +63,8 @@ from auditlog.service.selfaudit import SelfAudit
 from auditlog.service.streams import StreamAdmin
 from auditlog.service.tokens import Tokens
 from auditlog.service.viewer import ViewerTokens
+from auditlog.service.witnessed import Witnessed
+from auditlog.service.witnessing import Witnessing, read_policy
 from auditlog.storage.base import Store
 
 log = logging.getLogger("auditlog.server")
@@ -93,6 +96,8 @@ class Services:
     viewer: ViewerTokens
     retention: RetentionAdmin
     pruning: PruneSchedule
+    witnessing: Witnessing | None
+    witnessed: Witnessed
 
 
 class AuditlogApp:
@@ -109,6 +114,7 @@ class AuditlogApp:
             *viewer_handlers.routes(services.viewer),
             *retention_handlers.routes(services.retention),
             *log_handlers.routes(services.log),
+            *witness_handlers.routes(services.witnessed),
             *auth_handlers.routes(services.logins),
             *health_handlers.routes(services.store, services.metrics, self._openapi),
             *ui_handlers.routes(settings.ui_frame_ancestors),
@@ -249,6 +255,8 @@ class AuditlogApp:
         if self.services.deliveries is not None:
             self.services.deliveries.start()
         self.services.pruning.start()
+        if self.services.witnessing is not None:
+            self.services.witnessing.start()
         log.info("auditlog ready")
 
     def drain(self) -> None:
@@ -269,6 +277,8 @@ class AuditlogApp:
             await self.services.deliveries.close()
         await self.services.ingestor.close()
         await self.services.integrator.close()  # a last round: every answered write covered
+        if self.services.witnessing is not None:
+            await self.services.witnessing.close()
         await self.services.notifier.close()
         await self.services.store.close()
         log.info("auditlog stopped")
@@ -299,6 +309,19 @@ def build_services(settings: Settings, store: Store) -> Services:
     audit = SelfAudit(ingestor, settings.audit_reads)
     log_key = LogKey(store, settings.log_origin, settings.log_signing_key_file)
     integrator = Integrator(store, log_key, interval_ms=settings.checkpoint_interval_ms)
+    witnessing = (
+        Witnessing(
+            store,
+            read_policy(settings.witness_policy),
+            metrics,
+            timeout=settings.witness_timeout_ms / 1000,
+        )
+        if settings.witness_policy
+        else None
+    )
+    if witnessing is not None:
+        integrator.on_tenants_checkpoint(witnessing.checkpoint_signed)
+    events = Events(store, ingestor, limits, audit)
     notifier = Notifier(store, settings.notifier_poll_ms / 1000)
     deliveries = (
         Deliveries(
@@ -319,7 +342,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         store=store,
         ingestor=ingestor,
         api_keys=api_keys,
-        events=Events(store, ingestor, limits, audit),
+        events=events,
         audit=audit,
         requests=RequestLimiter.from_rates(
             settings.write_rate, settings.write_burst, settings.read_rate, settings.read_burst
@@ -368,6 +391,8 @@ def build_services(settings: Settings, store: Store) -> Services:
             settings.prune_interval_seconds,
             metrics,
         ),
+        witnessing=witnessing,
+        witnessed=Witnessed(store, log_key, events, witnessing),
     )
 
 

@@ -342,8 +342,27 @@ SCHEMAS: dict[str, JSON] = {
                 "`<name>+<hex key ID>+<base64(0x01 || public key)>`, as `text/plain` gives it; "
                 "what `auditlog verify --public-key` takes.",
             },
+            "tenants_origin": {
+                "type": "string",
+                "description": "The origin (and key name) of the tenants log (API.md §13): "
+                "`log_origin`.",
+            },
+            "tenants_vkey": {
+                "type": "string",
+                "description": "The verifier key of the tenants log, signed by the same key "
+                "under the name `tenants_origin`: the `log` line of a witness policy.",
+            },
         },
-        "required": ["origin", "key_name", "key_id", "algorithm", "public_key", "vkey"],
+        "required": [
+            "origin",
+            "key_name",
+            "key_id",
+            "algorithm",
+            "public_key",
+            "vkey",
+            "tenants_origin",
+            "tenants_vkey",
+        ],
         "additionalProperties": False,
     },
     "CoveredEvent": {
