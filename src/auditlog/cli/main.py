@@ -206,6 +206,16 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(verify)
     _add_settings(verify, [*_STORE_SETTINGS, "log_origin", "log_signing_key_file"])
 
+    from auditlog.cli import receipt
+
+    receipt.add_proof_arguments(
+        commands.add_parser(
+            "proof",
+            help="fetch an event's offline receipt (two C2SP tlog-proofs up to the witnessed "
+            "tenants checkpoint); auditlog verify --receipt checks it",
+        )
+    )
+
     from auditlog.cli import archive
 
     archiving = commands.add_parser(
@@ -557,6 +567,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from auditlog.cli import witness
 
         return witness.run(args)
+    if args.command == "proof":  # a client of the API
+        from auditlog.cli import receipt
+
+        return receipt.fetch(args)
     try:
         if args.command == "archive":
             from auditlog.cli import archive
