@@ -164,6 +164,12 @@ class Metrics:
             ("witness",),
             registry=self.registry,
         )
+        self.witness_requests = Counter(
+            "auditlog_witness_requests",
+            "add-checkpoint requests sent to each witness, by the answer's status (0: none).",
+            ("witness", "status"),
+            registry=self.registry,
+        )
         self.witness_refusals = Counter(
             "auditlog_witness_refusals",
             "Checkpoints a witness refused (403, 404, 400, 422, a rollback seen at a 409, or a "

@@ -241,9 +241,17 @@ class Witnessing:
                     old, await self._proof(old, checkpoint.size), checkpoint.note
                 )
             )
-            answer = await self._http().post(
-                witness.url, content=body.encode("utf-8"), headers={"content-type": "text/plain"}
-            )
+            requests = self._metrics.witness_requests
+            try:
+                answer = await self._http().post(
+                    witness.url,
+                    content=body.encode("utf-8"),
+                    headers={"content-type": "text/plain"},
+                )
+            except httpx.HTTPError:
+                requests.labels(witness.policy.name, "0").inc()
+                raise
+            requests.labels(witness.policy.name, str(answer.status_code)).inc()
             text = answer.content[:MAX_ANSWER_BYTES]
             if answer.status_code == 409:
                 try:
