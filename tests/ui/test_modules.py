@@ -20,9 +20,12 @@ import pytest
 from playwright.sync_api import Page
 
 from auditlog.integrity import checkpoint as checkpoints
+from auditlog.integrity import cosignature as cosignatures
 from auditlog.integrity import note as notes
+from auditlog.integrity import policy as policies
 from auditlog.integrity.hasher import leaf_hash
 from integrity import reference
+from integrity.test_cosignature import VECTORS
 from integrity.test_note import C2SP_NOTE, GO_ENOCH_LINE, GO_NOTE, GO_TEXT, GO_VKEY
 from integrity.test_proof import RFC6962_ENTRIES, RFC6962_INCLUSION, RFC6962_ROOTS
 from ui.conftest import Console
@@ -383,6 +386,119 @@ def test_a_malformed_verifier_key_is_refused(js: Page, vkey: str) -> None:
         vkey,
     )
     assert error == ["Error", True]
+
+
+# -- proof.js: witnesses' cosignatures (C2SP tlog-cosignature) --------------------------------
+
+COSIGNED_TEXT = (
+    "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+)
+_COSIGN_CHECK = """
+  const key = await m.parseCosignerKey(arg[0]);
+  const note = m.parseNote(arg[1]);
+  const out = [];
+  for (const line of note.signatures) {
+    if (line.name !== key.name || m.toHex(line.keyId) !== m.toHex(key.keyId)) continue;
+    out.push(await m.verifyCosignature(note.text, line, key));
+  }
+  return out;
+"""
+
+
+def _cosigned(cosigner: cosignatures.Cosigner, text: str, timestamp: int) -> str:
+    return text + "\n" + cosigner.cosign(text, timestamp).line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        line
+        for line in (VECTORS / "formats_cosigv1_vkeys.txt").read_text("utf-8").splitlines()
+        if line and not line.startswith("#")
+    ],
+)
+def test_cosigner_keys_of_the_formats_vectors(js: Page, line: str) -> None:
+    expect, vkey = line.split(" ", 1)
+    got = run(
+        js,
+        "proof.js",
+        """try { const k = await m.parseCosignerKey(arg); return [k.name, m.toHex(k.keyId)]; }
+        catch (e) { return e instanceof m.ProofError ? "refused" : String(e); }""",
+        vkey,
+    )
+    if expect == "ok":
+        key = cosignatures.CosignerKey.from_vkey(vkey)
+        assert got == [key.name, key.key_id.hex()]
+    else:
+        assert got == "refused"
+
+
+def test_cosignatures_made_in_python_verify_with_their_time_and_changed_ones_do_not(
+    js: Page,
+) -> None:
+    cosigner = cosignatures.Cosigner("witness.example/w1", bytes([7]) * 32)
+    good = _cosigned(cosigner, COSIGNED_TEXT, 1_700_000_000)
+    late = _cosigned(cosigner, COSIGNED_TEXT, (1 << 63) - 1)
+    other_text = COSIGNED_TEXT.replace("20852163", "20852164")
+    moved = other_text + "\n" + good.split("\n\n", 1)[1]  # the line on another checkpoint
+    raw = bytearray(base64.b64decode(good.rsplit(" ", 1)[1]))
+    raw[11] ^= 1  # the timestamp's last byte: the signed time is another
+    retimed = good.rsplit(" ", 1)[0] + " " + b64(bytes(raw)) + "\n"
+    results = [
+        run(js, "proof.js", _COSIGN_CHECK, [cosigner.key.vkey, note])
+        for note in (good, late, moved, retimed)
+    ]
+    assert results[0] == [{"ok": True, "timestamp": 1_700_000_000, "reason": ""}]
+    assert results[1][0]["ok"] is True
+    assert [r[0]["ok"] for r in results[2:]] == [False, False]
+    assert "does not verify" in results[2][0]["reason"]
+    # A signed-note key (type 0x01) of the same name is not a cosigner key.
+    assert run(
+        js,
+        "proof.js",
+        "try { await m.parseCosignerKey(arg); return null; } catch (e) { return e instanceof m.ProofError; }",
+        notes.Signer("witness.example/w1", bytes([7]) * 32).verifier.vkey,
+    )
+
+
+def test_the_c2sp_example_cosignature_is_read_with_its_time(js: Page) -> None:
+    message = (VECTORS / "c2sp_cosigned_checkpoint.txt").read_text("utf-8")
+    note = run(
+        js,
+        "proof.js",
+        """const n = m.parseNote(arg);
+        return n.signatures.map((s) => [s.name, s.signature.length]);""",
+        message,
+    )
+    assert note == [["example.com/behind-the-sofa", 64], ["witness.example.com/w1", 72]]
+
+
+QUORUMS = [
+    ("quorum none", []),
+    ("quorum a", ["a"]),
+    ("group g 2 a b c; quorum g", ["a", "c"]),
+    ("group g all a b; quorum g", ["a", "b"]),
+    ("group g any a b; quorum g", ["b"]),
+    ("group g 1 a b; group h 2 g c d; quorum h", ["b", "d"]),
+]
+
+
+@pytest.mark.parametrize(("quorum", "enough"), QUORUMS)
+def test_quorums_are_met_as_the_policy_says(js: Page, quorum: str, enough: list[str]) -> None:
+    keys = "".join(
+        f"witness {w} {cosignatures.Cosigner(w, bytes([i + 1]) * 32).key.vkey}\n"
+        for i, w in enumerate("abcd")
+    )
+    policy = policies.parse(keys + quorum.replace("; ", "\n") + "\n")
+    subsets = [[w for i, w in enumerate("abcd") if mask >> i & 1] for mask in range(16)]
+    got = run(
+        js,
+        "proof.js",
+        "const q = m.parseQuorum(arg[0]); return arg[1].map((s) => m.quorumMet(q, new Set(s)));",
+        [quorum, subsets],
+    )
+    assert got == [policy.satisfied(s) for s in subsets]
+    assert got[sum(1 << "abcd".index(w) for w in enough)] is True
 
 
 # -- proof.js: an event in its log ----------------------------------------------------------

@@ -183,4 +183,15 @@ export class Api {
   publicKey() {
     return this.json("log/public-key");
   }
+
+  /** GET /v1/log/witnessed: the tenant's newest checkpoint that a cosigned tenants-log
+   * checkpoint includes (an ApiError 404 when there is none, or no witnesses). */
+  witnessed() {
+    return this.json("log/witnessed");
+  }
+
+  /** GET /v1/log/witnesses: the service's witnesses, its quorum and the tenants log's key. */
+  witnesses() {
+    return this.json("log/witnesses");
+  }
 }
