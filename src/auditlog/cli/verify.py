@@ -36,6 +36,7 @@ from auditlog.config import Settings
 from auditlog.integrity import note as notes
 from auditlog.service.logcheck import Finding, Report, check_log
 from auditlog.service.logkey import LogKey
+from auditlog.service.tenantscheck import check_tenants_log
 from auditlog.storage.factory import open_store
 
 #: Problems printed per tenant; the rest are counted.
@@ -185,9 +186,14 @@ async def _offline(settings: Settings, args: argparse.Namespace) -> int:
                 )
             )
         progress.close()
+        tenants_verifier = (
+            key.tenants_verifier() if public is None else notes.Verifier(key.tenants_origin, public)
+        )
+        tenants_log = await check_tenants_log(store, tenants_verifier)
     finally:
         await store.close()
     findings = [f for r in reports for f in r.findings]
+    findings += [Finding("(tenants log)", None, "tenants log", p) for p in tenants_log.problems]
     for report in reports:
         latest = report.latest.size if report.latest is not None else 0
         summary = (
@@ -212,6 +218,13 @@ async def _offline(settings: Settings, args: argparse.Namespace) -> int:
                     )
                 )
         state.save()
+    witnessed = "" if tenants_log.witnessed is None else f", witnessed {tenants_log.witnessed}"
+    print(
+        f"tenants log: {tenants_log.leaves} leaves, checkpoint of size {tenants_log.size}"
+        f"{witnessed}" + (": intact" if not tenants_log.problems else "")
+    )
+    for problem in tenants_log.problems:
+        print(f"tenants log: {problem}")
     events = sum(r.events for r in reports)
     return _conclude(findings, f"intact: {len(reports)} tenants, {events} events")
 

@@ -30,10 +30,10 @@ contract suite in ``tests/storage/``, with ``MemoryStore`` as the oracle:
   and checkpoints. A node, once stored, never changes: storing it again is a no-op. A
   checkpoint is stored only if it is larger than every checkpoint the tenant has, so the
   latest checkpoint never goes backwards, whichever process writes it.
-* The tenants log (``auditlog.service.tenantslog``, API.md §13) is one more Merkle log per
-  store whose leaves are the tenants' checkpoints: ``add_checkpoint`` gives each checkpoint it
-  stores the next index of that log (0-based, gap-free, in the order they were stored) in the
-  same transaction, so no stored checkpoint is ever missing from it. Its tree nodes and its own
+* The tenants log (``auditlog.service.integrator.tenants_tree``, API.md §13) is one more
+  Merkle log per store whose leaves are the tenants' checkpoints: ``add_checkpoint`` gives
+  each checkpoint it stores the next index of that log (0-based, gap-free, in the order they
+  were stored) in the same transaction, so no stored checkpoint is ever missing from it. Its tree nodes and its own
   checkpoints follow the rules of a tenant's; witnesses' cosignatures are kept with them.
 """
 

@@ -1,5 +1,5 @@
 """The tenants-log part of the PostgreSQL store: its leaves, tree nodes and checkpoints, the
-witnesses' cosignatures and states (``auditlog.service.tenantslog``).
+witnesses' cosignatures and states (``auditlog.service.integrator.tenants_tree``).
 
 The leaves themselves are written by ``MerklePart.add_checkpoint``, in the transaction that
 stores the checkpoint, with the next index from the one row of ``tenants_log`` (its row lock

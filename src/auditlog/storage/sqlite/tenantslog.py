@@ -1,5 +1,5 @@
 """The tenants-log part of the SQLite store: its leaves, tree nodes and checkpoints, the
-witnesses' cosignatures and states (``auditlog.service.tenantslog``).
+witnesses' cosignatures and states (``auditlog.service.integrator.tenants_tree``).
 
 The leaves themselves are written by ``MerklePart.add_checkpoint``, in the transaction that
 stores the checkpoint; this part reads them and keeps the rest.

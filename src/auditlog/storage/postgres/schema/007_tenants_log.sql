@@ -1,4 +1,4 @@
--- The tenants log (auditlog.service.tenantslog): one Merkle log per schema whose leaves are
+-- The tenants log (auditlog.service.integrator.tenants_tree): one Merkle log per schema whose leaves are
 -- the tenants' checkpoints. add_checkpoint gives each checkpoint it stores the next index in
 -- the same transaction, taken from the one row of tenants_log: the row lock it takes is held
 -- until the commit, so the writers of every process take indexes one after another, gap-free,

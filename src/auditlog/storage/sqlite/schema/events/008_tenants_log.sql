@@ -1,4 +1,4 @@
--- The tenants log (auditlog.service.tenantslog): one Merkle log per database whose leaves are
+-- The tenants log (auditlog.service.integrator.tenants_tree): one Merkle log per database whose leaves are
 -- the tenants' checkpoints. add_checkpoint gives each checkpoint it stores the next index, in
 -- the same transaction, under the write lock: indexes are gap-free in the order stored. A leaf
 -- names its checkpoint by (tenant_id, size), whose note is in checkpoints.
