@@ -188,7 +188,7 @@ def event_seq(witnessed: Witnessed, event_id: str) -> int:
 
 
 def test_a_witnessed_event_shows_who_cosigned_it_and_who_did_not(
-    witness_page: tuple[Page, PageProblems], witnessed: Witnessed
+    witness_page: tuple[Page, PageProblems], witnessed: Witnessed, artefacts: Path
 ) -> None:
     page, _ = witness_page
     seq = event_seq(witnessed, "w-4")
@@ -236,6 +236,8 @@ def test_a_witnessed_event_shows_who_cosigned_it_and_who_did_not(
     with witnessed.console.client(witnessed.key) as client:
         tenants_vkey = client.get("/v1/log/witnesses").json()["tenants_vkey"]
     expect(section.locator(".witnesses code.vkey")).to_have_text(tenants_vkey)
+    section.locator(".witnesses").scroll_into_view_if_needed()
+    page.screenshot(path=artefacts / "witnessed-1280.png")
 
 
 def test_a_changed_cosignature_is_a_failure_that_names_its_witness(
