@@ -72,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "receipt is checked against it",
     )
     parser.add_argument(
+        "--witness-wait",
+        metavar="SECONDS",
+        type=float,
+        default=15.0,
+        help="with --url and --policy: how long the witnessed checkpoint is given to catch up "
+        "with the one verified (witnessing follows about a second behind; default 15)",
+    )
+    parser.add_argument(
         "--receipt",
         metavar="FILE",
         help="check an event's receipt (auditlog proof) offline with --policy, and "
@@ -248,7 +256,7 @@ def _remote(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     if policy is not None and report.verifier is not None and not report.findings:
-        check_witnessed(client, policy, report.verifier, report)
+        check_witnessed(client, policy, report.verifier, report, args.witness_wait)
     size = report.checkpoint.size if report.checkpoint is not None else 0
     summary = f"tenant {report.tenant} ({report.origin}) at {args.url}: checkpoint of size {size}, {report.events} events"
     print(summary + (": intact" if not report.findings else ""))

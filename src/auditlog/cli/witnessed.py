@@ -4,8 +4,10 @@ After the log itself is checked (``auditor.check_remote``), ``GET /v1/log/witnes
 a tenants-log checkpoint that the policy accepts (signed by its ``log`` key, with its quorum of
 cosignatures: C2SP tlog-policy), an inclusion proof of the tenant's checkpoint in it, and that
 tenant checkpoint signed by the tenant's pinned key; and the verified checkpoint must extend
-the witnessed one (a consistency proof between them, checked against both roots). Events after
-the witnessed checkpoint are reported as a note: they are witnessed about a second later.
+the witnessed one (a consistency proof between them, checked against both roots). The
+witnessed checkpoint must include the one verified: witnessing follows about a second behind,
+so the check asks again for up to ``WAIT_SECONDS``; a log whose newest checkpoint no quorum of
+witnesses cosigned by then (one the witnesses refused, say) is not accepted.
 
 Anything missing or wrong is a finding, so ``verify`` exits non-zero naming it.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +31,11 @@ from auditlog.service.logcheck import Finding
 
 Find = Callable[[int | None, str, str], None]
 
+#: How long the witnessed checkpoint is given to catch up with the one verified.
+WAIT_SECONDS = 15.0
+#: Seconds between two asks.
+POLL_SECONDS = 0.5
+
 
 def _hashes(value: Any, what: str) -> tuple[bytes, ...]:
     if not isinstance(value, list):
@@ -39,9 +47,46 @@ def _hashes(value: Any, what: str) -> tuple[bytes, ...]:
 
 
 def check_witnessed(
-    client: ApiClient, policy: Policy, tenant_key: notes.Verifier, report: RemoteReport
+    client: ApiClient,
+    policy: Policy,
+    tenant_key: notes.Verifier,
+    report: RemoteReport,
+    wait: float = WAIT_SECONDS,
 ) -> None:
     """Add to ``report`` what keeps its log from being witnessed by ``policy`` (see module)."""
+    verified = 0 if report.checkpoint is None else report.checkpoint.size
+    deadline = time.monotonic() + wait
+    while True:
+        attempt = RemoteReport(tenant=report.tenant, checkpoint=report.checkpoint)
+        own = _check_once(client, policy, tenant_key, attempt)
+        if attempt.findings or (own is not None and own >= verified):
+            break
+        if time.monotonic() >= deadline:
+            newest = (
+                "none of this log is"
+                if own is None
+                else f"the newest witnessed checkpoint has size {own}"
+            )
+            attempt.findings.append(
+                Finding(
+                    report.tenant,
+                    own,
+                    "not witnessed",
+                    f"the verified checkpoint of size {verified} is in no tenants checkpoint "
+                    f"with the policy's quorum after {wait:g} s ({newest}): the witnesses have "
+                    "not cosigned what this log shows",
+                )
+            )
+            break
+        time.sleep(POLL_SECONDS)
+    report.findings.extend(attempt.findings)
+    report.notices.extend(attempt.notices)
+
+
+def _check_once(
+    client: ApiClient, policy: Policy, tenant_key: notes.Verifier, report: RemoteReport
+) -> int | None:
+    """One ask of ``GET /v1/log/witnessed``, checked; the witnessed size (``None`` if none)."""
 
     def find(kind: str, detail: str) -> None:
         report.findings.append(Finding(report.tenant, None, kind, detail))
@@ -49,19 +94,21 @@ def check_witnessed(
     try:
         answer = client.json("/v1/log/witnessed")
     except AuditError as exc:
+        if exc.status == 404:  # nothing witnessed yet: asked again until the deadline
+            return None
         find("not witnessed", f"the service gives no witnessed checkpoint: {exc}")
-        return
+        return None
     if not isinstance(answer, dict):
         find("not witnessed", "GET /v1/log/witnessed: the answer is not an object")
-        return
+        return None
     try:
         witnessed = policy.check(str(answer.get("tenants_checkpoint")))
     except PolicyError as exc:
         find("witnesses", f"the tenants checkpoint lacks the policy's quorum: {exc}")
-        return
+        return None
     except IntegrityError as exc:
         find("witnesses", f"the tenants checkpoint does not verify with the policy: {exc}")
-        return
+        return None
     tenants = witnessed.checkpoint
     try:
         note_text = str(answer.get("checkpoint"))
@@ -74,8 +121,10 @@ def check_witnessed(
         proofs.verify_inclusion(index, tenants.size, leaf, path, tenants.root_hash)
     except IntegrityError as exc:
         find("witnessed checkpoint", f"the tenant's witnessed checkpoint does not check: {exc}")
-        return
+        return None
     _check_against_verified(client, own, report, find)
+    if report.findings or own.size < (0 if report.checkpoint is None else report.checkpoint.size):
+        return own.size
     names = ", ".join(sorted(witnessed.cosigners)) or "no witness (the policy asks none)"
     report.notices.append(
         Finding(
@@ -86,6 +135,7 @@ def check_witnessed(
             f"{tenants.size}, cosigned by {names}",
         )
     )
+    return own.size
 
 
 def _check_against_verified(
@@ -117,13 +167,3 @@ def _check_against_verified(
             f"{verified.size} are not of one log: {exc}",
         )
         return
-    if own.size < verified.size:
-        report.notices.append(
-            Finding(
-                report.tenant,
-                own.size,
-                "not witnessed yet",
-                f"seq {own.size}..{verified.size - 1} are verified but not yet in a witnessed "
-                "checkpoint",
-            )
-        )
