@@ -23,8 +23,6 @@ every other signature line, the log's own among them, as the spec requires of cl
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import re
@@ -80,25 +78,13 @@ def cosigner_key_id(name: str, public_key: bytes) -> bytes:
     return hashlib.sha256(material).digest()[: notes.KEY_ID_SIZE]
 
 
-def _b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _b64decode(text: str) -> bytes | None:
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return data if _b64encode(data) == text else None
-
-
 def _key_text(text: str, what: str) -> tuple[str, str, bytes]:
     """The name, hex key ID and 32 key bytes of ``<name>+<hex ID>+<base64(0x04 || key)>``."""
     parts = text.split("+", 2)
     if len(parts) != 3:
         raise KeyFormatError(f"{what} is not <name>+<key ID>+<key>")
     name, hex_id, b64 = parts
-    raw = _b64decode(b64)
+    raw = notes.b64decode(b64)
     if raw is None or not raw:
         raise KeyFormatError(f"{what} of {name!r} is not base64 of a key type and a key")
     if raw[0] != COSIGNATURE_ED25519:
@@ -153,7 +139,7 @@ class CosignerKey:
     def vkey(self) -> str:
         """The key as a vkey: ``<name>+<hex key ID>+<base64(0x04 || public key)>``."""
         raw = bytes((COSIGNATURE_ED25519,)) + self.public_key
-        return f"{self.name}+{self.key_id.hex()}+{_b64encode(raw)}"
+        return f"{self.name}+{self.key_id.hex()}+{notes.b64encode(raw)}"
 
     @property
     def key(self) -> str:
@@ -235,7 +221,7 @@ class Cosigner:
     def skey(self) -> str:
         """The private key in text form; a secret, like ``seed``."""
         raw = bytes((COSIGNATURE_ED25519,)) + self.seed
-        return f"{_PRIVATE_PREFIX}{self.name}+{self.key.key_id.hex()}+{_b64encode(raw)}"
+        return f"{_PRIVATE_PREFIX}{self.name}+{self.key.key_id.hex()}+{notes.b64encode(raw)}"
 
     def cosign(self, text: str, timestamp: int) -> notes.Signature:
         """This cosigner's signature line on the note text ``text`` at ``timestamp``.

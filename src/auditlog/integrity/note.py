@@ -47,17 +47,18 @@ SIGNATURE_PREFIX = "\u2014 "
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
 
 
-def _b64encode(data: bytes) -> str:
+def b64encode(data: bytes) -> str:
+    """Standard base64 with padding (RFC 4648 §4), as the C2SP formats write it."""
     return base64.b64encode(data).decode("ascii")
 
 
-def _b64decode(text: str) -> bytes | None:
+def b64decode(text: str) -> bytes | None:
     """Standard base64 with padding (RFC 4648 §4), in its one canonical spelling, or None."""
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return data if _b64encode(data) == text else None
+    return data if b64encode(data) == text else None
 
 
 def valid_key_name(name: str) -> bool:
@@ -85,7 +86,7 @@ def _key_text(text: str, what: str) -> tuple[str, str, bytes]:
     if len(parts) != 3:
         raise KeyFormatError(f"{what} is not <name>+<key ID>+<key>")
     name, hex_id, b64 = parts
-    raw = _b64decode(b64)
+    raw = b64decode(b64)
     if raw is None or len(raw) != 1 + ED25519_KEY_SIZE or raw[0] != ED25519:
         raise KeyFormatError(f"{what} of {name!r} is not base64 of 0x01 and a 32-byte Ed25519 key")
     return name, hex_id, raw[1:]
@@ -109,7 +110,7 @@ class Signature:
     @property
     def line(self) -> str:
         """The signature line, final newline included."""
-        return f"{SIGNATURE_PREFIX}{self.name} {_b64encode(self.key_id + self.signature)}\n"
+        return f"{SIGNATURE_PREFIX}{self.name} {b64encode(self.key_id + self.signature)}\n"
 
     @property
     def key(self) -> str:
@@ -157,7 +158,7 @@ class Verifier:
     @property
     def vkey(self) -> str:
         """The key in text form: ``<name>+<hex key ID>+<base64(0x01 || public key)>``."""
-        return f"{self.name}+{self.key_id.hex()}+{_b64encode(bytes((ED25519,)) + self.public_key)}"
+        return f"{self.name}+{self.key_id.hex()}+{b64encode(bytes((ED25519,)) + self.public_key)}"
 
     def verify(self, text: str, signature: bytes) -> bool:
         """Whether ``signature`` is this key's Ed25519 signature of ``text`` (UTF-8)."""
@@ -210,7 +211,7 @@ class Signer:
     def skey(self) -> str:
         """The private key in text form; a secret, like ``seed``."""
         raw = bytes((ED25519,)) + self.seed
-        return f"{_PRIVATE_PREFIX}{self.name}+{self.key_id.hex()}+{_b64encode(raw)}"
+        return f"{_PRIVATE_PREFIX}{self.name}+{self.key_id.hex()}+{b64encode(raw)}"
 
     def sign(self, text: str) -> Signature:
         """This key's signature of ``text`` (Ed25519 over its UTF-8 bytes)."""
@@ -254,7 +255,7 @@ def _parse_line(line: str, number: int) -> Signature:
     name, space, b64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
     if not space or not valid_key_name(name):
         raise NoteError(f"signature line {number} has no valid key name and a space after it")
-    raw = _b64decode(b64)
+    raw = b64decode(b64)
     if raw is None or len(raw) <= KEY_ID_SIZE:
         raise NoteError(
             f"signature line {number} by {name!r} is not base64 of a key ID and a signature"

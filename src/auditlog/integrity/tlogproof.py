@@ -27,8 +27,6 @@ well formed and its text a checkpoint.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,18 +67,6 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _MAX_U64 = 2**64 - 1
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _b64decode(text: str) -> bytes | None:
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return data if _b64(data) == text else None
-
-
 def _u64(text: str) -> int | None:
     if not _DECIMAL.fullmatch(text):
         return None
@@ -89,7 +75,7 @@ def _u64(text: str) -> int | None:
 
 
 def _hash(line: str) -> bytes | None:
-    raw = _b64decode(line)
+    raw = notes.b64decode(line)
     return raw if raw is not None and len(raw) == HASH_SIZE else None
 
 
@@ -134,9 +120,9 @@ def format(proof: TlogProof) -> str:
     """The proof as text (C2SP tlog-proof@v1, "Format")."""
     lines = [HEADER]
     if proof.extra is not None:
-        lines.append(f"extra {_b64(proof.extra)}")
+        lines.append(f"extra {notes.b64encode(proof.extra)}")
     lines.append(f"index {proof.index}")
-    lines.extend(_b64(h) for h in proof.hashes)
+    lines.extend(notes.b64encode(h) for h in proof.hashes)
     return "".join(line + "\n" for line in lines) + "\n" + proof.checkpoint
 
 
@@ -159,7 +145,7 @@ def parse(text: str | bytes) -> TlogProof:
     at = 1
     extra: bytes | None = None
     if at < len(lines) and lines[at].startswith("extra "):
-        extra = _b64decode(lines[at][len("extra ") :])
+        extra = notes.b64decode(lines[at][len("extra ") :])
         if not extra:
             raise ProofError("the tlog proof's extra line is not base64 of some data")
         at += 1
@@ -264,7 +250,7 @@ class AddCheckpoint:
 
 def format_add_checkpoint(request: AddCheckpoint) -> str:
     """The request body of ``POST <submission prefix>/add-checkpoint`` (C2SP tlog-witness)."""
-    lines = [f"old {request.old_size}", *(_b64(h) for h in request.proof)]
+    lines = [f"old {request.old_size}", *(notes.b64encode(h) for h in request.proof)]
     return "".join(line + "\n" for line in lines) + "\n" + request.checkpoint
 
 
