@@ -30,6 +30,7 @@ from auditlog.server.app import AuditlogApp, build_app
 from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
+    Integration,
     Page,
     Store,
     StoredCheckpoint,
@@ -227,6 +228,9 @@ class ControlledStore:
 
     async def list_archives(self, tenant: str | None = None) -> list[ArchiveRecord]:
         return await self.inner.list_archives(tenant)
+
+    async def add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
+        return await self.inner.add_integrations(integrations)
 
     async def read_tenants_leaves(self, start: int, limit: int) -> list[TenantsLeaf]:
         return await self.inner.read_tenants_leaves(start, limit)

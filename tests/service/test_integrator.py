@@ -26,7 +26,7 @@ from auditlog.model.event import Limits, Principal, validate_event
 from auditlog.service.integrator import Integrator, subtree_key
 from auditlog.service.logkey import LogKey
 from auditlog.service.proofs import from_nodes
-from auditlog.storage.base import AppendRequest, Store, StoredCheckpoint
+from auditlog.storage.base import AppendRequest, Integration, Store, StoredCheckpoint
 from auditlog.storage.memory import MemoryStore
 from auditlog.storage.sqlite.store import SQLiteStore
 
@@ -181,7 +181,8 @@ async def test_tenants_have_their_own_trees_and_origins(
 
 
 class FailingCheckpoints:
-    """Delegates to a store, but its next ``add_checkpoint`` dies (a crash before it)."""
+    """Delegates to a store, but its next ``add_integrations`` dies after the nodes were
+    written and before the checkpoint (a store that wrote them in two transactions)."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
@@ -190,11 +191,13 @@ class FailingCheckpoints:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
+    async def add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
         if self.fail:
             self.fail = False
+            for i in integrations:
+                await self.inner.put_nodes(i.tenant, i.nodes)
             raise RuntimeError("power cut")
-        return await self.inner.add_checkpoint(tenant, checkpoint)
+        return await self.inner.add_integrations(integrations)
 
 
 async def test_a_crash_between_the_nodes_and_the_checkpoint(store: Store, key: LogKey) -> None:

@@ -33,7 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from auditlog.errors import Unavailable
 from auditlog.integrity import IntegrityError
@@ -43,9 +44,11 @@ from auditlog.model import times
 from auditlog.service import treelog
 from auditlog.service.logkey import LogKey
 from auditlog.service.treelog import Seen, TreeLog, span, subtree_key
-from auditlog.storage.base import Store, StoredCheckpoint
+from auditlog.storage.base import Integration, Store, StoredCheckpoint
 
 log = logging.getLogger("auditlog.integrator")
+
+_T = TypeVar("_T")
 
 #: Most events one ``integrate_batch`` takes: bounds its memory, the time it holds the event
 #: loop, and the time between checkpoints when a long backlog is integrated (after a
@@ -130,6 +133,8 @@ class Integrator:
         # The largest checkpoint seen per tenant: the store must never show a smaller one.
         self._seen: dict[str, Seen] = {}
         self._tenants_seen: Seen | None = None
+        # Per tenant, the latest checkpoint this process signed or verified: not verified again.
+        self._trusted: dict[str, StoredCheckpoint] = {}
         self._waiters: dict[str, list[tuple[int, asyncio.Future[StoredCheckpoint]]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -154,22 +159,45 @@ class Integrator:
         was signed before, and ``Unavailable`` when storage fails.
         """
         await self._key.load()
-        tree = tenant_tree(self._store, self._key, tenant)
-        step = await treelog.integrate_step(
-            tree, self._seen.get(tenant), self._batch, self._clock()
+        prepared = await self._prepare(tenant)
+        if prepared.checkpoint is None:
+            return None
+        (stored,) = await self._store.add_integrations(
+            [Integration(tenant, prepared.nodes, prepared.checkpoint)]
         )
-        if step.latest is not None:
-            self._saw(tenant, step.latest)
-        if step.stored is not None:
-            self._saw(tenant, step.stored)
-            return step.stored
-        if step.lost:
-            # Another process stored a checkpoint at least as large meanwhile.
-            newer = await self._store.latest_checkpoint(tenant)
-            treelog.check_latest(tree, newer, self._seen.get(tenant))
-            if newer is not None:
-                self._saw(tenant, newer)
+        if stored:
+            self._trust(tenant, prepared.checkpoint)
+            self._saw(tenant, prepared.checkpoint)
+            return prepared.checkpoint
+        await self._lost(tenant)
         return None
+
+    async def _prepare(self, tenant: str) -> treelog.Prepared:
+        """The tenant's next step, made and signed but not stored (``treelog.prepare_step``)."""
+        tree = tenant_tree(self._store, self._key, tenant)
+        prepared = await treelog.prepare_step(
+            tree, self._seen.get(tenant), self._batch, self._clock(), self._trusted.get(tenant)
+        )
+        if prepared.latest is not None:
+            self._trust(tenant, prepared.latest)
+            self._saw(tenant, prepared.latest)
+        return prepared
+
+    def _trust(self, tenant: str, checkpoint: StoredCheckpoint) -> None:
+        """A checkpoint this process signed, or verified, as the tenant's latest."""
+        if len(self._trusted) > 100_000:
+            self._trusted.clear()
+        self._trusted[tenant] = checkpoint
+
+    async def _lost(self, tenant: str) -> bool:
+        """Another process stored a checkpoint at least as large meanwhile: check it (True)."""
+        newer = await self._store.latest_checkpoint(tenant)
+        tree = tenant_tree(self._store, self._key, tenant)
+        treelog.check_latest(tree, newer, self._seen.get(tenant), self._trusted.get(tenant))
+        if newer is not None:
+            self._trust(tenant, newer)
+            self._saw(tenant, newer)
+        return True
 
     async def integrate_tenants(self) -> StoredCheckpoint | None:
         """Integrate the tenants' new checkpoints into the tenants log, in batches, and sign
@@ -299,9 +327,7 @@ class Integrator:
         except Exception:
             log.exception("integrator: reading the log sizes failed unexpectedly")
             return 0
-        stored = 0
-        for tenant, size in sizes.items():
-            stored += await self._catch_up(tenant, size)
+        stored = await self._catch_up(sizes)
         now = asyncio.get_running_loop().time()
         if stored or now >= self._tenants_due:
             self._tenants_due = now + TENANTS_CHECK_SECONDS
@@ -349,29 +375,66 @@ class Integrator:
             if latest is not None:
                 self._saw(tenant, latest)
 
-    async def _catch_up(self, tenant: str, size: int) -> int:
+    async def _catch_up(self, sizes: dict[str, int]) -> int:
+        """Integrate every tenant behind its size, in passes: each pass makes every such
+        tenant's next step, then stores them all at once (``Store.add_integrations``: one
+        transaction, however many tenants); the checkpoints stored."""
+        try:
+            await self._key.load()
+        except Exception:
+            log.exception("integrator: the checkpoint signing key cannot be loaded")
+            return 0
+        pending = dict(sizes)
         stored = 0
-        while True:
-            before = self._seen.get(tenant, (0, b""))[0]
-            if before >= size:
-                return stored
+        while pending:
             if not await self._still_our_turn():
                 return stored
-            try:
-                if await self.integrate_batch(tenant) is not None:
-                    stored += 1
-            except Unavailable as exc:
-                log.warning("integrator: tenant %r: storage failed: %s", tenant, exc.detail)
+            steps: list[tuple[str, treelog.Prepared]] = []
+            for tenant, size in list(pending.items()):
+                if self._seen.get(tenant, (0, b""))[0] >= size:
+                    del pending[tenant]
+                    continue
+                prepared = await self._guarded(tenant, self._prepare(tenant))
+                if prepared is None or prepared.checkpoint is None:
+                    del pending[tenant]  # failed, or nothing new was readable yet
+                    continue
+                steps.append((tenant, prepared))
+            if not steps:
                 return stored
-            except IntegrityError as exc:
-                # The same trouble is logged once, not every round; nothing more is signed.
-                if self._failing.get(tenant) != str(exc):
-                    self._failing[tenant] = str(exc)
-                    log.error("integrator: NOT signing checkpoints: %s", exc)
+            try:
+                results = await self._store.add_integrations(
+                    [Integration(t, p.nodes, p.checkpoint) for t, p in steps if p.checkpoint]
+                )
+            except Unavailable as exc:
+                log.warning("integrator: storing a round failed: %s", exc.detail)
                 return stored
             except Exception:
-                log.exception("integrator: tenant %r: integration failed unexpectedly", tenant)
+                log.exception("integrator: storing a round failed unexpectedly")
                 return stored
-            self._failing.pop(tenant, None)
-            if self._seen.get(tenant, (0, b""))[0] <= before:
-                return stored  # nothing new was readable yet
+            for (tenant, prepared), ok in zip(steps, results, strict=True):
+                if ok and prepared.checkpoint is not None:
+                    self._trust(tenant, prepared.checkpoint)
+                    self._saw(tenant, prepared.checkpoint)
+                    stored += 1
+                elif await self._guarded(tenant, self._lost(tenant)) is None:
+                    pending.pop(tenant, None)
+        return stored
+
+    async def _guarded(self, tenant: str, work: Awaitable[_T]) -> _T | None:
+        """``work`` for one tenant; ``None`` when it failed, which is logged (an integrity
+        problem once, not every round: nothing more is signed for the tenant)."""
+        try:
+            result = await work
+        except Unavailable as exc:
+            log.warning("integrator: tenant %r: storage failed: %s", tenant, exc.detail)
+            return None
+        except IntegrityError as exc:
+            if self._failing.get(tenant) != str(exc):
+                self._failing[tenant] = str(exc)
+                log.error("integrator: NOT signing checkpoints: %s", exc)
+            return None
+        except Exception:
+            log.exception("integrator: tenant %r: integration failed unexpectedly", tenant)
+            return None
+        self._failing.pop(tenant, None)
+        return result

@@ -103,6 +103,16 @@ class StoredCheckpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Integration:
+    """One tenant's share of an integrator round: the tree nodes it completed, and the
+    checkpoint of the tree's new size."""
+
+    tenant: str
+    nodes: Sequence[TreeNode]
+    checkpoint: StoredCheckpoint
+
+
+@dataclass(frozen=True, slots=True)
 class TenantsLeaf:
     """A leaf of the tenants log: the tenant checkpoint stored at ``index`` of that log."""
 
@@ -263,6 +273,12 @@ class Store(Protocol):
         Atomic with respect to other writers: of several offering checkpoints at once, each
         is stored only if it is larger than every one stored before it.
         """
+
+    async def add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
+        """For each integration, in order, store its nodes as ``put_nodes`` does and then its
+        checkpoint as ``add_checkpoint`` does, all in one transaction (one flush, however many
+        tenants a round integrated); whether each checkpoint was stored. A tenant appears at
+        most once."""
 
     async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
         """The tenant's largest checkpoint, or ``None`` if it has none."""

@@ -24,6 +24,7 @@ from auditlog.storage.base import (
     AppendOutcome,
     AppendRequest,
     GroupPlan,
+    Integration,
     Page,
     StoredCheckpoint,
     TenantsLeaf,
@@ -231,6 +232,13 @@ class MemoryStore:
         self._tenants_leaves.append(TenantsLeaf(index, tenant, checkpoint))
         self._tenant_leaf_indexes.setdefault(tenant, []).append(index)
         return True
+
+    async def add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
+        stored = []
+        for i in integrations:
+            await self.put_nodes(i.tenant, i.nodes)
+            stored.append(await self.add_checkpoint(i.tenant, i.checkpoint))
+        return stored
 
     async def latest_checkpoint(self, tenant: str) -> StoredCheckpoint | None:
         checkpoints = self._checkpoints.get(tenant)

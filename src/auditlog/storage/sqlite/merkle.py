@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from auditlog.storage import records
-from auditlog.storage.base import StoredCheckpoint, TreeNode
+from auditlog.storage.base import Integration, StoredCheckpoint, TreeNode
 from auditlog.storage.sqlite import database, querysql
-from auditlog.storage.sqlite.base import SQLiteBase, insert_rows
+from auditlog.storage.sqlite.base import SQLiteBase, immediate, insert_rows
+
+_T = TypeVar("_T")
 
 _SELECT_CHECKPOINTS = (
     records.SELECT_CHECKPOINTS + " WHERE tenant_id = (SELECT tenant_id FROM tenants WHERE name = ?)"  # noqa: S608
@@ -76,23 +78,30 @@ class MerklePart(SQLiteBase):
             await self._write(self._put_nodes, tenant, nodes, urgent=True)
 
     def _put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
+        def put(conn: sqlite3.Connection) -> None:
+            self._insert_nodes(conn, self._tenant_id(conn, tenant), nodes)
+
+        self._in_write(put, "storing tree nodes")
+
+    def _in_write(self, work: Callable[[sqlite3.Connection], _T], what: str) -> _T:
+        """``work`` in one write transaction on the writer's connection."""
         conn = self._w()
         try:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                tenant_id = self._tenant_id(conn, tenant)
-                rows = [(tenant_id, level, index, h) for level, index, h in nodes]
-                insert_rows(
-                    conn, "tree_nodes (tenant_id, level, idx, hash)", rows, "INSERT OR IGNORE"
-                )
-                conn.execute("COMMIT")
+                with immediate(conn):
+                    return work(conn)
             except BaseException:
                 self._tenant_ids.clear()
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, "storing tree nodes") from exc
+            raise database.translate(exc, self._retry, what) from exc
+
+    @staticmethod
+    def _insert_nodes(conn: sqlite3.Connection, tenant_id: int, nodes: Sequence[TreeNode]) -> None:
+        if not nodes:
+            return
+        rows = [(tenant_id, level, index, h) for level, index, h in nodes]
+        insert_rows(conn, "tree_nodes (tenant_id, level, idx, hash)", rows, "INSERT OR IGNORE")
 
     async def get_nodes(
         self, tenant: str, keys: Sequence[tuple[int, int]]
@@ -134,44 +143,56 @@ class MerklePart(SQLiteBase):
         return await self._write(self._add_checkpoint, tenant, checkpoint, urgent=True)
 
     def _add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
-        # The write lock (BEGIN IMMEDIATE) makes "larger than the latest" and the insert one
-        # step, also against other processes on this database.
-        conn = self._w()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                tenant_id = self._tenant_id(conn, tenant)
-                latest = conn.execute(
-                    "SELECT max(size) FROM checkpoints WHERE tenant_id = ?", (tenant_id,)
-                ).fetchone()[0]
-                stored = latest is None or checkpoint.size > latest
-                if stored:
-                    conn.execute(
-                        "INSERT INTO checkpoints (tenant_id, size, root_hash, timestamp_us, note)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        (
-                            tenant_id,
-                            checkpoint.size,
-                            checkpoint.root_hash,
-                            checkpoint.timestamp_us,
-                            checkpoint.note,
-                        ),
-                    )
-                    # Its leaf of the tenants log: the next index, under the same write lock.
-                    conn.execute(
-                        "INSERT INTO tenants_leaves (idx, tenant_id, size)"
-                        " SELECT coalesce(max(idx) + 1, 0), ?, ? FROM tenants_leaves",
-                        (tenant_id, checkpoint.size),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                self._tenant_ids.clear()
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, "storing a checkpoint") from exc
-        return stored
+        def add(conn: sqlite3.Connection) -> bool:
+            return self._insert_checkpoint(conn, self._tenant_id(conn, tenant), checkpoint)
+
+        return self._in_write(add, "storing a checkpoint")
+
+    async def add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
+        if not integrations:
+            return []
+        return await self._write(self._add_integrations, integrations, urgent=True)
+
+    def _add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
+        def add(conn: sqlite3.Connection) -> list[bool]:
+            stored = []
+            for i in integrations:
+                tenant_id = self._tenant_id(conn, i.tenant)
+                self._insert_nodes(conn, tenant_id, i.nodes)
+                stored.append(self._insert_checkpoint(conn, tenant_id, i.checkpoint))
+            return stored
+
+        return self._in_write(add, "storing an integrator round")
+
+    @staticmethod
+    def _insert_checkpoint(
+        conn: sqlite3.Connection, tenant_id: int, checkpoint: StoredCheckpoint
+    ) -> bool:
+        # Under the write lock (BEGIN IMMEDIATE), "larger than the latest" and the insert are
+        # one step, also against other processes on this database.
+        latest = conn.execute(
+            "SELECT max(size) FROM checkpoints WHERE tenant_id = ?", (tenant_id,)
+        ).fetchone()[0]
+        if latest is not None and checkpoint.size <= latest:
+            return False
+        conn.execute(
+            "INSERT INTO checkpoints (tenant_id, size, root_hash, timestamp_us, note)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                tenant_id,
+                checkpoint.size,
+                checkpoint.root_hash,
+                checkpoint.timestamp_us,
+                checkpoint.note,
+            ),
+        )
+        # Its leaf of the tenants log: the next index, under the same write lock.
+        conn.execute(
+            "INSERT INTO tenants_leaves (idx, tenant_id, size)"
+            " SELECT coalesce(max(idx) + 1, 0), ?, ? FROM tenants_leaves",
+            (tenant_id, checkpoint.size),
+        )
+        return True
 
     def _checkpoints(self, where: str, params: tuple[Any, ...]) -> list[StoredCheckpoint]:
         try:
