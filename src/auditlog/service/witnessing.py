@@ -59,6 +59,8 @@ MAX_BACKOFF_SECONDS = 60.0
 ROUND_SECONDS = 1.0
 #: 409 answers followed within one push before giving up until the next round.
 MAX_RESYNCS = 2
+#: Seconds between two stores of a witness's state that only moved its cosigned size.
+KEEP_SECONDS = 5.0
 #: The largest answer read from a witness.
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -75,6 +77,8 @@ class _Witness:
     failures: int = 0  # pushes in a row that got no answer
     not_before: float = 0.0  # monotonic time before which it is not asked again
     updated_us: int = 0
+    kept: WitnessState | None = None  # what the store holds of it
+    kept_at: float = 0.0  # monotonic time it was stored
 
     def state(self) -> WitnessState:
         return WitnessState(
@@ -181,8 +185,19 @@ class Witnessing:
         lines = "".join(a for a in answers if a)
         if lines:
             await self._keep(latest, lines)
+        now = self._clock()
         for w in due:
-            await self._store.set_witness_state(w.state())
+            state = w.state()
+            # Stored when its error or refusals change, else at most every KEEP_SECONDS: the
+            # size it cosigned moves with every round, and each store is a write.
+            kept = w.kept
+            if (
+                kept is None
+                or (kept.error, kept.refusals) != (state.error, state.refusals)
+                or now - w.kept_at >= KEEP_SECONDS
+            ):
+                await self._store.set_witness_state(state)
+                w.kept, w.kept_at = state, now
 
     # -- one push ------------------------------------------------------------------------------
 
