@@ -3,19 +3,26 @@
 Sequence first, integrate second. A write is answered once its ``seq`` is durable; the
 integrator follows behind, in one idempotent step, ``integrate_batch(tenant)``:
 
-1. read the tenant's latest checkpoint (size S) and check it: its signature is ours, its note
-   says what its row says, and it is not older than a checkpoint this process has seen;
+1. read the tenant's latest checkpoint (size S) and check it: its signature is ours (unless
+   it is the very checkpoint this process last signed or verified), its note says what its
+   row says, and it is not older than a checkpoint this process has seen;
 2. load the compact range of [0, S) from the stored tree nodes (popcount(S) reads) and check
    that it gives the checkpoint's root;
 3. read the next committed events (seq S on, in seq order, no gap) and append their leaf
    hashes (``hasher.leaf_hash`` of the stored bytes) to the range;
-4. store every perfect subtree completed on the way (leaves included), which is what proofs
+4. keep every perfect subtree completed on the way (leaves included), which is what proofs
    are made of, so a proof reads O(log n) nodes and never scans;
-5. check the consistency proof from the old checkpoint to the new tree, then sign a checkpoint
-   of the new size and store it, which the store refuses unless it is larger than the latest.
+5. check the consistency proof from the old checkpoint to the new tree, and sign a checkpoint
+   of the new size;
+6. store the nodes and the checkpoint, which the store refuses unless it is larger than the
+   latest. A round makes steps 1-5 for every tenant with new events, then stores all their
+   nodes and checkpoints in one transaction (``Store.add_integrations``): one flush per round
+   however many tenants wrote, instead of two per tenant.
 
 Every step can be repeated: a crash anywhere leaves at most nodes that the next run writes
-again with the same hashes (a stored node never changes). Several processes may integrate one
+again with the same hashes (a stored node never changes). After the tenants' round, the new
+checkpoints are integrated into the tenants log (API.md §13) the same way, and its checkpoint
+signed (``tenants_tree``). Several processes may integrate one
 store at once: they compute the same nodes from the same events, and of their checkpoints
 only ever-larger ones are stored. A checkpoint is signed only on top of one that verified, so
 the log never signs one smaller than, or inconsistent with, an earlier one. To save the
