@@ -312,3 +312,21 @@ async def test_a_cosignature_by_another_key_is_refused(tmp_path: Path) -> None:
         await s.witnessing.close()
         await s.store.close()
         w.close()
+
+
+async def test_a_witness_state_that_only_moved_its_size_is_stored_within_seconds(
+    svc: Service,
+) -> None:
+    await svc.write("acme", 5)
+    await svc.push()
+    await svc.write("acme", 1)
+    svc.clock[0] += 1
+    await svc.push()
+    # Only the size moved, a second later: not stored yet (a write per round otherwise).
+    states = await svc.store.list_witness_states()
+    assert [s.size for s in states] == [1, 1, 1]
+    # Nothing new to push, but the last size is stored once its time has come.
+    svc.clock[0] += 5
+    await svc.push()
+    states = await svc.store.list_witness_states()
+    assert [s.size for s in states] == [2, 2, 2]

@@ -179,18 +179,23 @@ class Witnessing:
             return
         now = self._clock()
         due = [w for w in self._witnesses if w.size != latest.size and w.not_before <= now]
-        if not due:
-            return
-        answers = await asyncio.gather(*(self._push(w, latest) for w in due))
-        lines = "".join(a for a in answers if a)
-        if lines:
-            await self._keep(latest, lines)
+        if due:
+            answers = await asyncio.gather(*(self._push(w, latest) for w in due))
+            lines = "".join(a for a in answers if a)
+            if lines:
+                await self._keep(latest, lines)
+        await self._store_states()
+
+    async def _store_states(self) -> None:
+        """Store each witness's state that changed: at once when its error or refusals did,
+        else (only its cosigned size moved, every round) at most every ``KEEP_SECONDS``, and
+        in a later round if need be, so the last size is stored too."""
         now = self._clock()
-        for w in due:
+        for w in self._witnesses:
             state = w.state()
-            # Stored when its error or refusals change, else at most every KEEP_SECONDS: the
-            # size it cosigned moves with every round, and each store is a write.
             kept = w.kept
+            if kept == state or not w.updated_us:  # unchanged, or not asked by this process
+                continue
             if (
                 kept is None
                 or (kept.error, kept.refusals) != (state.error, state.refusals)
