@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Playwright, expect
+from playwright.sync_api import Browser, Locator, Page, Playwright, Route, expect
 
 from auditlog.model.canonical import canonical_bytes
 from live_server import create_key, serving
@@ -213,3 +213,23 @@ def test_over_plain_http_to_another_host_it_says_webcrypto_is_absent(
         assert not problems.unexpected(), problems.unexpected()
     finally:
         browser.close()
+
+
+def test_the_check_waits_for_the_event_to_load(proof_page: Page, proofs: Proofs) -> None:
+    """While the event is still loading the button is disabled, so a click then is not lost:
+    it is made once the event is shown (the event's read held back by 1.5 s here)."""
+    release = {"at": 0.0}
+
+    def slow_event(route: Route) -> None:
+        proof_page.wait_for_timeout(1500)
+        release["at"] = 1.0
+        route.continue_()
+
+    proof_page.route(re.compile(r".*/v1/events/p-2$"), slow_event)
+    sign_in_with_key(proof_page, proofs.console, proofs.key, "?event=p-2")
+    section = proof_page.locator("dialog.detail section.integrity")
+    button = section.get_by_role("button", name="Check this event against the signed log")
+    expect(button).to_be_disabled()
+    button.click()
+    expect(section).to_have_attribute("data-result", "verified")
+    assert release["at"] == 1.0

@@ -66,7 +66,7 @@ export class Detail {
     this.title.textContent = "Event";
     this.status.textContent = `Loading the event ${id}…`;
     this.content.replaceChildren();
-    this.integrity.reset();
+    this.integrity.setEvent(null);
     this.open();
   }
 

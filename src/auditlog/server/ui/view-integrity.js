@@ -95,7 +95,8 @@ export class IntegrityCheck {
     this.output.replaceChildren();
     this.element.removeAttribute("data-result");
     this.element.removeAttribute("data-witnessed");
-    this.button.disabled = false;
+    // Enabled only once an event is shown: a click while it loads would check nothing.
+    this.button.disabled = !this.record;
   }
 
   say(...children) {
