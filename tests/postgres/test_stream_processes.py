@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,10 @@ def servers(storage: Storage, logs: Path) -> Iterator[list[Server]]:
             server.stop()
 
 
+#: Times a write answered 503 is sent again before the writer gives up.
+OVERLOAD_RETRIES = 5
+
+
 def write(url: str, token: str, seed: int, failures: list[str]) -> None:
     rng = random.Random(seed)
     headers = {"Authorization": f"Bearer {token}"}
@@ -62,7 +67,16 @@ def write(url: str, token: str, seed: int, failures: list[str]) -> None:
                     {"type": f"w.{rng.randrange(3)}", "data": {"writer": seed, "n": n, "i": i}}
                     for i in range(size)
                 ]
-                answer = http.post("/v1/events", json=events if size > 1 else events[0])
+                body = events if size > 1 else events[0]
+                answer = http.post("/v1/events", json=body)
+                # A 503 (the database's connections all busy for postgres_connect_timeout, as
+                # on a loaded CI machine) is sent again after its Retry-After, as API.md §6
+                # tells a producer to: nothing of a refused request was stored.
+                for _ in range(OVERLOAD_RETRIES):
+                    if answer.status_code != 503:
+                        break
+                    time.sleep(min(2.0, float(answer.headers.get("retry-after", "1"))))
+                    answer = http.post("/v1/events", json=body)
                 assert answer.status_code == 201, answer.text
     except BaseException as exc:
         failures.append(f"writer {seed}: {exc!r}")
