@@ -11,7 +11,8 @@ The receipt (``GET /v1/events/{id}/receipt``; ``auditlog.service.witnessed`` mak
 ``check`` verifies both levels against a witness policy (C2SP tlog-policy, whose ``log`` line is
 the tenants log's key): the tenants checkpoint must be signed by a log of the policy and carry
 its quorum of cosignatures; the tenant's checkpoint must be signed by the same key under its own
-origin (``<tenants origin>/<tenant>``), or by ``tenant_key`` when one is pinned; the event's
+origin (``<tenants origin>/<tenant>``), or by ``tenant_key`` when one is pinned (a verifier key,
+or a bare public key taken under that origin); the event's
 ``seq`` must be the index it is proved at.
 """
 
@@ -43,7 +44,9 @@ class CheckedReceipt:
     cosigners: dict[str, int]
 
 
-def check(text: str, policy: Policy, tenant_key: notes.Verifier | None = None) -> CheckedReceipt:
+def check(
+    text: str, policy: Policy, tenant_key: notes.Verifier | bytes | None = None
+) -> CheckedReceipt:
     """Check a receipt (see the module). Raises the ``IntegrityError`` that says what is wrong:
     ``ProofError`` for the receipt's shape or a proof that does not verify, ``PolicyError``
     when the quorum is not met, ``SignatureError`` and ``CheckpointError`` for signatures and
@@ -58,15 +61,16 @@ def check(text: str, policy: Policy, tenant_key: notes.Verifier | None = None) -
     log_keys = [log.verifier for log in policy.logs if log.verifier.name == tenants.origin]
     tenant_note = notes.parse(event_proof.checkpoint)
     tenant_body = checkpoints.parse(tenant_note.text)
-    if tenant_key is None:
+    if isinstance(tenant_key, notes.Verifier):
+        keys = [tenant_key]
+    else:
         if not tenant_body.origin.startswith(tenants.origin + "/"):
             raise CheckpointError(
                 f"the event's checkpoint is of origin {tenant_body.origin!r}, not of a tenant "
                 f"of the tenants log {tenants.origin!r}"
             )
-        keys = [notes.Verifier(tenant_body.origin, k.public_key) for k in log_keys]
-    else:
-        keys = [tenant_key]
+        publics = [k.public_key for k in log_keys] if tenant_key is None else [tenant_key]
+        keys = [notes.Verifier(tenant_body.origin, public) for public in publics]
     event = _event_bytes(event_proof)
     tenant_checkpoint = tlogproof.verify(event_proof, leaf_hash(event), keys)
     tlogproof.verify(tenant_proof, leaf_hash(tenant_note.text.encode("utf-8")), log_keys)
