@@ -174,7 +174,6 @@ class Integrator:
         )
         if stored:
             self._trust(tenant, prepared.checkpoint)
-            self._saw(tenant, prepared.checkpoint)
             return prepared.checkpoint
         await self._lost(tenant)
         return None
@@ -187,14 +186,15 @@ class Integrator:
         )
         if prepared.latest is not None:
             self._trust(tenant, prepared.latest)
-            self._saw(tenant, prepared.latest)
         return prepared
 
     def _trust(self, tenant: str, checkpoint: StoredCheckpoint) -> None:
-        """A checkpoint this process signed, or verified, as the tenant's latest."""
+        """A checkpoint this process signed, or verified, as the tenant's latest: not verified
+        again when the store shows it next, and seen (``_saw``)."""
         if len(self._trusted) > 100_000:
             self._trusted.clear()
         self._trusted[tenant] = checkpoint
+        self._saw(tenant, checkpoint)
 
     async def _lost(self, tenant: str) -> bool:
         """Another process stored a checkpoint at least as large meanwhile: check it (True)."""
@@ -203,7 +203,6 @@ class Integrator:
         treelog.check_latest(tree, newer, self._seen.get(tenant), self._trusted.get(tenant))
         if newer is not None:
             self._trust(tenant, newer)
-            self._saw(tenant, newer)
         return True
 
     async def integrate_tenants(self) -> StoredCheckpoint | None:
@@ -421,7 +420,6 @@ class Integrator:
             for (tenant, prepared), ok in zip(steps, results, strict=True):
                 if ok and prepared.checkpoint is not None:
                     self._trust(tenant, prepared.checkpoint)
-                    self._saw(tenant, prepared.checkpoint)
                     stored += 1
                 elif await self._guarded(tenant, self._lost(tenant)) is None:
                     pending.pop(tenant, None)

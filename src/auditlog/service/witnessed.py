@@ -22,7 +22,6 @@ log alone: a verifier's policy with ``quorum none`` accepts it, any other does n
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
@@ -36,13 +35,9 @@ from auditlog.model.credentials import EVENTS_READ, LOG_READ, Credential
 from auditlog.service.auth import require
 from auditlog.service.events import Events
 from auditlog.service.logkey import LogKey
-from auditlog.service.proofs import from_nodes, with_nodes
+from auditlog.service.proofs import b64, from_nodes, with_nodes
 from auditlog.service.witnessing import Witnessing
 from auditlog.storage.base import Store, StoredCheckpoint, TenantsLeaf
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def quorum_text(policy: Policy) -> str:
@@ -109,7 +104,7 @@ class Witnessed:
             "tenants_checkpoint": tenants.note,
             "leaf_index": leaf.index,
             "tenants_size": tenants.size,
-            "inclusion_proof": [_b64(h) for h in proof],
+            "inclusion_proof": [b64(h) for h in proof],
         }
 
     async def witnesses(self, credential: Credential) -> dict[str, Any]:
