@@ -9,7 +9,7 @@ import orjson
 
 from auditlog.errors import Conflict, FieldError, NotFound
 from auditlog.model import cursor, times
-from auditlog.model.batch import parse_body, validate_batch
+from auditlog.model.batch import read_events
 from auditlog.model.credentials import EVENTS_READ, EVENTS_WRITE, Credential
 from auditlog.model.event import Limits, Principal
 from auditlog.model.query import parse_query
@@ -54,9 +54,8 @@ class Events:
         # Again now that the body is in: the queue may have filled while it arrived, and
         # parsing a body only to refuse it is the costliest way to say no.
         self._ingestor.admit()
-        values, batch = parse_body(body, ndjson)
         principal = Principal(credential.principal, credential.name)
-        events = validate_batch(values, batch, principal, self._limits, times.now_us())
+        events, batch = read_events(body, ndjson, principal, self._limits, times.now_us())
         outcome = await self._ingestor.submit(AppendRequest(credential.tenant, events))
         if isinstance(outcome, IdConflict):
             where = f"event {outcome.index}: " if batch else ""

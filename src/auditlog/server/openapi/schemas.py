@@ -7,8 +7,7 @@ may be given with its operations instead (``Operation.schemas``), as the first v
 
 from __future__ import annotations
 
-from auditlog.model.event import MAX_DATA_DEPTH, MAX_TEXT, OUTCOMES
-from auditlog.model.ids import EVENT_ID
+from auditlog.model.eventinput import OUTCOMES, input_schemas
 from auditlog.server.openapi.operation import JSON, schema_ref
 
 TIME_INPUT_TEXT = (
@@ -16,57 +15,30 @@ TIME_INPUT_TEXT = (
     "`2026-11-27T02:27:53.123456Z`), or Unix seconds (integer or fraction)."
 )
 
-
-def _party(stored: bool) -> JSON:
-    obj: JSON = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
-            "type": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
-            "name": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
-        },
-        "required": ["id"],
-        "additionalProperties": False,
-    }
-    if stored:
-        return obj
-    return {
-        "oneOf": [
-            obj,
-            {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_TEXT,
-                "description": 'Short for `{"id": <string>}`.',
-            },
-        ]
-    }
-
+#: ``EventInput`` and ``Party``, from the types that decode and check events as they arrive.
+INPUT_SCHEMAS: dict[str, JSON] = input_schemas("#/components/schemas/{name}")
+_TEXT: JSON = {
+    k: v for k, v in INPUT_SCHEMAS["Party"]["properties"]["id"].items() if k != "description"
+}
 
 ID_FIELD: JSON = {
     "type": "string",
-    "pattern": "^" + EVENT_ID.pattern + "$",
+    "pattern": INPUT_SCHEMAS["EventInput"]["properties"]["id"]["pattern"],
     "description": "The producer's unique id (1-128 of `A-Z a-z 0-9 . _ : -`); "
     "makes retries idempotent.",
 }
 TYPE_FIELD: JSON = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": MAX_TEXT,
+    **_TEXT,
     "description": "What happened, open-ended (`account.created`, `invoice.billed`); "
     "no control characters.",
 }
-SOURCE_FIELD: JSON = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": MAX_TEXT,
-    "description": "The system that produced the event.",
-}
+SOURCE_FIELD: JSON = {**_TEXT, "description": "The system that produced the event."}
 OUTCOME_FIELD: JSON = {"type": "string", "enum": list(OUTCOMES)}
 DATA_FIELD: JSON = {
     "type": "object",
-    "description": f"The event-specific fields: any JSON object, nested at most {MAX_DATA_DEPTH} "
-    "levels deep.",
+    "description": INPUT_SCHEMAS["EventInput"]["properties"]["data"]["description"].removesuffix(
+        " Absent: `{}`."
+    ),
 }
 STORED_TIME_FIELD: JSON = {
     "type": "string",
@@ -76,34 +48,9 @@ STORED_TIME_FIELD: JSON = {
 }
 
 SCHEMAS: dict[str, JSON] = {
+    **INPUT_SCHEMAS,
     "EventInput": {
-        "type": "object",
-        "description": "One audit event as a producer sends it. Any other top-level field is "
-        "refused (422) by name. Serialised, a stored event is at most 64 KiB (configurable).",
-        "properties": {
-            "id": {
-                **ID_FIELD,
-                "description": ID_FIELD["description"]
-                + " Absent: the server makes a time-ordered ULID.",
-            },
-            "type": TYPE_FIELD,
-            "time": {
-                "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
-                "description": "When it happened. " + TIME_INPUT_TEXT + " Absent: the time "
-                "it was received.",
-            },
-            "actor": {
-                **_party(stored=False),
-                "description": 'Who caused it. Absent: `{"id": <principal>, "type": '
-                '"credential"}` of the credential that sends it.',
-            },
-            "subject": {**_party(stored=False), "description": "What the event is about."},
-            "source": {**SOURCE_FIELD, "description": "Absent: the name of the credential."},
-            "outcome": OUTCOME_FIELD,
-            "data": {**DATA_FIELD, "description": DATA_FIELD["description"] + " Absent: `{}`."},
-        },
-        "required": ["type"],
-        "additionalProperties": False,
+        **INPUT_SCHEMAS["EventInput"],
         "examples": [
             {
                 "id": "inv-2026-0042",
@@ -125,8 +72,8 @@ SCHEMAS: dict[str, JSON] = {
             "id": ID_FIELD,
             "type": TYPE_FIELD,
             "time": {**STORED_TIME_FIELD, "description": "When it happened (UTC)."},
-            "actor": _party(stored=True),
-            "subject": _party(stored=True),
+            "actor": schema_ref("Party"),
+            "subject": schema_ref("Party"),
             "source": SOURCE_FIELD,
             "outcome": OUTCOME_FIELD,
             "data": DATA_FIELD,
