@@ -438,3 +438,140 @@ async def test_every_answer_matches_its_schema(
 async def test_the_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(doc)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern`` as JSON Schema (ECMA 262) reads it: ``$`` is the end of the text only."""
+    jsonschema = pytest.importorskip("jsonschema")
+    if isinstance(instance, str) and not re.search(pattern.replace("$", r"\Z"), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def allows(doc: dict[str, Any], schema: dict[str, Any], value: Any) -> bool:
+    """Whether the document's ``schema`` allows ``value``."""
+    jsonschema = pytest.importorskip("jsonschema")
+    ecma = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
+    validator = ecma({**schema, "components": doc["components"]})
+    return not list(validator.iter_errors(value))
+
+
+def parameter_schema(doc: dict[str, Any], path: str, method: str, name: str) -> dict[str, Any]:
+    for parameter in doc["paths"][path][method]["parameters"]:
+        parameter = resolve(doc, parameter)
+        if parameter["name"] == name:
+            schema: dict[str, Any] = parameter["schema"]
+            return schema
+    raise AssertionError(f"{method} {path} has no parameter {name}")
+
+
+def body_schema(doc: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    schema: dict[str, Any] = doc["paths"][path][method]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    return schema
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "a\x00b"},
+        {"type": "login\n"},
+        {"type": "a", "actor": {"id": "alice\u0085"}},
+        {"type": "a", "actor": "\x1f"},
+        {"type": "a", "subject": {"id": "x\x7f"}},
+        {"type": "a", "source": "s\t"},
+        {"type": "a", "time": ""},
+        {"type": "a", "time": "2026-13-01T00:00:00Z"},
+        {"type": "a", "time": 3.1e281},
+        {"type": "a", "time": -62135596801},
+        {"type": "a", "id": "a b"},
+    ],
+)
+async def test_the_document_refuses_the_events_the_service_refuses(
+    doc: dict[str, Any], api: Api, event: dict[str, Any]
+) -> None:
+    """Control characters, empty and out-of-range times: the schema says what validation does."""
+    assert not allows(doc, body_schema(doc, "/v1/events", "post"), event)
+    answer = await api.post(event)
+    assert answer.status_code == 422, answer.text
+
+
+async def test_the_document_allows_what_the_service_takes(doc: dict[str, Any], api: Api) -> None:
+    event = {
+        "type": "ok",
+        "time": "2026-11-27T02:27:53.1234567+05:30",
+        "actor": {"id": "alice", "type": "user", "name": "Alice"},
+        "subject": "inv-1",
+        "data": {"deep": {"n": 1.5}},
+    }
+    assert allows(doc, body_schema(doc, "/v1/events", "post"), event)
+    assert allows(doc, body_schema(doc, "/v1/events", "post"), [event, {"type": "b", "time": 0}])
+    answer = await api.post(event)
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value", "allowed"),
+    [
+        ("/event", "timeEnd", "", False),
+        ("/event", "timeEnd", "1686250800", True),
+        ("/event", "timeStart", "2026-11-27T00:00:00Z", True),
+        ("/v1/events", "since", "", False),
+        ("/v1/events", "since", "1e3", False),
+        ("/v1/events", "until", "-1.5", True),
+        ("/v1/events", "q", "", False),
+    ],
+)
+async def test_time_and_text_parameters_say_what_is_read(
+    doc: dict[str, Any], path: str, name: str, value: str, allowed: bool
+) -> None:
+    assert allows(doc, parameter_schema(doc, path, "get", name), value) == allowed
+
+
+async def test_the_legacy_event_type_refuses_control_characters(doc: dict[str, Any]) -> None:
+    schema = body_schema(doc, "/event", "post")
+    assert not allows(doc, schema, {"event_type": "a\x01", "event_details": {}})
+    assert allows(doc, schema, {"event_type": "a", "event_details": {}})
+
+
+@pytest.mark.parametrize(
+    ("filter_", "allowed"),
+    [
+        (None, True),
+        ({"type": ["a", "b"], "data.amount[gt]": 100, "since": "2026-01-01T00:00:00Z"}, True),
+        ({"actor.name[prefix]": "Al"}, True),
+        ({"0": 1}, False),
+        ({"^": None}, False),
+        ({"actor.email": "x"}, False),
+        ({"type.x": "x"}, False),
+        ({"cursor": "x"}, False),
+        ({"type": []}, False),
+    ],
+)
+async def test_a_filter_object_names_only_filters(
+    doc: dict[str, Any], client: httpx.AsyncClient, make_api: MakeApi, filter_: Any, allowed: bool
+) -> None:
+    schema = body_schema(doc, "/v1/viewer-tokens", "post")
+    assert allows(doc, schema, {"filter": filter_}) == allowed
+    admin = await make_api(scopes=("admin",))
+    answer = await client.post("/v1/viewer-tokens", json={"filter": filter_}, headers=admin.headers)
+    assert (answer.status_code == 201) == allowed, answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/log/proof/consistency", ("first", "second")),
+        ("/v1/log/proof/inclusion", ("seq", "tree_size")),
+    ],
+)
+async def test_the_order_of_proof_sizes_is_written_down(
+    doc: dict[str, Any], path: str, params: tuple[str, str]
+) -> None:
+    """JSON Schema cannot relate two parameters; their descriptions say the rule instead."""
+    described = [
+        resolve(doc, p)["description"]
+        for p in doc["paths"][path]["get"]["parameters"]
+        if resolve(doc, p)["name"] in params
+    ]
+    assert any(f"`{params[1]}`" in text and "400" in text for text in described), described

@@ -24,6 +24,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from auditlog.model.ids import EVENT_ID
+from auditlog.model.times import END_SECONDS, MIN_SECONDS, RFC3339_PATTERN
 
 MAX_TEXT = 200
 MAX_DATA_DEPTH = 32
@@ -49,6 +50,11 @@ EventId = Annotated[
         "makes retries idempotent. Absent: the server makes a time-ordered ULID.",
     ),
 ]
+Time = (
+    Annotated[str, msgspec.Meta(pattern=r"\A" + RFC3339_PATTERN + r"\Z")]
+    | Annotated[int, msgspec.Meta(ge=MIN_SECONDS, lt=END_SECONDS)]
+    | Annotated[float, msgspec.Meta(ge=MIN_SECONDS, lt=END_SECONDS)]
+)
 Outcome = Literal["success", "failure", "unknown"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
@@ -76,7 +82,7 @@ class EventInput(msgspec.Struct, forbid_unknown_fields=True):
     id: EventId | UnsetType = UNSET
     time: (
         Annotated[
-            str | int | float,
+            Time,
             msgspec.Meta(
                 description="When it happened. An RFC 3339 time (any UTC offset; stored in UTC with "
                 "microseconds, `2026-11-27T02:27:53.123456Z`), or Unix seconds (integer or "

@@ -25,6 +25,19 @@ _RFC3339 = re.compile(
 )
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?", re.ASCII)
 
+#: The times ``parse_rfc3339`` and ``parse_time_param`` read, as regular expressions that
+#: JSON Schema (ECMA 262) and Python read alike, for documents: a calendar date they cannot
+#: check (February 30) and the years' bounds after an offset are still refused when parsed.
+RFC3339_PATTERN = (
+    r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+UNIX_SECONDS_PATTERN = r"-?[0-9]+(?:\.[0-9]+)?"
+#: The Unix seconds of the first instant of the years 0001-9999, and of the first after them.
+MIN_SECONDS = MIN_US // 1_000_000
+END_SECONDS = MAX_US // 1_000_000 + 1
+
 EXPECTED = "an RFC 3339 time such as 2026-11-27T02:27:53.123456Z, or Unix seconds"
 
 

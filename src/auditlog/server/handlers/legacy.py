@@ -58,7 +58,7 @@ from auditlog.server.asgi import Request, Response
 from auditlog.server.handlers.auth import NO_STORE, login_fields
 from auditlog.server.handlers.events import body_format
 from auditlog.server.openapi import JSON, Operation, json_content, ref, schema_ref
-from auditlog.server.openapi.parameters import query_param
+from auditlog.server.openapi.parameters import TIME_PARAM, query_param
 from auditlog.server.openapi.schemas import DATA_FIELD, ID_FIELD, TYPE_FIELD
 from auditlog.server.routing import AUTHENTICATED, Route
 from auditlog.service.auth import refuse_viewer
@@ -340,13 +340,13 @@ _GET_EVENTS = Operation(
         query_param(
             "timeStart",
             "Events whose `time` is at or after this, in Unix seconds (inclusive).",
-            {"type": "string"},
+            TIME_PARAM,
             examples={"unix": {"value": "1686250800"}},
         ),
         query_param(
             "timeEnd",
             "Events whose `time` is at or before this, in Unix seconds (inclusive).",
-            {"type": "string"},
+            TIME_PARAM,
         ),
         query_param(
             "keyword",

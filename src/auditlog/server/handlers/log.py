@@ -76,8 +76,15 @@ _INCLUSION = Operation(
     "checkpoint covers it.",
     tag="log",
     parameters=(
-        _size_param("seq", "The event's seq (its leaf index).", True),
-        _size_param("tree_size", "The tree size; default: the latest checkpoint's.", False),
+        _size_param(
+            "seq", "The event's seq (its leaf index); less than `tree_size`, else 400.", True
+        ),
+        _size_param(
+            "tree_size",
+            "The tree size; default: the latest checkpoint's. Beyond the latest "
+            "checkpoint's size: 404.",
+            False,
+        ),
     ),
     responses={
         "200": {"description": "The proof.", "content": json_content(schema_ref("InclusionProof"))}
@@ -95,8 +102,13 @@ _CONSISTENCY = Operation(
     "checkpoint is 404.",
     tag="log",
     parameters=(
-        _size_param("first", "The smaller tree size.", True),
-        _size_param("second", "The larger tree size; default: the latest checkpoint's.", False),
+        _size_param("first", "The smaller tree size: at most `second`, else 400.", True),
+        _size_param(
+            "second",
+            "The larger tree size; default: the latest checkpoint's. Less than `first`: "
+            "400; beyond the latest checkpoint's size: 404.",
+            False,
+        ),
     ),
     responses={
         "200": {

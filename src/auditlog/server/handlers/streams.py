@@ -8,7 +8,7 @@ from auditlog.model.credentials import ADMIN, Credential
 from auditlog.server.asgi import Request, Response
 from auditlog.server.handlers.events import json_request
 from auditlog.server.openapi import JSON, Operation, json_content, schema_ref
-from auditlog.server.openapi.parameters import path_param
+from auditlog.server.openapi.parameters import filter_schema, path_param
 from auditlog.server.routing import Route
 from auditlog.service.streams import StreamAdmin
 
@@ -36,25 +36,13 @@ _DESTINATION: JSON = {
     "required": ["kind", "url"],
     "additionalProperties": True,
 }
-_FILTER: JSON = {
-    "type": "object",
-    "description": 'The filters of `GET /v1/events` as an object: `{"type": ["a", '
-    '"b"], "data.amount[gt]": 100}`; a list repeats its parameter. Not `cursor`, `limit`, '
-    "`order`, `after_seq`.",
-    "additionalProperties": {
-        "oneOf": [
-            {"type": ["string", "number", "boolean", "null"]},
-            {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]}},
-        ]
-    },
-}
 _STREAM_SCHEMA: JSON = {
     "type": "object",
     "properties": {
         "id": {"type": "string", "pattern": "^st_[a-z2-7]{16}$"},
         "name": {"type": "string"},
         "destination": _DESTINATION,
-        "filter": _FILTER,
+        "filter": filter_schema(request=False),
         "start": {"type": "integer", "description": "The first seq the stream delivers."},
         "paused": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
@@ -83,7 +71,7 @@ _STREAM_BODY: JSON = {
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "destination": _DESTINATION,
-        "filter": _FILTER,
+        "filter": filter_schema(request=True),
         "start": {
             "oneOf": [
                 {"type": "string", "enum": ["now", "beginning"]},

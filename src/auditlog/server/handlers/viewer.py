@@ -7,29 +7,18 @@ from auditlog.server.asgi import Request, Response
 from auditlog.server.handlers.auth import NO_STORE
 from auditlog.server.handlers.events import json_request
 from auditlog.server.openapi import JSON, Operation, json_content, schema_ref
-from auditlog.server.openapi.parameters import path_param
+from auditlog.server.openapi.parameters import filter_schema, path_param
 from auditlog.server.routing import Route
 from auditlog.service.viewer import DEFAULT_TTL, MAX_TTL, ViewerTokens
 
 #: Largest body of a viewer token's definition.
 MAX_BODY = 64 * 1024
 
-_FILTER: JSON = {
-    "type": "object",
-    "description": "The filters of `GET /v1/events` as an object, as a log stream's filter: "
-    '`{"subject": "customer-42", "type": ["a", "b"]}`.',
-    "additionalProperties": {
-        "oneOf": [
-            {"type": ["string", "number", "boolean", "null"]},
-            {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]}},
-        ]
-    },
-}
 _TOKEN: JSON = {
     "type": "object",
     "properties": {
         "id": {"type": "string", "description": "The token's id, to revoke it."},
-        "filter": _FILTER,
+        "filter": filter_schema(request=False),
         "created_at": {"type": "string", "format": "date-time"},
         "expires_at": {"type": "string", "format": "date-time"},
         "revoked_at": {"type": ["string", "null"], "format": "date-time"},
@@ -78,7 +67,7 @@ _CREATE = Operation(
             {
                 "type": "object",
                 "properties": {
-                    "filter": _FILTER,
+                    "filter": filter_schema(request=True),
                     "ttl_seconds": {
                         "type": "integer",
                         "minimum": 1,

@@ -10,12 +10,31 @@ from __future__ import annotations
 from typing import Any
 
 from auditlog.model.fields import OPS
-from auditlog.model.query import DEFAULT_LIMIT, MAX_LIMIT
+from auditlog.model.query import DEFAULT_LIMIT, MAX_LIMIT, ROOTS
+from auditlog.model.times import RFC3339_PATTERN, UNIX_SECONDS_PATTERN
 from auditlog.server.openapi.operation import JSON
 from auditlog.server.openapi.schemas import OUTCOME_FIELD, TIME_INPUT_TEXT
 
-#: The name of a field condition: a dot-separated path, and an operator in brackets.
-FIELD_NAME_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\[(" + "|".join(OPS) + r")\])?$"
+#: A time parameter: RFC 3339 or Unix seconds (``times.parse_time_param``). The years
+#: 0001-9999 and real calendar dates are checked when it is read, not by the pattern.
+TIME_PARAM: JSON = {
+    "type": "string",
+    "pattern": f"^(?:{UNIX_SECONDS_PATTERN}|{RFC3339_PATTERN})$",
+}
+
+#: The name of a field condition (``query.parse_path``): a path from a field of the stored
+#: event (``actor`` and ``subject`` hold only id, type and name, ``data`` anything, the rest
+#: nothing), and an operator in brackets.
+_PATH = "|".join(
+    [
+        r"(?:actor|subject)(?:\.(?:id|type|name))?",
+        r"data(?:\.[A-Za-z0-9_-]+)*",
+        *sorted(ROOTS - {"actor", "subject", "data"}),
+    ]
+)
+FIELD_NAME_PATTERN = rf"^(?:{_PATH})(?:\[(?:{'|'.join(OPS)})\])?$"
+#: A parameter of a filter object: a field condition, or one of the named time and text filters.
+_FILTER_NAME_PATTERN = rf"^(?:(?:{_PATH})(?:\[(?:{'|'.join(OPS)})\])?|since|until|q)$"
 
 
 def query_param(name: str, description: str, schema: JSON, **more: Any) -> JSON:
@@ -51,20 +70,21 @@ NAMED_FILTERS: tuple[JSON, ...] = (
     query_param(
         "since",
         "Events whose `time` is at or after this (inclusive). " + TIME_INPUT_TEXT,
-        {"type": "string"},
+        TIME_PARAM,
         examples={"rfc3339": {"value": "2026-11-27T00:00:00Z"}, "unix": {"value": "1795737600"}},
     ),
     query_param(
         "until",
         "Events whose `time` is before this (exclusive). " + TIME_INPUT_TEXT,
-        {"type": "string"},
+        TIME_PARAM,
     ),
     query_param(
         "q",
         "Full text: every word must occur somewhere in the event (type, actor, subject, "
         "source, outcome, any string or number in `data`), case- and accent-insensitive; "
-        "`word*` matches words that start with `word`.",
-        {"type": "string"},
+        "`word*` matches words that start with `word`. A value with no word (letters, "
+        "digits) is refused (400).",
+        {"type": "string", "minLength": 1},
         examples={"words": {"value": "login fail*"}},
     ),
 )
@@ -121,6 +141,29 @@ FIELD_CONDITIONS: JSON = {
     "style": "form",
     "explode": True,
 }
+
+_FILTER_VALUE: JSON = {"type": ["string", "number", "boolean", "null"]}
+
+
+def filter_schema(request: bool) -> JSON:
+    """The filters of §3 as a JSON object, as log streams and viewer tokens keep them
+    (``selection.filter_pairs``); in a request (``request``) ``null`` stands for none."""
+    return {
+        "type": ["object", "null"] if request else "object",
+        "description": 'The filters of `GET /v1/events` as an object: `{"type": ["a", '
+        '"b"], "data.amount[gt]": 100}`; a list repeats its parameter. Not `cursor`, `limit`, '
+        "`order`, `after_seq`, `before_seq`. The values are read as in a query: a time "
+        "filter needs a time, and so on (422 otherwise)."
+        + (" `null`: no filter." if request else ""),
+        "propertyNames": {"pattern": _FILTER_NAME_PATTERN},
+        "additionalProperties": {
+            "anyOf": [
+                _FILTER_VALUE,
+                {"type": "array", "minItems": 1, "items": _FILTER_VALUE},
+            ]
+        },
+    }
+
 
 #: Every filter of §3: what a route that selects events takes.
 FILTERS: tuple[JSON, ...] = (*NAMED_FILTERS, FIELD_CONDITIONS)
