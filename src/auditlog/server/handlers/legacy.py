@@ -74,6 +74,11 @@ _EVENT_FIELDS = ("event_type", "event_details")
 #: Our field names (in validation errors) as the old event calls them.
 _OLD_FIELD = {"type": "event_type", "data": "event_details"}
 #: Old query parameters with an equality of ours.
+#: As ``TIME_PARAM``, with white space around it allowed: ``_time_bound`` strips it.
+_LEGACY_TIME: JSON = {
+    **TIME_PARAM,
+    "pattern": "^\\s*" + TIME_PARAM["pattern"].removeprefix("^").removesuffix("$") + "\\s*$",
+}
 _EQUALITY = {"_id": "id", "event_type": "type", "user_id": "actor"}
 _TIME_BOUNDS = {"timeStart": "time[gte]", "timeEnd": "time[lte]"}
 
@@ -340,13 +345,13 @@ _GET_EVENTS = Operation(
         query_param(
             "timeStart",
             "Events whose `time` is at or after this, in Unix seconds (inclusive).",
-            TIME_PARAM,
+            _LEGACY_TIME,
             examples={"unix": {"value": "1686250800"}},
         ),
         query_param(
             "timeEnd",
             "Events whose `time` is at or before this, in Unix seconds (inclusive).",
-            TIME_PARAM,
+            _LEGACY_TIME,
         ),
         query_param(
             "keyword",
