@@ -13,7 +13,10 @@ Events/s is the sum over the wrk instances; p50/p99 the worst of them. Measured 
 of the servers, of their search indexers, of every PostgreSQL process (the indexer's backend
 included), of wrk and of every other process (a run where
 others used more than ``--max-noise`` % of a core is repeated), the servers' peak RSS, and
-after the servers stopped: events stored >= events acknowledged, and ``next_seq`` = rows.
+after the servers stopped: events stored >= events acknowledged, and ``next_seq`` = rows. Per
+event besides: the CPU of the bench database's own backends (those of other databases on the
+same server left out; the indexer's named) and the WAL written for it, by relation, from the
+log's records (``pg_walinspect``).
 
 Queries (``--part query``): builds ``--events`` synthetic events (bench/query.py's
 distribution) in ``--query-db`` through ``PostgresStore.append`` in groups of ``--group``
@@ -99,6 +102,38 @@ def postgres_pids() -> list[int]:
     return out
 
 
+def db_backends(conn: psycopg.Connection[Any]) -> dict[int, str]:
+    """The PostgreSQL backends of ``conn``'s database but ``conn``'s own: pid -> application."""
+    found = conn.execute(
+        "SELECT pid, application_name FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return {int(pid): str(app) for pid, app in found}
+
+
+#: WAL records of the window that touch the bench database (by block reference), with the
+#: commit records of their transactions, by relation (a partition's indexes as one).
+_WAL_BY_RELATION = """
+WITH r AS (
+    SELECT xid, resource_manager AS rm, record_length AS len, fpi_length AS fpi,
+           substring(block_ref FROM 'rel [0-9]+/([0-9]+)/')::oid AS db,
+           substring(block_ref FROM 'rel [0-9]+/[0-9]+/([0-9]+)')::oid AS node
+    FROM pg_get_wal_records_info(%(start)s, %(end)s)
+), ours AS (
+    SELECT * FROM r WHERE db = (SELECT oid FROM pg_database WHERE datname = current_database())
+), x AS (SELECT DISTINCT xid FROM ours WHERE xid <> 0)
+SELECT coalesce(regexp_replace(pg_filenode_relation(0, node)::text,
+                               '^events_[0-9]{4}_[0-9]{2}', 'events_<month>'),
+                'node ' || node::text) AS rel,
+       count(*), sum(len), sum(fpi)
+FROM ours GROUP BY 1
+UNION ALL
+SELECT '(commit records)', count(*), sum(len), sum(fpi) FROM r
+WHERE rm = 'Transaction' AND xid IN (SELECT xid FROM x)
+ORDER BY 3 DESC
+"""
+
+
 def postgres_ticks(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -114,6 +149,8 @@ def postgres_ticks(pids: list[int]) -> int:
 def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any]:
     script, batch = SCENARIOS[name]
     url = remake_db(args.admin_url, args.db)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
     subprocess.run(
         [str(BENCH.parent / ".venv/bin/auditlog"), "migrate", "--store", url],
         check=True,
@@ -133,9 +170,18 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
         pg = postgres_pids()
         indexers = [kid for s in servers for kid in children(s.pid)]
         window = CpuWindow([s.pid for s in servers] + indexers + pg)
+        # The bench database's own backends (others' databases on the server left out), and
+        # its WAL, from the log's records.
+        watch = psycopg.connect(url, autocommit=True)
+        backends = db_backends(watch)
+        start_ticks = {pid: postgres_ticks([pid]) for pid in backends}
+        start_lsn = watch.execute("SELECT pg_current_wal_lsn()").fetchone()
         window.begin()
         _wrk_all(script, per, args.duration, ports, key, args, results, wrk_ticks)
         cpu = window.end(sum(wrk_ticks))
+        backends |= db_backends(watch)
+        db_ticks = {pid: postgres_ticks([pid]) - start_ticks.get(pid, 0) for pid in backends}
+        end_lsn = watch.execute("SELECT pg_current_wal_lsn()").fetchone()
         hwm = [vm_hwm_kib(s.pid) or 0 for s in servers]
     finally:
         for server in servers:
@@ -147,6 +193,14 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
         ).fetchone()
         size = conn.execute("SELECT next_seq FROM tenants WHERE name = 'bench'").fetchone()
     stored = int(rows[0]) if rows else 0
+    measured = sum(r["requests"] * batch for r in results)  # the window's events
+    wal: list[tuple[str, int, int, int]] = []
+    if start_lsn is not None and end_lsn is not None:
+        found = watch.execute(
+            _WAL_BY_RELATION, {"start": start_lsn[0], "end": end_lsn[0]}
+        ).fetchall()
+        wal = [(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in found]
+    watch.close()
     if size is None or int(size[0]) != stored:
         raise RuntimeError(f"tenants.next_seq {size} but {stored} rows")
     secs = cpu["seconds"]
@@ -170,8 +224,35 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
         "hwm_mib": max(hwm) / 1024,
         "acked": acked,
         "stored": stored,
+        "measured": measured,
+        "db_pg_us_per_event": 1e6 * sum(db_ticks.values()) / TICK / max(measured, 1),
+        "db_indexer_us_per_event": 1e6
+        * sum(t for p, t in db_ticks.items() if backends[p] == "auditlog-indexer")
+        / TICK
+        / max(measured, 1),
+        "servers_us_per_event": 1e6
+        * sum(cpu[f"pid{s.pid}_ticks"] for s in servers)
+        / TICK
+        / max(measured, 1),
+        "wal_bytes_per_event": sum(w[2] for w in wal) / max(measured, 1),
+        "wal_by_relation": wal,
         "code": code_version(),
     }
+
+
+def fmt_per_event(r: dict[str, Any]) -> str:
+    """CPU and WAL per event of a run: the bench database's backends, and its WAL by relation."""
+    top = ", ".join(
+        f"{rel} {size / max(r['measured'], 1):,.0f}"
+        + (f" (FPI {fpi / max(r['measured'], 1):,.0f})" if fpi else "")
+        for rel, _, size, fpi in r["wal_by_relation"]
+        if size >= 10 * max(r["measured"], 1)
+    )
+    return (
+        f"  per event: servers {r['servers_us_per_event']:.0f} µs, PostgreSQL (bench database's"
+        f" backends) {r['db_pg_us_per_event']:.1f} µs, of which the indexer's"
+        f" {r['db_indexer_us_per_event']:.1f} µs; WAL {r['wal_bytes_per_event']:,.0f} bytes: {top}"
+    )
 
 
 def _wrk_all(
@@ -236,6 +317,7 @@ def ingest(args: argparse.Namespace) -> None:
             run = ingest_run(name, conns, args)
             noisy = run["others_pct"] > args.max_noise
             print(fmt_ingest(run) + (" discarded (noise)" if noisy else ""), flush=True)
+            print(fmt_per_event(run), flush=True)
             if not noisy:
                 kept.append(run)
         if kept:
