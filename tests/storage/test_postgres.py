@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,8 @@ import psycopg
 import pytest
 
 import pgtest
+from auditlog.config import Settings
+from auditlog.errors import StorageError
 from auditlog.model import times
 from auditlog.model.event import Limits, NewEvent, Principal, validate_event
 from auditlog.model.query import Query, parse_query
@@ -117,8 +120,50 @@ async def test_the_append_function_refuses_an_id_already_stored(
                 ([row[0]], f'[[{row[0]}, "e-1"]]'),
             )
         assert caught.value.sqlstate == "AL409"
+        # The version with one array per column, and its call that also flushes: the same
+        # check, and nothing of the call is committed.
+        one = ([0], [0], ["e-1"], ["a"], [0], ["x"], [None], ["s"], [None], [b"{"], [b"}"])
+        with pytest.raises(psycopg.Error) as caught:
+            await conn.execute(
+                "CALL auditlog_append_durably(%s::int4[], %s::int4[], 0, %s::int4[],"
+                " %s::int4[], %s::text[], %s::text[], %s::int8[], %s::text[], %s::text[],"
+                " %s::text[], %s::text[], %s::bytea[], %s::bytea[], %s::int4[], %s::text[],"
+                " NULL)",
+                ([row[0]], [1], *one, [row[0]], ["e-1"]),
+            )
+        assert caught.value.sqlstate == "AL409"
         cur = await conn.execute("SELECT next_seq FROM tenants WHERE name = 't'")
         assert await cur.fetchone() == (1,)
+
+
+async def test_a_wait_for_a_connection_in_vain_says_what_held_them(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every pooled connection busy for longer than postgres_connect_timeout: the request
+    refused is logged with what held the connections and for how long, and so is the holder
+    once it gives its connection back."""
+    backend = PostgresStore(url, Settings(postgres_pool_size=1, postgres_connect_timeout=1))
+    await backend.open()
+    holding = asyncio.Event()
+
+    async def hold() -> None:
+        async with backend._connection("a slow step") as conn:
+            holding.set()
+            await conn.execute("SELECT pg_sleep(1.5)")
+
+    try:
+        with caplog.at_level(logging.WARNING, "auditlog.storage.postgres"):
+            holder = asyncio.create_task(hold())
+            await holding.wait()
+            with pytest.raises(StorageError, match="commit: no database connection available"):
+                await backend.append([request("t", {"type": "a"})])
+            await holder
+    finally:
+        await backend.close()
+    refused, held = (r.getMessage() for r in caplog.records)
+    assert refused.startswith("commit: no connection of pool auditlog came free within 1 s")
+    assert "1 in use: a slow step for 1." in refused
+    assert held.startswith("a slow step held a database connection for 1.")
 
 
 async def test_two_processes_writing_one_tenant_keep_seq_gap_free(url: str) -> None:

@@ -87,6 +87,9 @@ class PostgresBase:
         # The session holding the schema's integrator lock while this process integrates.
         self._lease: Conn | None = None
         self._leading = False
+        # What each pool's connections are in use for, and since when (by _connection): for
+        # the pool's connections (False) and the query pool's (True).
+        self._holders: dict[bool, dict[object, tuple[str, float]]] = {False: {}, True: {}}
         # When each pooled connection was last given back (forgotten when it is closed).
         self._last_used: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
 
@@ -196,14 +199,43 @@ class PostgresBase:
         pool = self._read_pool if read else self._pool
         if pool is None:
             raise StorageError("the store is not open", self._retry)
+        holders = self._holders[read]
         try:
             async with pool.connection(timeout=self._wait) as conn:
+                token = object()
+                started = time.monotonic()
+                holders[token] = (what, started)
                 try:
                     yield conn
                 finally:
-                    self._last_used[conn] = time.monotonic()
+                    del holders[token]
+                    now = self._last_used[conn] = time.monotonic()
+                    if now - started > self._wait:
+                        log.warning(
+                            "%s held a database connection for %.1f s (others wait for one"
+                            " at most %g s)",
+                            what,
+                            now - started,
+                            self._wait,
+                        )
+        except psycopg_pool.PoolTimeout as exc:
+            # Say what held the connections, so that a refusal under load can be explained.
+            log.warning("%s: %s", what, self._holding(pool, holders))
+            raise database.translate(exc, self._retry, what) from exc
         except (psycopg.Error, OSError) as exc:
             raise database.translate(exc, self._retry, what) from exc
+
+    def _holding(self, pool: Pool, holders: dict[object, tuple[str, float]]) -> str:
+        """What holds the pool's connections now, longest first, for a log line."""
+        now = time.monotonic()
+        held = sorted(holders.values(), key=lambda h: h[1])
+        stats = pool.get_stats()
+        shown = ", ".join(f"{what} for {now - since:.1f} s" for what, since in held[:20])
+        return (
+            f"no connection of pool {pool.name} came free within {self._wait:g} s"
+            f" ({stats.get('pool_size', 0)} open, {len(held)} in use: {shown or 'none'};"
+            f" {stats.get('requests_waiting', 0)} requests waiting)"
+        )
 
     async def _keep_partitions(self) -> None:
         while True:

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.types.json import Jsonb
 
 from auditlog.errors import Unavailable
 from auditlog.model import times
@@ -22,6 +21,16 @@ from auditlog.storage.postgres.base import FLUSH_BARRIER, NUMBER_CANDIDATES, Con
 
 #: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
 _ID_TAKEN = "AL409"
+#: The group commit's one call (schema/008_append_columns.sql): tenants and their counts, the
+#: commit time, the new rows as one array per column, and the ids the producers chose (all
+#: bound in binary); it returns once the append is committed and flushed.
+_APPEND = (
+    "CALL auditlog_append_durably(%b::int4[], %b::int4[], %b::int8, %b::int4[], %b::int4[],"
+    " %b::text[], %b::text[], %b::int8[], %b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::bytea[], %b::bytea[], %b::int4[], %b::text[], NULL)"
+)
+#: The per-row arrays of ``_APPEND``: tenant index, offset, the envelope columns, head, tail.
+_APPEND_COLUMNS = 11
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 #: Most candidate rows fetched by one statement of a query.
 _MAX_CHUNK = 5000
@@ -63,14 +72,15 @@ class EventsPart(PostgresBase):
                 tenant_ids[tenant] = found
             plan = GroupPlan(requests)
             try:
-                await self._append_fast(conn, plan, tenant_ids)
-                # The fast path commits without waiting for its flush; this synchronous commit
-                # waits for the WAL to be flushed past its own commit record, so past ours (and
-                # past every commit this group replays), together with whatever other processes
-                # commit meanwhile. It must write WAL before its commit (here a transactional
-                # logical message, a few bytes): PostgreSQL commits a transaction that wrote
-                # none asynchronously, even one holding a transaction id, and so flushes nothing.
-                await conn.execute(FLUSH_BARRIER)
+                if not await self._append_fast(conn, plan, tenant_ids):
+                    # Nothing new to insert, but the events this group replays may have been
+                    # committed by another process a moment ago, not yet flushed: this
+                    # synchronous commit waits for the WAL to be flushed past its own commit
+                    # record, so past theirs. It must write WAL before its commit (here a
+                    # transactional logical message, a few bytes): PostgreSQL commits a
+                    # transaction that wrote none asynchronously, even one holding a
+                    # transaction id, and so flushes nothing.
+                    await conn.execute(FLUSH_BARRIER)
             except psycopg.Error as exc:
                 if exc.sqlstate != _ID_TAKEN:
                     raise
@@ -96,36 +106,48 @@ class EventsPart(PostgresBase):
                 existing[(tenant, str(event_id))] = bytes(body)
         return existing
 
-    async def _append_fast(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
-        """Plan outside the locks, then lock, check and insert in one call (one round trip).
+    async def _append_fast(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> bool:
+        """Plan outside the locks, then lock, check, insert, commit and flush in one call (one
+        round trip); whether there was anything to insert (and so the flush was made).
 
         Stored events never change, so a replay or a conflict found before the locks stays
         one; only an id planned as new can be taken meanwhile, which ``auditlog_append``
-        checks under the locks (and then fails with ``_ID_TAKEN``).
+        checks under the locks (and then fails with ``_ID_TAKEN``, committing nothing).
         """
         plan.plan(await self._existing(conn, plan, tenant_ids))
         if not plan.new:
-            return
+            return False
         received_us = times.now_us()
         received_at = times.format_us(received_us)
         order = sorted({p.tenant for p in plan.new}, key=tenant_ids.__getitem__)
         index = {tenant: i for i, tenant in enumerate(order)}
+        counts = [0] * len(order)
         parts: list[tuple[bytes, bytes]] = []
-        payload: list[list[Any]] = []
-        given: list[tuple[int, str]] = []
+        # One list per column of the new rows (auditlog_append, schema/008_append_columns.sql).
+        columns: list[list[Any]] = [[] for _ in range(_APPEND_COLUMNS)]
+        given_tenants: list[int] = []
+        given_ids: list[str] = []
         for p in plan.new:
             head, tail = rows.split_body(stored_bytes(p.event, p.tenant, 0, received_at))
             parts.append((head, tail))
-            payload.append([index[p.tenant], *rows.envelope(p.event), head.decode(), tail.decode()])
+            t = index[p.tenant]
+            for column, value in zip(
+                columns, (t, counts[t], *rows.envelope(p.event), head, tail), strict=True
+            ):
+                column.append(value)
+            counts[t] += 1
             if "id" in p.event.given:
-                given.append((tenant_ids[p.tenant], p.event.id))
+                given_tenants.append(tenant_ids[p.tenant])
+                given_ids.append(p.event.id)
         cur = await conn.execute(
-            "SELECT auditlog_append(%s, %s, %s, %s)",
+            _APPEND,
             (
                 [tenant_ids[t] for t in order],
+                counts,
                 received_us,
-                Jsonb(payload, dumps=orjson.dumps),
-                Jsonb(given, dumps=orjson.dumps),
+                *columns,
+                given_tenants,
+                given_ids,
             ),
         )
         row = await cur.fetchone()
@@ -136,6 +158,7 @@ class EventsPart(PostgresBase):
             next_seq[p.tenant] = seq + 1
             p.seq = seq
             p.body = b"%s%d%s" % (head, seq, tail)
+        return True
 
     async def _append_locked(self, conn: Conn, plan: GroupPlan, tenant_ids: dict[str, int]) -> None:
         """Lock first, then plan and insert with COPY: several round trips under the locks,
