@@ -4,6 +4,7 @@ can make two different (tenant, path, value) triples share a token."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -71,3 +72,42 @@ def test_separators_inside_keys_and_tenants_cannot_forge_a_path() -> None:
 def test_different_paths_have_different_exists_tokens(p: list[str], q: list[str]) -> None:
     if p != q:
         assert terms.exists_token("t", ("data", *p)) != terms.exists_token("t", ("data", *q))
+
+
+words_text = st.text(alphabet=st.sampled_from("aZ09 _-.é\u00bdß\u0301\ue000"), max_size=80)
+
+
+@given(words_text, st.lists(words_text, max_size=3), words_text)
+def test_words_come_from_the_searchable_text_only(word: str, listed: list[str], long: str) -> None:
+    content = {
+        "type": word,
+        "source": listed[0] if listed else "",
+        "actor": {"id": word, "tags": listed, "more": {"name": long}, "n": 5},
+        "subject": [{"id": long}],
+        "outcome": long,
+        "data": {"a": [word, 1.5, [long, {"b": 7}]], "t": True},
+        "other": long,
+    }
+    assert sorted(terms.event_terms("t", content).split()) == sorted(
+        terms.reference_event_terms("t", content).split()
+    )
+
+
+@given(st.lists(st.dictionaries(keys, values, max_size=5), min_size=1, max_size=8))
+def test_the_walk_forgets_within_its_bounds_and_still_agrees(many: list[dict[str, Any]]) -> None:
+    limits = mock.patch.multiple(terms, _WALK_LIMIT=6, _PATH_VALUES=2, _memory=terms._Memory())
+    with limits:
+        for tenant in ("acme", "other"):
+            for data in many:
+                content = {"type": "t", "data": data}
+                fast = sorted(terms.event_terms(tenant, content).split())
+                assert fast == terms.reference_event_terms(tenant, content).split()
+                assert terms._memory.size <= 6
+
+
+def test_long_words_are_cut_as_text_cuts_them() -> None:
+    for word in ("x" * 100, "Ab" * 40, "é" * 70):
+        content = {"type": "t", "data": {"note": f"{word} short {word.upper()}"}}
+        doc = terms.event_terms("acme", content).split()
+        assert sorted(doc) == terms.reference_event_terms("acme", content).split()
+        assert max(len(token) for token in doc if token.startswith("w")) == 65
