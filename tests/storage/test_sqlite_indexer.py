@@ -1,0 +1,174 @@
+"""The SQLite search indexer and its worker processes: the same index with workers as
+without, a failed step leaves nothing and the next one resumes, and no worker outlives its
+indexer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditlog.model.event import Limits, Principal, validate_event
+from auditlog.storage.base import AppendRequest
+from auditlog.storage.sqlite import database, termworkers
+from auditlog.storage.sqlite.indexer import Indexer
+from auditlog.storage.sqlite.store import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def events(tenant: str, n: int) -> list[AppendRequest]:
+    made = tuple(
+        validate_event(
+            {
+                "type": f"t{i % 3}",
+                "actor": f"user-{i % 7}",
+                "data": {
+                    "n": i if i % 5 else [i, i + 1],
+                    "x": f"s{i}" if i % 11 == 0 else i / 4,
+                    "note": f"word{i % 13} common Café",
+                },
+            },
+            Principal("key:t", tenant),
+            Limits(),
+            1_700_000_000_000_000,
+        )
+        for i in range(n)
+    )
+    return [AppendRequest(tenant, made)]
+
+
+async def stored(path: str, per_tenant: int) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    for tenant in ("acme", "other"):
+        await store.append(events(tenant, per_tenant))
+    await store.close()
+
+
+def index_contents(path: str) -> dict[str, Any]:
+    conn = sqlite3.connect(database.terms_path(path))
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, events_terms, row)")
+        terms = conn.execute("SELECT term, doc FROM temp.vocab ORDER BY term").fetchall()
+        some = [t for t, _ in terms[:: max(1, len(terms) // 40)]]
+        return {
+            "terms": terms,
+            "rowids": [
+                conn.execute(
+                    "SELECT rowid FROM events_terms WHERE events_terms MATCH ? ORDER BY rowid",
+                    (f'"{t}"',),
+                ).fetchall()
+                for t in some
+            ],
+            "numbers": conn.execute("SELECT * FROM numbers ORDER BY 1, 2, 3, 4").fetchall(),
+            "flags": conn.execute("SELECT * FROM path_flags ORDER BY 1, 2, 3").fetchall(),
+            "progress": conn.execute("SELECT * FROM progress ORDER BY 1").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+async def test_workers_build_the_index_the_indexer_builds_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(termworkers, "CHUNK_EVENTS", 40)
+    alone, helped = str(tmp_path / "alone.db"), str(tmp_path / "helped.db")
+    await stored(alone, 300)
+    await stored(helped, 300)
+    for path, workers in ((alone, 0), (helped, 2)):
+        indexer = Indexer(path, workers)
+        try:
+            assert indexer.index_batch(450) == 450  # a tenant and a half
+            assert indexer.catch_up() == 150
+        finally:
+            indexer.close()
+    expected = index_contents(alone)
+    assert expected["progress"] == [(1, 300), (2, 300)]
+    assert {flag for _, _, flag in expected["flags"]} == {"s", "m"}
+    assert index_contents(helped) == expected
+
+
+async def test_a_failed_step_adds_nothing_and_the_next_one_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(termworkers, "CHUNK_EVENTS", 40)
+    path, reference = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    await stored(path, 200)
+    await stored(reference, 200)
+    conn = sqlite3.connect(path)
+    key = conn.execute("SELECT max(key) FROM events WHERE tenant_id = 2").fetchone()[0]
+    with conn:
+        conn.execute("UPDATE events SET body = ? WHERE key = ?", (b"{not json", key))
+    indexer = Indexer(path, 2)
+    try:
+        indexer.index_batch(150)  # the first tenant's first 150, all well
+        with pytest.raises(ValueError, match="term worker"):
+            indexer.index_batch(400)
+        assert index_contents(path)["progress"] == [(1, 150)]
+        (body,) = (
+            sqlite3.connect(reference)
+            .execute("SELECT body FROM events WHERE key = ?", (key,))
+            .fetchone()
+        )
+        with conn:
+            conn.execute("UPDATE events SET body = ? WHERE key = ?", (body, key))
+        assert indexer.catch_up() == 250
+    finally:
+        indexer.close()
+        conn.close()
+    alone = Indexer(reference, 0)
+    try:
+        alone.catch_up()
+    finally:
+        alone.close()
+    assert index_contents(path) == index_contents(reference)
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+WITH_WORKERS = """
+import sys, time
+from auditlog.storage.sqlite import termworkers
+workers = termworkers.TermWorkers(2)
+list(workers.map([(1, "t", [(i, b'{"type": "t"}') for i in range(2 * termworkers.CHUNK_EVENTS)])]))
+print(*(w.process.pid for w in workers._all), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_no_worker_outlives_its_indexer(how: int) -> None:
+    indexer = subprocess.Popen(
+        [sys.executable, "-c", WITH_WORKERS], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert indexer.stdout is not None
+        pids = [int(p) for p in indexer.stdout.readline().split()]
+        assert len(pids) == 2
+        assert not any(gone(pid) for pid in pids)
+        indexer.send_signal(how)
+        indexer.wait(10)
+        deadline = time.monotonic() + 10
+        while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(gone(pid) for pid in pids)
+    finally:
+        if indexer.poll() is None:
+            os.kill(indexer.pid, signal.SIGKILL)
+            indexer.wait()
+        if indexer.stdout is not None:
+            indexer.stdout.close()
