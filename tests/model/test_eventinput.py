@@ -16,19 +16,20 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from auditlog.errors import RequestError
 from auditlog.model import batch as batch_module
 from auditlog.model import eventinput
 from auditlog.model.batch import parse_body, read_events, validate_batch
-from auditlog.model.event import Limits, NewEvent, Principal
+from auditlog.model.event import Limits, NewEvent, Principal, stored_bytes, validate_event
 from auditlog.model.times import parse_rfc3339
 
 PRINCIPAL = Principal("key:abc123", "billing-service")
 NOW = parse_rfc3339("2026-11-27T02:27:53.123456Z")
 LIMITS = Limits(max_event_bytes=2_000, max_batch_events=5, max_data_depth=4)
+TENANT = "acme"
 
 texts = st.one_of(
     st.sampled_from(["", "a", "x" * 200, "x" * 201, "é" * 200, "😀" * 201, "a\n", "\n", "a\x7f"]),
@@ -147,15 +148,19 @@ def comparable(event: NewEvent) -> tuple[Any, ...]:
         event.given,
         event.floats,
         event.size,
+        stored_bytes(event, TENANT, 7, "2026-11-27T02:27:54.000001Z").replace(
+            b'"id":"%s"' % event.id.encode() if made else b"", b""
+        ),
     )
 
 
 def both_ways(body: bytes, ndjson: bool) -> tuple[tuple[str, Any], tuple[str, Any]]:
     def plain() -> tuple[tuple[NewEvent, ...], bool]:
         values, batch = parse_body(body, ndjson)
-        return validate_batch(values, batch, PRINCIPAL, LIMITS, NOW), batch
+        return validate_batch(values, batch, PRINCIPAL, LIMITS, NOW, TENANT), batch
 
-    return outcome(lambda: read_events(body, ndjson, PRINCIPAL, LIMITS, NOW)), outcome(plain)
+    fast = outcome(lambda: read_events(body, ndjson, PRINCIPAL, LIMITS, NOW, TENANT))
+    return fast, outcome(plain)
 
 
 def body_of(value: Any) -> bytes:
@@ -227,12 +232,58 @@ def test_a_valid_body_is_read_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> No
             {"type": "account.created"},
         ]
     )
-    found, batch = read_events(body, False, PRINCIPAL, LIMITS, NOW)
+    found, batch = read_events(body, False, PRINCIPAL, LIMITS, NOW, TENANT)
     assert batch
     assert [e.type for e in found] == ["invoice.billed", "account.created"]
     assert found[0].content["subject"] == {"id": "inv-1"}
     assert found[0].floats
     assert found[1].content["actor"] == {"id": "key:abc123", "type": "credential"}
+
+
+# -- the stored bytes made at validation -------------------------------------------------
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    good_events,
+    st.text(min_size=1, max_size=6),
+    st.integers(0, 2**40),
+    st.sampled_from(["2026-11-27T02:27:53.123456Z", "0001-01-01T00:00:00.000000Z"]),
+)
+def test_the_template_makes_the_stored_bytes_of_the_definition(
+    event: dict[str, Any], tenant: str, seq: int, received_at: str
+) -> None:
+    """Bytes filled into the template made at validation are those of the definition
+    (canonical JSON of the content plus the server's fields), floats and all; the size is
+    the one measured without a template."""
+    try:
+        orjson.dumps(event)
+    except TypeError:
+        assume(False)  # integers beyond 64 bits: a body holding them is refused before this
+    made = validate_event(event, PRINCIPAL, Limits(), NOW, tenant)
+    plain = validate_event(event, PRINCIPAL, Limits(), NOW)
+    assert made.template is not None
+    assert plain.template is None
+    stored = {**made.content, "tenant": tenant, "seq": seq, "received_at": received_at}
+    definition = json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert stored_bytes(made, tenant, seq, received_at) == definition.encode()
+    # Another tenant's bytes are never read off this one's template.
+    other = {**stored, "tenant": tenant + "x"}
+    assert (
+        stored_bytes(made, tenant + "x", seq, received_at)
+        == json.dumps(other, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    plain.content["id"] = made.content["id"]
+    assert made.size == len(orjson.dumps(made.content)) + 160
+
+
+def test_a_data_field_that_spells_the_server_fields_does_not_move_the_cut() -> None:
+    event = {"type": "a", "data": {"received_at": "", "seq": 0, "x": '"received_at":"","seq":0,'}}
+    made = validate_event(event, PRINCIPAL, Limits(), NOW, "t")
+    stored = orjson.loads(stored_bytes(made, "t", 12, "2026-11-27T02:27:53.123456Z"))
+    assert stored["seq"] == 12
+    assert stored["received_at"] == "2026-11-27T02:27:53.123456Z"
+    assert stored["data"] == event["data"]
 
 
 # -- the schema the OpenAPI document gives is the decoder's ------------------------------

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from auditlog.model import ids as ids_module
 from auditlog.model.ids import is_event_id, ulid
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -102,3 +103,32 @@ def test_invalid_event_ids(value: str) -> None:
 def test_event_id_rule(value: str) -> None:
     expected = 1 <= len(value) <= 128 and all(ch in ID_CHARS for ch in value)
     assert is_event_id(value) == expected
+
+
+class _Bits:
+    """A stand-in for the generator's random source that gives chosen bits."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def getrandbits(self, n: int) -> int:
+        assert n == 80
+        return self.value
+
+
+def reference_ulid(ms: int, rand: int) -> str:
+    """The ULID spec's encoding written plainly: 128 bits, 26 Crockford digits, most first."""
+    value = (ms << 80) | rand
+    return "".join(CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def test_the_spec_example_decodes_to_its_time() -> None:
+    assert ulid_ms("01ARZ3NDEKTSV4RRFFQ69G5FAV") == 1469922850259
+    assert reference_ulid(1469922850259, 0).startswith("01ARZ3NDEK")
+
+
+@given(st.integers(0, 2**48 - 1), st.integers(0, 2**80 - 1))
+def test_ulids_are_spelled_as_the_spec_spells_them(ms: int, rand: int) -> None:
+    generator = ids_module._Monotonic()
+    generator._random = _Bits(rand)  # type: ignore[assignment]
+    assert generator.next(ms) == reference_ulid(ms, rand)

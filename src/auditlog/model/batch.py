@@ -60,7 +60,7 @@ def _loads(data: bytes, where: str) -> Any:
 
 
 def read_events(
-    body: bytes, ndjson: bool, principal: Principal, limits: Limits, now_us: int
+    body: bytes, ndjson: bool, principal: Principal, limits: Limits, now_us: int, tenant: str
 ) -> tuple[tuple[NewEvent, ...], bool]:
     """The validated events of a ``POST /v1/events`` body and whether it is a batch:
     ``validate_batch(*parse_body(body, ndjson), ...)``, most often in one pass.
@@ -73,11 +73,13 @@ def read_events(
         try:
             decoded, batch = _decoded(body, ndjson)
             if not batch or 1 <= len(decoded) <= limits.max_batch_events:
-                return tuple(from_input(e, principal, limits, now_us) for e in decoded), batch
+                return tuple(
+                    from_input(e, principal, limits, now_us, tenant) for e in decoded
+                ), batch
         except (*eventinput.Refused, EventInvalid):
             pass
     values, batch = parse_body(body, ndjson)
-    return validate_batch(values, batch, principal, limits, now_us), batch
+    return validate_batch(values, batch, principal, limits, now_us, tenant), batch
 
 
 def _decoded(body: bytes, ndjson: bool) -> tuple[list[eventinput.EventInput], bool]:
@@ -105,7 +107,12 @@ def parse_body(body: bytes, ndjson: bool) -> tuple[list[Any], bool]:
 
 
 def validate_batch(
-    values: list[Any], batch: bool, principal: Principal, limits: Limits, now_us: int
+    values: list[Any],
+    batch: bool,
+    principal: Principal,
+    limits: Limits,
+    now_us: int,
+    tenant: str | None = None,
 ) -> tuple[NewEvent, ...]:
     """Validate every event; ``InvalidEvent`` (422) or ``PayloadTooLarge`` (413) lists each problem.
 
@@ -121,7 +128,7 @@ def validate_batch(
     other_problems = False
     for index, value in enumerate(values):
         try:
-            events.append(validate_event(value, principal, limits, now_us))
+            events.append(validate_event(value, principal, limits, now_us, tenant))
         except EventInvalid as exc:
             too_large = too_large or exc.too_large
             other_problems = other_problems or not exc.too_large

@@ -65,6 +65,9 @@ class NewEvent:
     given: frozenset[str]
     floats: bool
     size: int
+    #: The stored bytes, made at validation for the tenant named here, cut around the
+    #: value of ``received_at`` and ``seq``: (tenant, bytes before, bytes after).
+    template: tuple[str, bytes, bytes] | None = None
 
 
 class EventInvalid(ValueError):
@@ -144,8 +147,13 @@ def _depth_and_floats(value: dict[str, Any], limit: int) -> tuple[bool, bool]:
         return False, False
 
 
-def validate_event(raw: Any, principal: Principal, limits: Limits, now_us: int) -> NewEvent:
-    """Validate one event as sent by a producer; raise ``EventInvalid`` naming every problem."""
+def validate_event(
+    raw: Any, principal: Principal, limits: Limits, now_us: int, tenant: str | None = None
+) -> NewEvent:
+    """Validate one event as sent by a producer; raise ``EventInvalid`` naming every problem.
+
+    With ``tenant``, the event's stored bytes for that tenant are made now, but for its
+    ``received_at`` and ``seq`` (``stored_bytes`` fills them in at commit)."""
     if not isinstance(raw, dict):
         raise EventInvalid([FieldError("(event)", "expected a JSON object")])
     errors: list[FieldError] = []
@@ -206,10 +214,12 @@ def validate_event(raw: Any, principal: Principal, limits: Limits, now_us: int) 
         raise EventInvalid(errors)
     given = frozenset(k for k in raw if k in ENVELOPE_FIELDS)
     assert isinstance(event_id, str)
-    return _finished(event_id, time_us, content, given, floats, limits)
+    return _finished(event_id, time_us, content, given, floats, limits, tenant)
 
 
-def from_input(event: EventInput, principal: Principal, limits: Limits, now_us: int) -> NewEvent:
+def from_input(
+    event: EventInput, principal: Principal, limits: Limits, now_us: int, tenant: str | None = None
+) -> NewEvent:
     """``validate_event`` for an event ``eventinput`` decoded, and so already checked there.
 
     The same ``NewEvent`` as ``validate_event`` gives for the same event sent as JSON; it
@@ -258,7 +268,7 @@ def from_input(event: EventInput, principal: Principal, limits: Limits, now_us: 
     content["data"] = data
     if errors:
         raise EventInvalid(errors)
-    return _finished(event_id, time_us, content, frozenset(given), floats, limits)
+    return _finished(event_id, time_us, content, frozenset(given), floats, limits, tenant)
 
 
 def _check_depth(data: dict[str, Any], limits: Limits, errors: list[FieldError]) -> bool:
@@ -276,10 +286,28 @@ def _finished(
     given: frozenset[str],
     floats: bool,
     limits: Limits,
+    tenant: str | None,
 ) -> NewEvent:
-    """The last check of a valid event (its size) and the ``NewEvent``."""
-    # Key order does not change the length, so the cheaper unsorted serialisation measures it.
-    size = len(orjson.dumps(content)) + _SERVER_FIELD_ALLOWANCE
+    """The last check of a valid event (its size) and the ``NewEvent``.
+
+    The size is that of ``orjson.dumps(content)`` (key order does not change it) plus
+    ``_SERVER_FIELD_ALLOWANCE``; with a tenant and no float, it is read off the stored bytes,
+    which are the same serialisation with the server's fields added."""
+    template = None
+    if tenant is None:
+        size = len(orjson.dumps(content)) + _SERVER_FIELD_ALLOWANCE
+    else:
+        stored = dict(content)
+        stored["tenant"] = tenant
+        stored["seq"] = 0
+        stored["received_at"] = ""
+        body = canonical_bytes(stored, floats=floats)
+        at = body.rfind(_FILLED_IN)
+        template = (tenant, body[: at + _HEAD], body[at + len(_FILLED_IN) - 1 :])
+        if floats:
+            size = len(orjson.dumps(content)) + _SERVER_FIELD_ALLOWANCE
+        else:
+            size = len(body) - _ADDED - len(orjson.dumps(tenant)) + _SERVER_FIELD_ALLOWANCE
     if size > limits.max_event_bytes:
         raise EventInvalid(
             [
@@ -299,7 +327,16 @@ def _finished(
         given=given,
         floats=floats,
         size=size,
+        template=template,
     )
+
+
+# What the server's fields are in a template: the last occurrence is the top level's, since
+# only source, subject, tenant, time and type follow it and none can hold it outside a string.
+_FILLED_IN = b'"received_at":"","seq":0,'
+_HEAD = len(b'"received_at":"')
+#: What the server's fields add to the serialised content, but for the tenant's JSON string.
+_ADDED = len(b'"received_at":"",' + b'"seq":0,' + b'"tenant":' + b",")
 
 
 def stored_bytes(event: NewEvent, tenant: str, seq: int, received_at: str) -> bytes:
@@ -307,6 +344,10 @@ def stored_bytes(event: NewEvent, tenant: str, seq: int, received_at: str) -> by
 
     ``received_at`` is the commit time, already formatted (one per group commit).
     """
+    template = event.template
+    if template is not None and template[0] == tenant:
+        head, tail = template[1], template[2]
+        return b'%s%s","seq":%d%s' % (head, received_at.encode(), seq, tail)
     stored = dict(event.content)
     stored["tenant"] = tenant
     stored["seq"] = seq

@@ -55,7 +55,9 @@ class Events:
         # parsing a body only to refuse it is the costliest way to say no.
         self._ingestor.admit()
         principal = Principal(credential.principal, credential.name)
-        events, batch = read_events(body, ndjson, principal, self._limits, times.now_us())
+        events, batch = read_events(
+            body, ndjson, principal, self._limits, times.now_us(), credential.tenant
+        )
         outcome = await self._ingestor.submit(AppendRequest(credential.tenant, events))
         if isinstance(outcome, IdConflict):
             where = f"event {outcome.index}: " if batch else ""
