@@ -8,7 +8,8 @@ once, each committing ``--groups`` groups of ``--group`` single-event requests (
 ``bench/post_event.lua``) to one tenant, on a fresh database (``--db``). Measured: the CPU
 (user + system, from /proc) of the database's own backends per event, and its WAL per event
 from the log's records (``pg_walinspect``), by relation. Then, with ``--index``, the search
-indexer's backend indexing those events in batches of ``--index-batch``.
+indexer's backend indexing those events in batches of ``--index-batch``, after the statements
+of ``--index-sql`` (to compare storage parameters of the search indexes, say).
 
 Reproduce:  .venv/bin/python bench/postgres_append.py --runs 3
 To compare code versions, run each from a snapshot, alternating:
@@ -134,6 +135,10 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         flush=True,
     )
     if args.index:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in args.index_sql:  # e.g. storage parameters of the GIN indexes
+                conn.execute(statement)
+            conn.execute("CHECKPOINT")  # every variant starts with the same full-page writes
         indexer = Indexer(url)
         pid = int(indexer._conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
         before = (proc_stat(pid) or (0, 0, 0))[0]
@@ -157,6 +162,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--index", action="store_true", help="then index the events")
     parser.add_argument("--index-batch", type=int, default=250)
+    parser.add_argument(
+        "--index-sql",
+        action="append",
+        default=[],
+        help="a statement to run before indexing (repeatable), e.g. "
+        "'ALTER INDEX event_search_words SET (fastupdate = off)'",
+    )
     args = parser.parse_args()
     print(f"code {code_version()}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results = [asyncio.run(run(args)) for _ in range(args.runs)]

@@ -3,7 +3,7 @@
 -- place among its tenant's rows as the caller knows them: the server no longer parses the
 -- group's JSON, counts the rows per tenant (a join and an aggregate) nor numbers them (a window
 -- function). With the call below, which also makes the flush barrier, PostgreSQL's CPU per
--- event of a group commit of 8 events fell from 74 to 57 µs (bench/postgres_append.py).
+-- event of a group commit of 8 events fell from 78 to 64 µs (bench/RESULTS.md §14).
 -- What it does under the locks is unchanged (see 001_initial.sql and docs/design/postgres.md).
 -- The JSON version stays, for processes of the previous version during an upgrade.
 --
