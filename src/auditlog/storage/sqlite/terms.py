@@ -45,7 +45,7 @@ __all__ = [
 _CACHE_LIMIT = 200_000
 _cache: dict[str, str] = {}
 #: Paths and values the walk remembers, in all; past it, it starts afresh.
-_WALK_LIMIT = 400_000
+_WALK_LIMIT = 200_000
 #: Values it remembers at one path; past it, that path's start afresh (ids, free text).
 _PATH_VALUES = 4096
 #: Where the walk takes the words of ``q`` (as ``text.searchable_text``): nowhere; the
