@@ -184,6 +184,7 @@ def live(args: argparse.Namespace) -> int:
             seconds = time.monotonic() - started
             cpu_server = ticks_of([server.pid]) - cpu0["server"]
             cpu_indexer = ticks_of(indexer + sorted(workers))  # all of theirs, since start-up
+            indexed = sizes.progress()
             wrk.wait(timeout=30)
             size = sizes.size()
             caught_up = time.monotonic()
@@ -208,7 +209,7 @@ def live(args: argparse.Namespace) -> int:
         print(
             f"CPU: server {cpu_server / TICK / seconds * 100:.0f} % of a core, indexer and "
             f"workers {cpu_indexer / TICK / seconds * 100:.0f} % "
-            f"({cpu_indexer / TICK / max(size, 1) * 1e6:.1f} us/event); "
+            f"({cpu_indexer / TICK / max(indexed, 1) * 1e6:.1f} us per event indexed by then); "
             f"all indexed {caught_up:.1f} s after the load stopped"
         )
     finally:
