@@ -19,7 +19,14 @@ from msgspec import UNSET
 from auditlog.errors import FieldError
 from auditlog.model import ids, times
 from auditlog.model.canonical import canonical_bytes
-from auditlog.model.eventinput import MAX_DATA_DEPTH, MAX_TEXT, OUTCOMES, EventInput, party
+from auditlog.model.eventinput import (
+    CONTROL,
+    MAX_DATA_DEPTH,
+    MAX_TEXT,
+    OUTCOMES,
+    EventInput,
+    party,
+)
 
 #: Fields a producer may send, in the order the API lists them.
 ENVELOPE_FIELDS = ("id", "type", "time", "actor", "subject", "source", "outcome", "data")
@@ -79,7 +86,7 @@ class EventInvalid(ValueError):
         self.too_large = too_large
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+_CONTROL = re.compile(f"[{CONTROL}]")  # Unicode category Cc
 
 
 def _has_control(text: str) -> bool:
@@ -220,15 +227,25 @@ def validate_event(
 def from_input(
     event: EventInput, principal: Principal, limits: Limits, now_us: int, tenant: str | None = None
 ) -> NewEvent:
-    """``validate_event`` for an event ``eventinput`` decoded, and so already checked there.
+    """``validate_event`` for an event ``eventinput`` decoded, and so already checked there
+    but for control characters in text, and for what a type cannot say (a time out of range,
+    data nested too deep, an event too large).
 
-    The same ``NewEvent`` as ``validate_event`` gives for the same event sent as JSON; it
-    raises ``EventInvalid`` for what a type cannot say (a time out of range, data nested too
-    deep, an event too large), with the messages ``validate_event`` would give.
+    The same ``NewEvent`` as ``validate_event`` gives for the same event sent as JSON, or the
+    same ``EventInvalid``, with the same errors in the same order.
     """
     errors: list[FieldError] = []
     given = set()
     content: dict[str, Any] = {}
+    actor = None if event.actor is UNSET else party(event.actor)
+    subject = None if event.subject is UNSET else party(event.subject)
+    source = None if event.source is UNSET else event.source
+    # One search over every text field; each is looked at alone only if it finds something.
+    texts = [event.type, source or ""]
+    for p in (actor, subject):
+        if p is not None:
+            texts.extend(p.values())
+    controls = _CONTROL.search("".join(texts)) is not None
     if event.id is UNSET:
         event_id = ids.ulid(now_us // 1000)
     else:
@@ -237,6 +254,8 @@ def from_input(
     content["id"] = event_id
     content["type"] = event.type
     given.add("type")
+    if controls:
+        _no_control(event.type, "type", errors)
     time_us = now_us
     if event.time is not UNSET:
         given.add("time")
@@ -245,19 +264,25 @@ def from_input(
         except times.TimeFormatError as exc:
             errors.append(FieldError("time", str(exc)))
     content["time"] = times.format_us(time_us)
-    if event.actor is UNSET:
+    if actor is None:
         content["actor"] = {"id": principal.id, "type": "credential"}
     else:
-        content["actor"] = party(event.actor)
+        content["actor"] = actor
         given.add("actor")
-    if event.subject is not UNSET:
-        content["subject"] = party(event.subject)
+    if subject is not None:
+        content["subject"] = subject
         given.add("subject")
-    if event.source is UNSET:
+    if controls:
+        for name, p in (("actor", actor), ("subject", subject)):
+            for key, value in (p or {}).items():
+                _no_control(value, f"{name}.{key}", errors)
+    if source is None:
         content["source"] = principal.name
     else:
-        content["source"] = event.source
+        content["source"] = source
         given.add("source")
+        if controls:
+            _no_control(source, "source", errors)
     if event.outcome is not UNSET:
         content["outcome"] = event.outcome
         given.add("outcome")
@@ -269,6 +294,11 @@ def from_input(
     if errors:
         raise EventInvalid(errors)
     return _finished(event_id, time_us, content, frozenset(given), floats, limits, tenant)
+
+
+def _no_control(value: str, field: str, errors: list[FieldError]) -> None:
+    if _CONTROL.search(value) is not None:
+        errors.append(FieldError(field, "must not contain control characters"))
 
 
 def _check_depth(data: dict[str, Any], limits: Limits, errors: list[FieldError]) -> bool:
