@@ -266,16 +266,18 @@ def main() -> int:
                     indexer.close()
             cpu = time.process_time() - cpu
             after = os.times()
-            cpu += (after.children_user - children.children_user) + (
+            helpers = (after.children_user - children.children_user) + (
                 after.children_system - children.children_system
             )
+            cpu += helpers
             seconds = time.perf_counter() - started
         finally:
             asyncio.run(store.close())
         size = os.path.getsize(db + "-terms") / 2**20
         print(
             f"run {run}: {indexed:,} events in {seconds:.2f} s = {indexed / seconds:,.0f} "
-            f"events/s; CPU {cpu:.2f} s = {cpu / indexed * 1e6:.1f} us/event; "
+            f"events/s; CPU {cpu:.2f} s = {cpu / indexed * 1e6:.1f} us/event "
+            f"({helpers / indexed * 1e6:.1f} of them in workers); "
             f"index {size:.1f} MiB; probe {machine:.3f} s",
             flush=True,
         )
