@@ -10,8 +10,8 @@ committed event is ever missing from an answer, however far the indexer lags.
 
 It runs as a separate process because computing tokens is Python work that would otherwise
 take the GIL from the process serving requests; in its own process it uses the second core.
-That work is also spread over worker processes (``termworkers``, one per core beyond the
-indexer's): they compute the entries of a step a chunk at a time while the indexer writes
+On a machine with more than two cores that work is also spread over worker processes
+(``termworkers``, one per core beyond two): they compute the entries of a step a chunk at a time while the indexer writes
 the chunks before, so that writing (SQLite, about half of the work) and computing overlap.
 The search index lives in its own database file, so the indexer never takes the events
 database's write lock.

@@ -3,16 +3,17 @@
 Computing the entries of an event (its tokens and words, ``terms``, and its numbers) is pure
 Python, most of the indexer's CPU, and independent from event to event; writing them into
 the search index is SQLite's work, which must stay in one process (one transaction per step,
-with the progress). So the indexer hands chunks of stored rows to ``workers`` processes and
-writes each chunk's entries while the next ones are computed, and the two cores of a small
-machine both work at indexing.
+with the progress). So the indexer hands chunks of stored rows to worker processes and
+writes each chunk's entries while the next ones are computed, on cores the server and the
+indexer leave free.
 
 A worker is ``python -m auditlog.storage.sqlite.termworkers``, started by the indexer (and so
 as nice as it is), reading requests on its standard input and answering on its standard
 output: a request is the tenant and the rows' keys as JSON, then the stored bodies as they
-are; an answer is the entries as JSON; each part with its length in front. It holds no database and no state but its memo of paths
-(``terms``): it exits at the end of its input, which comes when the indexer closes the pipe
-or dies, however it dies, so no worker outlives its indexer.
+are; an answer is the entries as JSON; each part with its length in front. It holds no
+database and no state but its memo of paths (``terms``): it exits at the end of its input,
+which comes when the indexer closes the pipe or dies, however it dies, so no worker outlives
+its indexer.
 """
 
 from __future__ import annotations
@@ -95,8 +96,12 @@ def _answer(head: bytes, bodies: bytes) -> bytes:
 
 
 def default_workers() -> int:
-    """One worker per core beyond the indexer's own, at most 3; none on one core."""
-    return max(0, min(3, (os.cpu_count() or 1) - 1))
+    """One worker per core beyond two (the server's and the indexer's), at most 3.
+
+    A worker costs the pipe and JSON besides the work it takes over (2-10 us an event,
+    bench/RESULTS.md §13), which only pays where a core would otherwise be idle: under full
+    ingest on two cores, none is."""
+    return max(0, min(3, (os.cpu_count() or 1) - 2))
 
 
 class _Worker:
