@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,7 +250,13 @@ class AuditlogApp:
         await self.services.log_key.load()
         self._loop = asyncio.get_running_loop()
         await self.services.notifier.start()
-        self.services.ingestor.on_commit = self.services.notifier.committed
+        notifier, recent = self.services.notifier, self.services.integrator.recent
+
+        def committed(tenant: str, events: Sequence[tuple[int, bytes]]) -> None:
+            notifier.committed(tenant, events)
+            recent.add(tenant, events)
+
+        self.services.ingestor.on_commit = committed
         self.services.ingestor.start()
         self.services.integrator.start()
         if self.services.deliveries is not None:

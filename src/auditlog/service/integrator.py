@@ -50,6 +50,7 @@ from auditlog.integrity.compact import CompactRange
 from auditlog.model import times
 from auditlog.service import treelog
 from auditlog.service.logkey import LogKey
+from auditlog.service.recentleaves import RecentLeaves
 from auditlog.service.treelog import Seen, TreeLog, span, subtree_key
 from auditlog.storage.base import Integration, Store, StoredCheckpoint
 
@@ -80,8 +81,16 @@ async def load_range(store: Store, tenant: str, size: int, what: str) -> Compact
     return await treelog.load_range_of(lambda keys: store.get_nodes(tenant, keys), size, what)
 
 
-def tenant_tree(store: Store, key: LogKey, tenant: str) -> TreeLog:
-    """The Merkle log of one tenant's events, signed under the tenant's origin."""
+def tenant_tree(
+    store: Store, key: LogKey, tenant: str, recent: RecentLeaves | None = None
+) -> TreeLog:
+    """The Merkle log of one tenant's events, signed under the tenant's origin; its leaves
+    are read from ``recent`` where it holds them, else from the store."""
+
+    async def read_leaves(start: int, limit: int) -> list[tuple[int, bytes]]:
+        held = None if recent is None else recent.take(tenant, start, limit)
+        return held if held else await store.read_leaves(tenant, start, limit)
+
     return TreeLog(
         what=f"tenant {tenant!r}",
         origin=key.origin(tenant),
@@ -90,7 +99,7 @@ def tenant_tree(store: Store, key: LogKey, tenant: str) -> TreeLog:
         add=lambda checkpoint: store.add_checkpoint(tenant, checkpoint),
         get_nodes=lambda keys: store.get_nodes(tenant, keys),
         put_nodes=lambda nodes: store.put_nodes(tenant, nodes),
-        read_leaves=lambda start, limit: store.read_leaves(tenant, start, limit),
+        read_leaves=read_leaves,
     )
 
 
@@ -150,6 +159,8 @@ class Integrator:
         self._turn_checked = 0.0  # loop time of the last ``Store.integrating`` that said yes
         self._tenants_listeners: list[Callable[[StoredCheckpoint], None]] = []
         self._tenants_due = 0.0  # loop time from which the tenants log is checked again
+        #: What this process committed, fed by the group commit (``Ingestor.on_commit``).
+        self.recent = RecentLeaves()
 
     def on_tenants_checkpoint(self, callback: Callable[[StoredCheckpoint], None]) -> None:
         """Call ``callback`` with each tenants-log checkpoint this process stores."""
@@ -180,7 +191,7 @@ class Integrator:
 
     async def _prepare(self, tenant: str) -> treelog.Prepared:
         """The tenant's next step, made and signed but not stored (``treelog.prepare_step``)."""
-        tree = tenant_tree(self._store, self._key, tenant)
+        tree = tenant_tree(self._store, self._key, tenant, self.recent)
         prepared = await treelog.prepare_step(
             tree, self._seen.get(tenant), self._batch, self._clock(), self._trusted.get(tenant)
         )
@@ -322,8 +333,10 @@ class Integrator:
         Failures are logged, never raised: the next round tries again.
         """
         if not await self._store.integrating():
+            self.recent.set_active(False)
             await self._follow()
             return 0
+        self.recent.set_active(True)
         self._turn_checked = asyncio.get_running_loop().time()
         try:
             sizes = await self._store.log_sizes()
