@@ -6,10 +6,13 @@ transaction. Each handler's future resolves only after that transaction is durab
 answer to a request always follows its commit. While one commit runs the next group gathers, so
 the more load arrives the bigger each commit gets and the fewer flushes each event costs.
 
-Up to ``PIPELINE`` groups are handed to the store at once: while one commits, the next is
-already waiting at the store, so the store never sits idle between a commit and the moment
-the event loop gets round to collecting its result. Stores commit groups in the order they
-were handed over, so seqs still follow the order of the groups.
+A second group is handed to the store while one commits (``PIPELINE``) only once at least
+``EAGER_EVENTS`` events wait: then it is already at the store when the commit ends, so the
+store never sits idle while the event loop gets round to collecting the result. With fewer
+waiting, they wait for the commit to end and gather more: a group of 10 single events costs
+SQLite about 34 µs of CPU an event, one of 50 about 14 (bench/RESULTS.md §15), and handing
+over every small group at once had made single-event groups half as large. Stores commit
+groups in the order they were handed over, so seqs still follow the order of the groups.
 
 The queue is bounded by events: past ``queue_max_events`` a submit fails at once with
 ``Overloaded`` (503 + Retry-After) rather than holding memory. While the queue is full, ``admit``
@@ -34,6 +37,8 @@ from auditlog.storage.base import AppendOutcome, AppendRequest, Store
 log = logging.getLogger("auditlog.ingest")
 
 PIPELINE = 2
+#: Events waiting from which a second group is handed over while one commits.
+EAGER_EVENTS = 256
 
 
 class Ingestor:
@@ -55,6 +60,7 @@ class Ingestor:
         self._retry_after = retry_after
         self._queue: deque[tuple[AppendRequest, asyncio.Future[AppendOutcome]]] = deque()
         self._queued_events = 0
+        self._waiting_events = 0  # in the queue, not yet taken into a group
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +115,7 @@ class Ingestor:
         future.add_done_callback(_consume)
         self._queue.append((request, future))
         self._queued_events += size
+        self._waiting_events += size
         self._metrics.queue_events.set(self._queued_events)
         self._wake.set()
         # If the client goes away, this await is cancelled and so is the future, but the
@@ -122,6 +129,7 @@ class Ingestor:
             item = self._queue.popleft()
             count += len(item[0].events)
             group.append(item)
+        self._waiting_events -= count
         return group
 
     async def _run(self) -> None:
@@ -129,7 +137,10 @@ class Ingestor:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue and len(self._inflight) < PIPELINE:
+            while self._queue and (
+                not self._inflight
+                or (len(self._inflight) < PIPELINE and self._waiting_events >= EAGER_EVENTS)
+            ):
                 task = loop.create_task(self._commit(self._take_group()))
                 self._inflight.add(task)
                 task.add_done_callback(self._finished)
