@@ -131,6 +131,8 @@ class Request:
     def query_params(self) -> list[tuple[str, str]]:
         """The query string as (name, value) pairs in order; 400 if it is not UTF-8."""
         raw: bytes = self.scope.get("query_string", b"")
+        if not raw:
+            return []  # most writes carry none
         try:
             text = raw.decode("ascii")
             return parse_qsl(text, keep_blank_values=True, errors="strict")

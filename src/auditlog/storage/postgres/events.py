@@ -6,13 +6,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import psycopg
 
 from auditlog.errors import Unavailable
 from auditlog.model import times
 from auditlog.model.event import stored_bytes
-from auditlog.model.matching import event_matches
+from auditlog.model.matching import body_matches
 from auditlog.model.query import Query, above_horizon
 from auditlog.storage import numbers
 from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
@@ -305,7 +304,7 @@ class EventsPart(PostgresBase):
         query: Query, found: list[tuple[int, bytes]], seq: int, time_us: int, body: bytes
     ) -> bool:
         """Add a candidate to the page if it matches; whether the page (plus one) is full."""
-        if event_matches(orjson.loads(body), time_us, query):
+        if body_matches(body, time_us, query):
             found.append((seq, body))
         return len(found) > query.limit
 
