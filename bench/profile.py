@@ -16,7 +16,14 @@ path (HTTP parsing, validation, canonical bytes, the group commit, hashing, sign
 The raw collapsed stacks are written beside it (``.collapsed``, py-spy's raw format) for a
 flame graph (``flamegraph.pl`` or speedscope).
 
+py-spy takes a thread waiting in the disk's flush (``fsync``, in SQLite's commit) for one on
+the CPU, so the writer thread's share overstates its CPU. ``--gil`` samples only the thread
+holding the GIL, which is the process's Python work (SQLite and hashing let go of the GIL):
+those profiles are written as ``<load>-<process>-gil``. ``perf record -g -p PID`` gives the
+split between Python, the kernel and SQLite that neither shows.
+
 Reproduce:  .venv/bin/python bench/profile.py
+            .venv/bin/python bench/profile.py --gil
 """
 
 from __future__ import annotations
@@ -65,10 +72,10 @@ PARTS = {
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 
-def record(pid: int, seconds: int, rate: int, out: Path) -> subprocess.Popen[bytes]:
+def record(pid: int, seconds: int, rate: int, out: Path, gil: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PY_SPY, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(rate),
-         "--format", "raw", "--nonblocking", "-o", str(out)],
+         "--format", "raw", "--nonblocking", *(["--gil"] if gil else []), "-o", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -137,14 +144,23 @@ def profile(load: str, args: argparse.Namespace) -> list[Path]:
         wrk = BackgroundWrk(script, conns, args.seconds + 4, port, key, str(root))
         wrk.start()
         time.sleep(2)  # past the start of the load
-        spies = [(f"{load}-server", record(server.pid, args.seconds, args.rate, root / "s.raw"))]
+        suffix = "-gil" if args.gil else ""
+        spies = [
+            (
+                f"{load}-server{suffix}",
+                record(server.pid, args.seconds, args.rate, root / "s.raw", args.gil),
+            )
+        ]
         if kids:
             spies.append(
-                (f"{load}-indexer", record(kids[0], args.seconds, args.rate, root / "i.raw"))
+                (
+                    f"{load}-indexer{suffix}",
+                    record(kids[0], args.seconds, args.rate, root / "i.raw", args.gil),
+                )
             )
         for name, spy in spies:
             _, err = spy.communicate(timeout=args.seconds + 60)
-            raw = root / ("s.raw" if name.endswith("server") else "i.raw")
+            raw = root / ("s.raw" if "-server" in name else "i.raw")
             if spy.returncode != 0 or not raw.exists():
                 raise RuntimeError(f"py-spy failed for {name}: {err.decode()[-500:]}")
             collapsed = OUT / f"{name}.collapsed"
@@ -164,6 +180,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples a second")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--gil", action="store_true", help="sample only the GIL's holder")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     print(
