@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 import pgtest
+from auditlog.storage.postgres import database
 from live_server import Server, Storage, auditlog, create_key, serving_many, storage_flags
 
 pytestmark = pytest.mark.slow
@@ -29,12 +30,17 @@ TAKEOVER_SECONDS = 30.0
 
 
 def lock_holders(url: str) -> list[int]:
-    """The client ports of the sessions that hold the integrator's advisory lock."""
+    """The client ports of the sessions that hold this deployment's integrator lock (its
+    database and schema: other deployments on the server hold locks of their own)."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT a.client_port FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)"
             " WHERE l.locktype = 'advisory' AND l.granted"
             " AND a.application_name = 'auditlog-integrator'"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND l.classid::bigint = %s"
+            " AND l.objid::bigint = hashtext(current_schema())::bigint & 4294967295",
+            (database.LOCK_INTEGRATOR,),
         ).fetchall()
     return [int(port) for (port,) in rows if port is not None]
 
