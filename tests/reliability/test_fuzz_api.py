@@ -35,8 +35,9 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 STREAM_READ_SECONDS = 0.5
 #: No 5xx; only documented statuses, content types and headers; bodies as their schema says;
 #: requests that break the schema refused with a 4xx. (Not ``positive_data_acceptance``: the
-#: document cannot state every rule, such as ``seq < tree_size`` or no control characters in
-#: ``type``, so a schema-valid request may rightly be refused.)
+#: document cannot state every rule, such as ``seq < tree_size``, a cursor the service issued
+#: or a real calendar date (docs/api.md lists them), so a schema-valid request may rightly be
+#: refused.)
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
