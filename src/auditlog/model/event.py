@@ -102,8 +102,8 @@ def _check_text(value: Any, field: str, errors: list[FieldError], max_len: int =
         errors.append(
             FieldError(field, f"length {len(value)} is out of range 1-{max_len} characters")
         )
-    elif _has_control(value):
-        errors.append(FieldError(field, "must not contain control characters"))
+    else:
+        _no_control(value, field, errors)
 
 
 def _party(value: Any, field: str, errors: list[FieldError]) -> dict[str, str] | None:
@@ -297,7 +297,7 @@ def from_input(
 
 
 def _no_control(value: str, field: str, errors: list[FieldError]) -> None:
-    if _CONTROL.search(value) is not None:
+    if _has_control(value):
         errors.append(FieldError(field, "must not contain control characters"))
 
 

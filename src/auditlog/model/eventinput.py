@@ -135,7 +135,6 @@ class EventInput(msgspec.Struct, forbid_unknown_fields=True):
 
 
 ONE = msgspec.json.Decoder(EventInput)
-MANY = msgspec.json.Decoder(list[EventInput])
 ONE_OR_MANY = msgspec.json.Decoder(EventInput | list[EventInput])
 #: Everything the decoders refuse, whatever the reason.
 Refused = (msgspec.DecodeError, msgspec.ValidationError)

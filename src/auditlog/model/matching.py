@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -11,9 +12,11 @@ from auditlog.model.query import Query, TextTerm
 from auditlog.model.text import event_words
 
 
+@functools.lru_cache(maxsize=256)
 def text_needles(terms: tuple[TextTerm, ...]) -> tuple[bytes, ...] | None:
     """The bytes each term's word must occur as in a stored event that is pure ASCII, for
-    ``may_hold_text``; ``None`` when some word is not ASCII (no such shortcut then)."""
+    ``may_hold_text``; ``None`` when some word is not ASCII (no such shortcut then).
+    Remembered, since a walk asks it for every event it reads."""
     if not terms or not all(term.word.isascii() for term in terms):
         return None
     return tuple(term.word.encode() for term in terms)
