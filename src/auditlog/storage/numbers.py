@@ -42,7 +42,8 @@ from auditlog.model.query import Condition
 
 #: Envelope fields in no index of values (tokens, numbers): their own columns answer them.
 UNINDEXED_ROOTS = frozenset({"id", "time", "tenant", "seq", "received_at"})
-_INT64 = (-(2**63), 2**63 - 1)
+#: The integers kept as they are (SQLite's and PostgreSQL's 64-bit integers).
+INT64 = (-(2**63), 2**63 - 1)
 _LARGEST = sys.float_info.max
 _cache: dict[str, int] = {}
 _CACHE_LIMIT = 100_000
@@ -70,7 +71,7 @@ def path_id(path: Path) -> int:
 def stored(n: int | float) -> Number:
     """How a number is kept: an int within 64 bits as it is, anything else as a finite float."""
     if isinstance(n, int):
-        if _INT64[0] <= n <= _INT64[1]:
+        if INT64[0] <= n <= INT64[1]:
             return n
         try:
             n = float(n)

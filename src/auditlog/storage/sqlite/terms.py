@@ -30,7 +30,7 @@ from typing import Any
 
 from auditlog.model.fields import Path, Value, leaf_paths
 from auditlog.model.text import MAX_WORD, event_words, words
-from auditlog.storage.numbers import UNINDEXED_ROOTS, EventNumbers, material_id, stored
+from auditlog.storage.numbers import INT64, UNINDEXED_ROOTS, EventNumbers, material_id, stored
 
 __all__ = [
     "UNINDEXED_ROOTS",
@@ -51,8 +51,9 @@ _PATH_VALUES = 4096
 #: Where the walk takes the words of ``q`` (as ``text.searchable_text``): nowhere; the
 #: strings right at the path; every string and number at and below it.
 _NO_WORDS, _OWN_STRINGS, _ALL_WORDS = 0, 1, 2
+#: The integers ``stored`` keeps as they are: the walk needs no call for them.
+_INT64_MIN, _INT64_MAX = INT64
 #: ASCII bytes to themselves where they are word characters (after lowering), else spaces.
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ASCII_WORDS = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
 
 
