@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 import orjson
 
 from auditlog.model.fields import OPS, Op, Path, Value, read_number
+from auditlog.model.matching import text_needles
 from auditlog.model.query import Condition, Query, TextTerm
 from auditlog.storage import numbers
 from auditlog.storage.sqlite import terms
@@ -103,6 +104,28 @@ def _fts_group(tenant: str, cond: Condition) -> str:
     else:
         tokens = [t for v in cond.values for t in terms.value_tokens(tenant, cond.path, v)]
     return "(" + " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens)) + ")"
+
+
+# A stored event (a BLOB: LIKE reads text only) is pure ASCII when it has as many characters
+# as bytes; when it is not, ``al_match`` decides alone.
+_NOT_ASCII = "length(CAST(e.body AS TEXT)) <> length(e.body)"
+
+
+def word_checks(text: tuple[TextTerm, ...]) -> tuple[list[str], list[object]]:
+    """``matching.may_hold_text`` in SQL, to put before ``al_match``: a pure ASCII event
+    whose body lacks a word (in any case: LIKE folds ASCII letters) is ruled out by SQLite
+    itself, without a call into Python. A walk over the unindexed tail then costs about
+    half a microsecond per event it rules out (against 1.2 in ``al_match``), and never waits
+    for the GIL, which the write path holds under load."""
+    needles = text_needles(text)
+    if needles is None:
+        return [], []
+    likes = " AND ".join(["CAST(e.body AS TEXT) LIKE ? ESCAPE '\\'"] * len(needles))
+    patterns: list[object] = [
+        "%" + n.decode().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        for n in needles
+    ]
+    return [f"({likes} OR {_NOT_ASCII})"], patterns
 
 
 def residual_spec(conds: list[Condition], text: tuple[TextTerm, ...] = ()) -> str:
@@ -228,8 +251,9 @@ def _compile(
         )
         if types is not None:
             tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
-        tail_where = [*where, "al_match(e.body, ?)"]
-        tail_params = [*params, residual_spec(residual + tail_checks, query.text)]
+        words, word_params = word_checks(query.text)
+        tail_where = [*where, *words, "al_match(e.body, ?)"]
+        tail_params = [*params, *word_params, residual_spec(residual + tail_checks, query.text)]
         tail_sql = (
             "SELECT e.key, e.body FROM events AS e NOT INDEXED WHERE e.key BETWEEN ? AND ?"
             " AND e.tenant_id = ?"
@@ -300,6 +324,9 @@ def _by_numbers(
         (*range_params, NUMBER_CANDIDATES),
     )
     where, params = _column_where(query)
+    words, word_params = word_checks(query.text)
+    where += words
+    params += word_params
     spec = residual_spec(list(query.conditions), query.text)
     checks = "".join(f" AND {w}" for w in [*where, "al_match(e.body, ?)"])
     indexed = (
