@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditlog.integrity.compact import CompactRange, Node, fold, perfect_subtrees
+from auditlog.integrity.compact import CompactRange, Node, fold, grown_position, perfect_subtrees
 from auditlog.integrity.hasher import EMPTY_ROOT, leaf_hash, node_hash
 from auditlog.integrity.proof import leaves_subtree_hash
 from integrity import reference
@@ -208,3 +208,15 @@ def test_subtree_hash_of_leaves_agrees_with_reported_nodes() -> None:
     subtree_hash = leaves_subtree_hash(LEAVES[:64])
     for n in itertools.islice(nodes, 0, None, 7):
         assert subtree_hash(n.start, n.end) == n.hash
+
+
+@given(st.integers(0, 150), st.integers(0, 150))
+def test_grown_position_finds_every_subtree_grow_made(start: int, count: int) -> None:
+    base, _ = CompactRange().extend(LEAVES[:start])
+    grown, created = base.grow(LEAVES[start : start + count])
+    for at, (level, index, _) in enumerate(created):
+        assert grown_position(start, level, index) == at
+    # Subtrees complete before the grow are not among its nodes.
+    for n in base.subtrees():
+        assert grown_position(start, n.level, n.index) is None
+    assert grown.size == start + count

@@ -154,3 +154,23 @@ class CompactRange:
                 append((level, size >> level, h))
             size += 1
         return CompactRange(size, tuple(stack)), created
+
+
+def grown_position(start: int, level: int, index: int) -> int | None:
+    """Where ``CompactRange.grow`` from size ``start`` put the subtree (``level``, ``index``)
+    in its list, if it made it (it made it when the subtree ends at leaf ``start`` or later
+    and the range grew that far): found in O(log n), with no map of the whole list.
+
+    Leaf ``j`` adds its own entry, then one for each subtree it completes, level by level;
+    leaves ``start``..``k - 1`` complete ``k >> l - start >> l`` subtrees at level ``l``. So
+    the subtree completed by its last leaf ``k`` comes after those, then after ``level``
+    entries of leaf ``k``."""
+    last = ((index + 1) << level) - 1
+    if last < start:
+        return None
+    return (
+        last
+        - start
+        + sum((last >> b) - (start >> b) for b in range(1, last.bit_length() + 1))
+        + level
+    )

@@ -17,7 +17,7 @@ from auditlog.integrity import IntegrityError
 from auditlog.integrity import checkpoint as checkpoints
 from auditlog.integrity import note as notes
 from auditlog.integrity import proof as proofs
-from auditlog.integrity.compact import CompactRange, perfect_subtrees
+from auditlog.integrity.compact import CompactRange, grown_position, perfect_subtrees
 from auditlog.integrity.hasher import leaf_hash
 from auditlog.storage.base import StoredCheckpoint, TreeNode
 
@@ -210,10 +210,15 @@ def check_consistency(
     """Belt and braces: growing a checked range cannot give an inconsistent tree, but the
     signature is for ever, so check the RFC 9162 proof an auditor will check."""
     known = {(n.level, n.index): n.hash for n in base.subtrees()}
-    known.update(((level, index), h) for level, index, h in created)
 
     def subtree(start: int, end: int) -> bytes:
-        h = known.get(subtree_key(start, end))
+        # The proof needs O(log n) subtrees: each is found in ``created`` where ``grow`` put
+        # it, rather than by a map of every node grown (two per leaf).
+        key = subtree_key(start, end)
+        h = known.get(key)
+        at = grown_position(base.size, *key)
+        if h is None and at is not None and at < len(created) and created[at][:2] == key:
+            h = created[at][2]
         if h is None:
             raise IntegrityError(f"{log.what}: no hash of subtree [{start}, {end})")
         return h
