@@ -35,6 +35,8 @@ _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINA
 _MAX_CHUNK = 5000
 #: Rows of the first window a query with conditions on data or words walks (see _walk).
 _PROBE_ROWS = 512
+#: A loose segment's first chunk holds this fraction (1/n) of the page more.
+_LOOSE_SPARE = 8
 #: Rows the rest of a page may be expected within and be walked without asking the indexes.
 _WALK_CHEAP = 4_096
 #: Matches from which their density is trusted to say how far the rest of the page is.
@@ -291,13 +293,14 @@ class EventsPart(PostgresBase):
         # number); PostgreSQL's estimate costs a plan and tells the surely common ones.
         cur = await conn.execute(probe.estimate, probe.params, prepare=False)
         plan = await cur.fetchone()
-        if plan is not None and _plan_rows(plan[0]) >= _SURELY_COMMON_NUMBERS:
-            return None
-        cur = await conn.execute(probe.count, (*probe.params, self.number_candidates))
-        row = await cur.fetchone()
-        if row is None or int(row[0]) >= self.number_candidates:
-            return None
-        return querysql.numbers_query(tenant_id, query, indexed, size, span)
+        common = plan is not None and _plan_rows(plan[0]) >= _SURELY_COMMON_NUMBERS
+        if not common:
+            cur = await conn.execute(probe.count, (*probe.params, self.number_candidates))
+            row = await cur.fetchone()
+            common = row is None or int(row[0]) >= self.number_candidates
+        # A common range walks its numbers in seq order (or, with conditions on columns,
+        # takes the ordinary plan: None).
+        return querysql.numbers_query(tenant_id, query, indexed, size, span, common)
 
     @staticmethod
     def _keep(
@@ -323,6 +326,8 @@ class EventsPart(PostgresBase):
     ) -> None:
         """Fill the page from a segment's planned statement, in growing chunks."""
         fetch = query.limit + 1
+        if segment.loose:
+            fetch += fetch // _LOOSE_SPARE
         while True:
             cur = await conn.execute(segment.sql, (*segment.params, position, fetch))
             candidates = await cur.fetchall()

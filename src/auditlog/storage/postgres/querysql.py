@@ -76,6 +76,10 @@ class Segment:
     #: PostgreSQL's estimate of the same matches (``EXPLAIN`` in JSON, without counting
     #: them): ``probe_params`` and the position.
     estimate: str | None = None
+    #: ``sql`` may return candidates that do not match (a range widened to floats, a JSON
+    #: path test wider than the query): its first chunk then asks for a few rows more than
+    #: the page, so that a miss or two does not cost a second statement.
+    loose: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,10 +237,21 @@ def numbers_probe(tenant_id: int, span: numbers.NumberRange, indexed: int) -> Nu
 
 
 def numbers_query(
-    tenant_id: int, query: Query, indexed: int, size: int, span: numbers.NumberRange
-) -> CandidateQuery:
+    tenant_id: int,
+    query: Query,
+    indexed: int,
+    size: int,
+    span: numbers.NumberRange,
+    common: bool = False,
+) -> CandidateQuery | None:
     """The candidates of ``query`` read through the numbers index: below the search progress,
-    the events holding a number of ``span`` (distinct, by key); from it on, the tail."""
+    the events holding a number of ``span`` (distinct, by key); from it on, the tail.
+
+    ``common``: the range holds many numbers (the store's probe said so). Then its numbers
+    are walked in seq order instead (``event_numbers_seq``) until a chunk is found, which
+    is ``None`` when the query also has conditions on columns (they would cut the walk's
+    chunk short; the ordinary plan reads those columns' indexes instead).
+    """
     columns, params = _columns(query)
     indexed, bounded_size = _bounded(query, indexed, size)
     size = size if bounded_size is None else bounded_size
@@ -245,17 +260,53 @@ def numbers_query(
     onwards = _onwards(query)
     where = "".join(f" AND {c}" for c in [*columns, *below, "e.seq >= %s"])
     tail = Segment(_SELECT + where + onwards("e"), (tenant_id, *params, *below_params, indexed))
-    ranged = (
-        "SELECT e.seq, e.time_us, e.body FROM (SELECT DISTINCT n.seq, n.received_us"
+    in_range = (
         " FROM event_numbers AS n WHERE n.tenant_id = %s AND n.path = %s AND n.v >= %s"
-        " AND n.v <= %s AND n.seq < %s) AS n JOIN events AS e ON e.tenant_id = %s"
-        " AND e.seq = n.seq AND e.received_us = n.received_us WHERE true"
-        + "".join(f" AND {c}" for c in columns)
-        + onwards("e")
+        " AND n.v <= %s AND n.seq < %s"
     )
-    indexed_segment = Segment(
-        ranged, (tenant_id, span.path_id, span.low, span.high, indexed, tenant_id, *params)
-    )
+    range_params = (tenant_id, span.path_id, span.low, span.high, indexed)
+    if columns:
+        if common:
+            return None
+        # Every event of the range, then the columns' conditions, then the page's order.
+        ranged = (
+            "SELECT e.seq, e.time_us, e.body FROM (SELECT DISTINCT n.seq, n.received_us"
+            + in_range
+            + ") AS n JOIN events AS e ON e.tenant_id = %s AND e.seq = n.seq"
+            " AND e.received_us = n.received_us WHERE true"
+            + "".join(f" AND {c}" for c in columns)
+            + onwards("e")
+        )
+        indexed_segment = Segment(ranged, (*range_params, tenant_id, *params), loose=True)
+    else:
+        # The chunk is taken from the numbers (an event once, however many numbers of the
+        # range it holds), and only its events are read. A rare range reads all its numbers
+        # by (path, v) and sorts them by seq (the statement is fenced so that PostgreSQL
+        # cannot walk instead); a common one walks the tenant's numbers in seq order, the
+        # path and range tested on each (the ``+ 0`` keeps them out of the index scan).
+        direction = "DESC" if descending else "ASC"
+        if common:
+            after = "<" if descending else ">"
+            chunk = (
+                "SELECT n.tenant_id, n.seq, min(n.received_us) AS received_us"
+                " FROM event_numbers AS n WHERE n.tenant_id = %s AND n.path + 0 = %s"
+                " AND n.v + 0 >= %s AND n.v + 0 <= %s AND n.seq < %s"
+                f" AND n.seq {after} %s GROUP BY n.tenant_id, n.seq"
+                f" ORDER BY n.seq {direction} LIMIT %s"
+            )
+        else:
+            chunk = (
+                "WITH m AS MATERIALIZED (SELECT DISTINCT n.tenant_id, n.seq, n.received_us"
+                + in_range
+                + ") SELECT * FROM m AS n WHERE true"
+                + onwards("n")
+            )
+        ranged = (
+            f"SELECT e.seq, e.time_us, e.body FROM ({chunk}) AS n JOIN events AS e"
+            " ON e.tenant_id = n.tenant_id AND e.seq = n.seq AND e.received_us = n.received_us"
+            f" ORDER BY e.seq {direction}"
+        )
+        indexed_segment = Segment(ranged, range_params, loose=True)
     if indexed >= size:
         return CandidateQuery((indexed_segment,), descending, start)
     segments = (tail, indexed_segment) if descending else (indexed_segment, tail)
@@ -380,6 +431,7 @@ def compile_query(
         probe,
         probe_params,
         estimate,
+        loose=True,
     )
     if size is not None and indexed >= size:
         return CandidateQuery((indexed_segment,), descending, start)
