@@ -196,10 +196,18 @@ def ingest_run(name: str, conns: int, args: argparse.Namespace) -> dict[str, Any
     measured = sum(r["requests"] * batch for r in results)  # the window's events
     wal: list[tuple[str, int, int, int]] = []
     if start_lsn is not None and end_lsn is not None:
-        found = watch.execute(
-            _WAL_BY_RELATION, {"start": start_lsn[0], "end": end_lsn[0]}
-        ).fetchall()
-        wal = [(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in found]
+        try:
+            found = watch.execute(
+                _WAL_BY_RELATION, {"start": start_lsn[0], "end": end_lsn[0]}
+            ).fetchall()
+            wal = [(str(r[0]), int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in found]
+        except psycopg.errors.UndefinedFile:
+            # A checkpoint recycled the window's first segments before they were read (the
+            # server keeps only max_wal_size): the WAL written, all of it, as one line.
+            (written,) = watch.execute(
+                "SELECT pg_wal_lsn_diff(%s, %s)::bigint", (end_lsn[0], start_lsn[0])
+            ).fetchone() or (0,)
+            wal = [("(all: segments recycled before they were read)", 0, int(written), 0)]
     watch.close()
     if size is None or int(size[0]) != stored:
         raise RuntimeError(f"tenants.next_seq {size} but {stored} rows")
