@@ -501,7 +501,8 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     assert asked == [False]  # asked once, and few candidates: the indexes took over
     page = await store.query("t", query(("data.k", "x"), ("type", "b"), ("limit", "3")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == [2700, 2400, 2100]
-    # Estimated common: walked on without counting, to the walk's bound, then the indexes.
+    # Estimated common: walked on without counting, past the walk's first bound (the value
+    # is common), to the page.
     asked.clear()
     monkeypatch.setattr(pgevents, "_SURELY_COMMON", 0)
     monkeypatch.setattr(pgevents, "_WALK_MAX", 1500)

@@ -43,6 +43,10 @@ _WALK_CHEAP = 4_096
 _TRUSTED_MATCHES = 4
 #: Most rows such a query walks when the rest of its page is expected beyond them.
 _WALK_MAX = 20_000
+#: Most rows a walk reads once the GIN indexes were found to hold a common value (see
+#: _common): reading and sorting them all costs ~12 µs each (12 ms for 1,000,
+#: 250 ms for the 20,000 of a value in 2 % of a million events), walking ~0.5 µs a row (25 ms).
+_WALK_COMMON_MAX = 50_000
 #: Candidates past which the GIN indexes are not asked for a page (see _common).
 _COMMON_MATCHES = 1_000
 #: PostgreSQL's estimate of the candidates from which they are not even counted.
@@ -295,7 +299,9 @@ class EventsPart(PostgresBase):
         plan = await cur.fetchone()
         common = plan is not None and _plan_rows(plan[0]) >= _SURELY_COMMON_NUMBERS
         if not common:
-            cur = await conn.execute(probe.count, (*probe.params, self.number_candidates))
+            cur = await conn.execute(
+                probe.count, (*probe.params, self.number_candidates), prepare=False
+            )
             row = await cur.fetchone()
             common = row is None or int(row[0]) >= self.number_candidates
         # A common range walks its numbers in seq order (or, with conditions on columns,
@@ -329,7 +335,9 @@ class EventsPart(PostgresBase):
         if segment.loose:
             fetch += fetch // _LOOSE_SPARE
         while True:
-            cur = await conn.execute(segment.sql, (*segment.params, position, fetch))
+            cur = await conn.execute(
+                segment.sql, (*segment.params, position, fetch), prepare=not segment.replan
+            )
             candidates = await cur.fetchall()
             for seq, time_us, body in candidates:
                 if self._keep(query, found, int(seq), int(time_us), bytes(body)):
@@ -369,7 +377,8 @@ class EventsPart(PostgresBase):
         assert segment.walk is not None
         window = _PROBE_ROWS
         walked = since_first = matched = 0
-        asked = False
+        asked = common = False
+        bound = _WALK_MAX
         while True:
             cur = await conn.execute(segment.walk, (*segment.walk_params, position, window))
             rows = await cur.fetchall()
@@ -399,16 +408,23 @@ class EventsPart(PostgresBase):
                 poor = len(hits) < expected_hits / 2 or (
                     matched < _TRUSTED_MATCHES and expected > _WALK_CHEAP
                 )
-            if walked >= _WALK_MAX or (expected is not None and walked + expected > _WALK_MAX):
-                return position
+            if walked >= bound or (expected is not None and walked + expected > bound):
+                # Past the bound, the indexes take over unless they hold a common value:
+                # reading and sorting all its candidates costs more than walking on.
+                if bound >= _WALK_COMMON_MAX or not (
+                    common or await self._common(conn, segment, position)
+                ):
+                    return position
+                bound = _WALK_COMMON_MAX
             if poor and not asked:
                 asked = True
-                if not await self._common(conn, segment, position):
+                common = await self._common(conn, segment, position)
+                if not common:
                     return position  # few matches: the indexes find them sooner
             if expected is None:
-                window = min(window * 4, _WALK_MAX - walked)
+                window = min(window * 4, bound - walked)
             else:
-                window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), _WALK_MAX - walked)
+                window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), bound - walked)
 
     async def _common(self, conn: Conn, segment: querysql.Segment, position: int) -> bool:
         """Whether the GIN indexes find at least ``_COMMON_MATCHES`` candidates past
@@ -419,7 +435,8 @@ class EventsPart(PostgresBase):
         (from its sample of the column) costs a plan and tells a common value from a rare
         one, if not how rare: only an estimate below ``_SURELY_COMMON`` is checked by
         counting. A value common in the table but not in this tenant's log is walked, up to
-        ``_WALK_MAX`` rows, before the indexes take over.
+        ``_WALK_COMMON_MAX`` rows, before the indexes take over (the bound of every walk
+        once this said common; ``_WALK_MAX`` otherwise).
         """
         assert segment.probe is not None
         assert segment.estimate is not None
@@ -427,6 +444,9 @@ class EventsPart(PostgresBase):
         row = await cur.fetchone()
         if row is not None and _plan_rows(row[0]) >= _SURELY_COMMON:
             return True
-        cur = await conn.execute(segment.probe, (*segment.probe_params, position, _COMMON_MATCHES))
+        # Planned for its values, as the segment's statement (querysql.Segment.replan).
+        cur = await conn.execute(
+            segment.probe, (*segment.probe_params, position, _COMMON_MATCHES), prepare=False
+        )
         row = await cur.fetchone()
         return row is not None and int(row[0]) >= _COMMON_MATCHES
