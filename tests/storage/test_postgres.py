@@ -26,6 +26,7 @@ from auditlog.model.query import Query, parse_query
 from auditlog.storage.base import Appended, AppendRequest, IdConflict
 from auditlog.storage.postgres import database
 from auditlog.storage.postgres.store import PostgresStore
+from storage.pages import check_first_pages
 
 pytestmark = pytest.mark.anyio
 
@@ -518,10 +519,8 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
     rare, runs of other events and bursts: every page of every query, in both orders and with
     a column condition or none, is what checking every event says, whichever way the walk
     went (with PostgreSQL's estimate heeded or not)."""
-    import dataclasses
     import random
 
-    from auditlog.model.matching import event_matches
     from auditlog.storage.postgres import events as pgevents
 
     rng = random.Random(20261127)
@@ -545,21 +544,7 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
     events = [(orjson.loads(b), b) for b in bodies]
 
     async def check(pairs: list[tuple[str, str]]) -> None:
-        q = query(*pairs)
-        expected = [b for e, b in events if event_matches(e, times.parse_rfc3339(e["time"]), q)]
-        if q.order == "desc":
-            expected.reverse()
-        got: list[bytes] = []
-        page_query = q
-        for _ in range(3):  # the first pages, each after the last seq of the one before
-            page = await store.query("t", page_query)
-            got += page.bodies
-            if not page.more:
-                break
-            assert page.last_seq is not None
-            page_query = dataclasses.replace(q, after_seq=page.last_seq)
-        assert got == expected[: len(got)], pairs
-        assert len(got) == min(len(expected), 3 * q.limit), pairs
+        await check_first_pages(store, "t", events, query(*pairs), pairs)
 
     # What the walks did: handed over to the indexes or not, and the answers of _common.
     handed: list[bool] = []
