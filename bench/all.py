@@ -54,7 +54,7 @@ def parts(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                             *(["--rounds", "1", "--samples", "10"] if quick else [])]),
         ("PostgreSQL queries", ["postgres.py", "--part", "query", *runs]),
         ("SQLite indexer", ["indexer.py", "--data", data, *(["--runs", "1"] if quick else [])]),
-        ("integrity", ["integrity.py", *(["--only", "lag"] if quick else [])]),
+        ("integrity", ["integrity.py", "--data", data, *(["--only", "lag"] if quick else [])]),
     ]  # fmt: skip
 
 
