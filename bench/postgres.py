@@ -313,6 +313,7 @@ def ingest(args: argparse.Namespace) -> None:
     scenarios = ["single", "batch"] if args.scenario == "both" else [args.scenario]
     print(f"ingest: {args.processes} server processes on one PostgreSQL database")
     print(INGEST_HEADER)
+    summary: list[str] = []
     for name in scenarios:
         conns = args.single_conns if name == "single" else args.batch_conns
         kept: list[dict[str, Any]] = []
@@ -332,6 +333,22 @@ def ingest(args: argparse.Namespace) -> None:
             eps = [r["events_per_s"] for r in kept]
             runs = ", ".join(f"{e:,.0f}" for e in eps)
             print(f"{name}: median {statistics.median(eps):,.0f} events/s ({runs})\n", flush=True)
+
+            def med(key: str, kept: list[dict[str, Any]] = kept) -> float:
+                return statistics.median(r[key] for r in kept)
+
+            summary.append(
+                f"| {name} c{conns} | **{statistics.median(eps):,.0f}** | {runs} | "
+                f"{med('servers_us_per_event'):.0f} | {med('db_pg_us_per_event'):.1f} | "
+                f"{med('db_indexer_us_per_event'):.1f} | {med('wal_bytes_per_event'):,.0f} |"
+            )
+    if summary:
+        print(
+            "| scenario | events/s (median) | runs | servers CPU µs/event | PostgreSQL CPU "
+            "µs/event (bench database) | of which the indexer's | WAL bytes/event |\n"
+            "|---|---|---|---|---|---|---|"
+        )
+        print("\n".join(summary), flush=True)
 
 
 # -- queries -----------------------------------------------------------------------------
