@@ -9,7 +9,8 @@ The compiler splits a ``Query`` into three parts:
 * residual conditions: everything else (``ne``, ranges, ``prefix``, ``exists=false``, and
   any condition on ``time``, ``received_at``, ``seq``, ``tenant``). They are checked per
   candidate row by ``al_match``, a SQL function that applies ``model.fields`` itself, so no
-  backend can disagree with the reference semantics.
+  backend can disagree with the reference semantics; cheap necessary tests on the stored
+  bytes (``prechecks``) go before it, so that most rows it would refuse never reach Python.
 
 and picks who drives the scan, newest-first or oldest-first by key (= by seq within a tenant):
 
@@ -39,10 +40,9 @@ from dataclasses import dataclass, replace
 import orjson
 
 from auditlog.model.fields import OPS, Op, Path, Value, read_number
-from auditlog.model.matching import text_needles
 from auditlog.model.query import Condition, Query, TextTerm
 from auditlog.storage import numbers
-from auditlog.storage.sqlite import terms
+from auditlog.storage.sqlite import prechecks, terms
 
 SEQ_BITS = 40
 SEQ_MASK = (1 << SEQ_BITS) - 1
@@ -106,26 +106,17 @@ def _fts_group(tenant: str, cond: Condition) -> str:
     return "(" + " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens)) + ")"
 
 
-# A stored event (a BLOB: LIKE reads text only) is pure ASCII when it has as many characters
-# as bytes; when it is not, ``al_match`` decides alone.
-_NOT_ASCII = "length(CAST(e.body AS TEXT)) <> length(e.body)"
-
-
-def word_checks(text: tuple[TextTerm, ...]) -> tuple[list[str], list[object]]:
-    """``matching.may_hold_text`` in SQL, to put before ``al_match``: a pure ASCII event
-    whose body lacks a word (in any case: LIKE folds ASCII letters) is ruled out by SQLite
-    itself, without a call into Python. A walk over the unindexed tail then costs about a
-    microsecond per event it rules out (against 2.7 with the test in ``al_match``), and never
-    waits for the GIL, which the write path holds under load."""
-    needles = text_needles(text)
-    if needles is None:
-        return [], []
-    likes = " AND ".join(["CAST(e.body AS TEXT) LIKE ? ESCAPE '\\'"] * len(needles))
-    patterns: list[object] = [
-        "%" + n.decode().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        for n in needles
-    ]
-    return [f"({likes} OR {_NOT_ASCII})"], patterns
+def matched(
+    conds: list[Condition], text: tuple[TextTerm, ...] = ()
+) -> tuple[list[str], list[object]]:
+    """The WHERE terms (and their parameters) that check ``conds`` and ``text`` on an event
+    read row by row: the cheap tests of ``prechecks`` first, then ``al_match``."""
+    keys, key_params = prechecks.key_checks(conds)
+    words, word_params = prechecks.word_checks(text)
+    return (
+        [*keys, *words, "al_match(e.body, ?)"],
+        [*key_params, *word_params, residual_spec(conds, text)],
+    )
 
 
 def residual_spec(conds: list[Condition], text: tuple[TextTerm, ...] = ()) -> str:
@@ -236,8 +227,9 @@ def _compile(
         # The search index answers events below the progress mark; the tail above it is
         # scanned by key and checked with every condition, the indexed ones included.
         split = max(lo, min(hi + 1, key_of(tenant_id, indexed_upto)))
-        index_where = where + (["al_match(e.body, ?)"] if residual else [])
-        index_params = params + ([residual_spec(residual)] if residual else [])
+        checks, check_params = matched(residual) if residual else ([], [])
+        index_where = where + checks
+        index_params = params + check_params
         index_sql = (
             "SELECT e.key, e.body FROM t.events_terms AS f CROSS JOIN events AS e"
             " ON e.key = f.rowid WHERE events_terms MATCH ? AND f.rowid BETWEEN ? AND ?"
@@ -251,9 +243,9 @@ def _compile(
         )
         if types is not None:
             tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
-        words, word_params = word_checks(query.text)
-        tail_where = [*where, *words, "al_match(e.body, ?)"]
-        tail_params = [*params, *word_params, residual_spec(residual + tail_checks, query.text)]
+        checks, check_params = matched(residual + tail_checks, query.text)
+        tail_where = [*where, *checks]
+        tail_params = [*params, *check_params]
         tail_sql = (
             "SELECT e.key, e.body FROM events AS e NOT INDEXED WHERE e.key BETWEEN ? AND ?"
             " AND e.tenant_id = ?"
@@ -265,8 +257,9 @@ def _compile(
         return CompiledQuery(parts, descending, query.limit)
 
     if residual:
-        where.append("al_match(e.body, ?)")
-        params.append(residual_spec(residual))
+        checks, check_params = matched(residual)
+        where += checks
+        params += check_params
     extra = "".join(f" AND {w}" for w in where)
     narrows: tuple[Narrow, ...] = ()
     if ids is None and (query.since_us is not None or query.until_us is not None):
@@ -324,21 +317,20 @@ def _by_numbers(
         (*range_params, NUMBER_CANDIDATES),
     )
     where, params = _column_where(query)
-    words, word_params = word_checks(query.text)
-    where += words
-    params += word_params
-    spec = residual_spec(list(query.conditions), query.text)
-    checks = "".join(f" AND {w}" for w in [*where, "al_match(e.body, ?)"])
+    checks_sql, check_params = matched(list(query.conditions), query.text)
+    where += checks_sql
+    params += check_params
+    checks = "".join(f" AND {w}" for w in where)
     indexed = (
         "SELECT e.key, e.body FROM events AS e NOT INDEXED"
         f" WHERE e.key IN (SELECT n.key {in_range})"
         f" AND e.tenant_id = ?{checks} ORDER BY e.key {direction} LIMIT ?",
-        (*range_params, tenant_id, *params, spec, fetch),
+        (*range_params, tenant_id, *params, fetch),
     )
     tail = (
         "SELECT e.key, e.body FROM events AS e NOT INDEXED WHERE e.key BETWEEN ? AND ?"
         f" AND e.tenant_id = ?{checks} ORDER BY e.key {direction} LIMIT ?",
-        (split, hi, tenant_id, *params, spec, fetch),
+        (split, hi, tenant_id, *params, fetch),
     )
     parts = (tail, indexed) if descending else (indexed, tail)
     return Narrow("numbers", probe, CompiledQuery(parts, descending, query.limit))
@@ -381,8 +373,9 @@ def _narrow(
         where.append(f"e.type IN ({','.join('?' * len(types))})")
         params += types
     if residual:
-        where.append("al_match(e.body, ?)")
-        params.append(residual_spec(residual))
+        checks, check_params = matched(residual)
+        where += checks
+        params += check_params
     sql = (
         "SELECT e.key, e.body FROM events AS e INDEXED BY events_time"
         " WHERE e.tenant_id = ? AND e.time_us >= ? AND e.time_us < ?"
