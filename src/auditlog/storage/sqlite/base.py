@@ -28,7 +28,7 @@ import orjson
 from auditlog.config import Settings
 from auditlog.errors import StorageError
 from auditlog.model.fields import condition_matches
-from auditlog.model.matching import may_hold_text, text_matches, text_needles
+from auditlog.model.matching import text_matches
 from auditlog.model.text import event_words
 from auditlog.storage import records
 from auditlog.storage.childprocess import IndexerProcess
@@ -44,17 +44,17 @@ _T = TypeVar("_T")
 
 
 def _al_match(body: bytes, spec: str) -> int:
-    """SQL function: whether a stored event satisfies the encoded conditions and words."""
+    """SQL function: whether a stored event satisfies the encoded conditions and words.
+
+    Every statement puts the cheap tests of ``prechecks`` before it (``querysql.matched``),
+    the words' test of ``matching.may_hold_text`` among them, so it is not made again here."""
     parsed = _spec_cache.get(spec)
     if parsed is None:
-        conditions, text = querysql.parse_residual_spec(spec)
-        parsed = (conditions, text, text_needles(text))
+        parsed = querysql.parse_residual_spec(spec)
         if len(_spec_cache) > 256:
             _spec_cache.clear()
         _spec_cache[spec] = parsed
-    conditions, text, needles = parsed
-    if not may_hold_text(body, needles):
-        return 0
+    conditions, text = parsed
     event = orjson.loads(body)
     for path, op, values in conditions:
         if not condition_matches(event, path, op, values):
