@@ -3,7 +3,8 @@ are ruled out without a call into Python.
 
 A call of ``al_match`` decodes the event and costs a few microseconds; under load it also
 waits for the GIL, which the write path holds. The tests here are necessary conditions only,
-each read off the stored bytes by SQLite itself (about a tenth to half a microsecond), and
+each read off the stored bytes by SQLite itself (up to about a microsecond a row of 500
+bytes, reading it included; bench/RESULTS.md §16), and
 ``al_match`` still decides every event they let through, so no answer changes:
 
 * a word of ``q``: a pure ASCII event holds each of its words in its bytes, in some case
@@ -24,7 +25,8 @@ from auditlog.model.query import Condition, TextTerm
 # A stored event (a BLOB: LIKE reads text only) is pure ASCII when it has as many characters
 # as bytes; when it is not, ``al_match`` decides alone.
 _NOT_ASCII = "length(CAST(e.body AS TEXT)) <> length(e.body)"
-#: Top-level fields every stored event has: a test of their key rules nothing out.
+#: Keys of top-level fields every stored event has: a test of such a key rules nothing out,
+#: wherever the path ends with it (``"id":`` occurs in every event, ``actor.id``'s or not).
 _ALWAYS = frozenset({"id", "type", "time", "received_at", "seq", "tenant", "actor", "source"})
 
 
@@ -49,7 +51,7 @@ def key_checks(conds: list[Condition]) -> tuple[list[str], list[object]]:
     for cond in conds:
         if cond.op == "exists" and cond.values[0].raw != "true":
             continue
-        if len(cond.path) == 1 and cond.path[0] in _ALWAYS:
+        if cond.path[-1] in _ALWAYS:
             continue
         keys[orjson.dumps(cond.path[-1]) + b":"] = None
     return ["instr(e.body, ?) > 0"] * len(keys), list(keys)
