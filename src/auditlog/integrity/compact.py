@@ -162,7 +162,7 @@ def grown_position(start: int, level: int, index: int) -> int | None:
     and the range grew that far): found in O(log n), with no map of the whole list.
 
     Leaf ``j`` adds its own entry, then one for each subtree it completes, level by level;
-    leaves ``start``..``k - 1`` complete ``k >> l - start >> l`` subtrees at level ``l``. So
+    leaves ``start``..``k - 1`` complete ``(k >> l) - (start >> l)`` subtrees at level ``l``. So
     the subtree completed by its last leaf ``k`` comes after those, then after ``level``
     entries of leaf ``k``."""
     last = ((index + 1) << level) - 1

@@ -216,9 +216,10 @@ def check_consistency(
         # it, rather than by a map of every node grown (two per leaf).
         key = subtree_key(start, end)
         h = known.get(key)
-        at = grown_position(base.size, *key)
-        if h is None and at is not None and at < len(created) and created[at][:2] == key:
-            h = created[at][2]
+        if h is None:
+            at = grown_position(base.size, *key)
+            if at is not None and at < len(created) and created[at][:2] == key:
+                h = created[at][2]
         if h is None:
             raise IntegrityError(f"{log.what}: no hash of subtree [{start}, {end})")
         return h
