@@ -334,13 +334,12 @@ def ingest(args: argparse.Namespace) -> None:
             runs = ", ".join(f"{e:,.0f}" for e in eps)
             print(f"{name}: median {statistics.median(eps):,.0f} events/s ({runs})\n", flush=True)
 
-            def med(key: str, kept: list[dict[str, Any]] = kept) -> float:
-                return statistics.median(r[key] for r in kept)
-
+            med = {key: statistics.median(r[key] for r in kept) for key in kept[0]
+                   if key.endswith("_per_event")}  # fmt: skip
             summary.append(
                 f"| {name} c{conns} | **{statistics.median(eps):,.0f}** | {runs} | "
-                f"{med('servers_us_per_event'):.0f} | {med('db_pg_us_per_event'):.1f} | "
-                f"{med('db_indexer_us_per_event'):.1f} | {med('wal_bytes_per_event'):,.0f} |"
+                f"{med['servers_us_per_event']:.0f} | {med['db_pg_us_per_event']:.1f} | "
+                f"{med['db_indexer_us_per_event']:.1f} | {med['wal_bytes_per_event']:,.0f} |"
             )
     if summary:
         print(
