@@ -21,7 +21,8 @@ log's records (``pg_walinspect``).
 Queries (``--part query``): builds ``--events`` synthetic events (bench/query.py's
 distribution) in ``--query-db`` through ``PostgresStore.append`` in groups of ``--group``
 (kept for reuse; ``--rebuild`` makes it again), indexes them for search
-(``PostgresStore.index_pending``, what the indexer process does), runs ANALYZE, starts one
+(``PostgresStore.index_pending``, what the indexer process does), builds the Merkle tree
+and a checkpoint in one integrator round, runs ANALYZE, starts one
 server and times each
 query over HTTP (one keep-alive connection, ``--warm`` unmeasured then ``--samples`` measured
 requests), and prints the median and p95 with the plan PostgreSQL chose for the first statement.
@@ -66,7 +67,7 @@ from ingest import (  # noqa: E402
     stop_server,
     vm_hwm_kib,
 )
-from query import DAY_US, QUERY_TYPE, RARE, TENANT, raw_event  # noqa: E402
+from query import DAY_US, QUERY_TYPE, RARE, TENANT, integrate, raw_event  # noqa: E402
 
 from auditlog.config import Settings  # noqa: E402
 from auditlog.model import times  # noqa: E402
@@ -379,6 +380,7 @@ async def build(url: str, n: int, group: int, seed: int) -> float:
         indexed = await asyncio.to_thread(store.index_pending)
         index_s = time.perf_counter() - t1
         print(f"  indexed {indexed:,} events in {index_s:.1f} s ({indexed / index_s:,.0f}/s)")
+        print(f"  integrated (Merkle tree, checkpoint) in {await integrate(store):.1f} s")
     finally:
         await store.close()
     return time.perf_counter() - t0
