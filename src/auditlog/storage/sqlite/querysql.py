@@ -4,7 +4,8 @@ The compiler splits a ``Query`` into three parts:
 
 * token conditions: equality, ``in`` and ``exists=true`` on any indexed path, and the words of
   ``q``. They become one FTS5 MATCH expression over the search index (see ``terms``), built
-  only from hex tokens and quoted words, so no client text is ever parsed as FTS syntax.
+  only from hex tokens and quoted words, so no client text is ever parsed as FTS syntax. A
+  residual condition on a ``data`` path adds its path's exists token too (``_holds_path``).
 * column conditions: ``type``, ``id`` and the time range, answered from columns and indexes.
 * residual conditions: everything else (``ne``, ranges, ``prefix``, ``exists=false``, and
   any condition on ``time``, ``received_at``, ``seq``, ``tenant``). They are checked per
@@ -96,6 +97,23 @@ def _indexed(cond: Condition) -> bool:
     if root in terms.UNINDEXED_ROOTS:
         return False
     return cond.op in ("eq", "in") or (cond.op == "exists" and cond.values[0].raw == "true")
+
+
+_TRUE = (Value("true", None),)
+
+
+def _holds_path(cond: Condition) -> bool:
+    """Whether ``cond`` is a condition on a ``data`` path that only an event holding the path
+    can match (all but ``exists=false``): the path's exists token is then a necessary
+    condition the search index answers.
+
+    Paths of ``data`` belong to some event types and not others, so the token drives the
+    walk past every event without the path (the service's records of reads, among others)
+    without reading them. The envelope's paths are in (nearly) every event, where the
+    token would only add a lookup per event."""
+    if len(cond.path) < 2 or cond.path[0] != "data":
+        return False
+    return not (cond.op == "exists" and cond.values[0].raw != "true")
 
 
 def _fts_group(tenant: str, cond: Condition) -> str:
@@ -206,6 +224,8 @@ def _compile(
             tail_checks.append(cond)
         else:
             residual.append(cond)
+            if _holds_path(cond):
+                fts.append(_fts_group(tenant, Condition(cond.path, "exists", _TRUE)))
     for term in query.text:
         word = '"' + terms.word_token(term.word) + '"'
         fts.append(word + "*" if term.prefix else word)
@@ -223,6 +243,9 @@ def _compile(
     if types == [] or ids == []:
         return CompiledQuery((), descending, query.limit)  # contradictory equalities
     only_type = types is not None and len(fts) == 1
+    # A time range holding few events may be read through the time index instead (a Narrow).
+    timed = ids is None and (query.since_us is not None or query.until_us is not None)
+    narrows: tuple[Narrow, ...] = ()
     if fts and not only_type:
         # The search index answers events below the progress mark; the tail above it is
         # scanned by key and checked with every condition, the indexed ones included.
@@ -241,6 +264,11 @@ def _compile(
             index_sql,
             (" AND ".join(fts), lo, split - 1, tenant_id, *index_params, fetch),
         )
+        if timed:  # every condition checked on the events of the time range
+            everything = residual + tail_checks
+            narrows = (
+                _narrow(tenant_id, query, types, everything, lo, hi, direction, fetch, query.text),
+            )
         if types is not None:
             tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
         checks, check_params = matched(residual + tail_checks, query.text)
@@ -254,15 +282,14 @@ def _compile(
         )
         tail = (tail_sql, (split, hi, tenant_id, *tail_params, fetch))
         parts = (tail, indexed) if descending else (indexed, tail)
-        return CompiledQuery(parts, descending, query.limit)
+        return CompiledQuery(parts, descending, query.limit, narrows=narrows)
 
     if residual:
         checks, check_params = matched(residual)
         where += checks
         params += check_params
     extra = "".join(f" AND {w}" for w in where)
-    narrows: tuple[Narrow, ...] = ()
-    if ids is None and (query.since_us is not None or query.until_us is not None):
+    if timed:
         narrows = (_narrow(tenant_id, query, types, residual, lo, hi, direction, fetch),)
     if types is not None:
         sql = (
@@ -359,6 +386,7 @@ def _narrow(
     hi: int,
     direction: str,
     fetch: int,
+    text: tuple[TextTerm, ...] = (),
 ) -> Narrow:
     since = query.since_us if query.since_us is not None else -(2**63)
     until = query.until_us if query.until_us is not None else 2**63 - 1
@@ -372,8 +400,8 @@ def _narrow(
     if types is not None:
         where.append(f"e.type IN ({','.join('?' * len(types))})")
         params += types
-    if residual:
-        checks, check_params = matched(residual)
+    if residual or text:
+        checks, check_params = matched(residual, text)
         where += checks
         params += check_params
     sql = (
