@@ -13,7 +13,7 @@
    ``location.city`` (50 cities: Seattle ~2 %), a unique ``request_id``, a ``message`` of 10
    words from a 36-word vocabulary (``refund`` in ~24.5 % of events) plus, in ~0.03 % of
    events, the rare word ``quokka``, an ``amount`` and a ``currency``.
-2. Measure queries (a)-(g) as the issue asks, plus (a2), (h), (i) and the numeric ranges
+2. Measure queries (a)-(g) as the issue asks, plus (a2), (h), (i), (i2) and the numeric ranges
    (j)-(l) on ``data.amount`` (uniform over 100..999,999), ``--rounds`` times
    (default 3): start ``auditlog serve --data DIR`` on 127.0.0.1, and time each query over
    HTTP (httpx, one keep-alive connection, sequential requests): ``--warm`` unmeasured
@@ -339,6 +339,8 @@ def queries(data: str) -> list[tuple[str, str, list[tuple[str, str]], int]]:
     until = times.format_us(newest)
     old_since = times.format_us(newest - 21 * DAY_US)
     old_until = times.format_us(newest - 14 * DAY_US)
+    hour_since = times.format_us(newest - 21 * DAY_US)
+    hour_until = times.format_us(newest - 21 * DAY_US + 3600 * 1_000_000)
     a = [("type", QUERY_TYPE), ("since", since), ("until", until), ("limit", "100")]
     return [
         ("a", f"type={QUERY_TYPE} & last 7 days, first page", a, 1),
@@ -361,6 +363,12 @@ def queries(data: str) -> list[tuple[str, str, list[tuple[str, str]], int]]:
         ("g", "cursor walk: 5 pages of (a)", a, 5),
         ("h", "no filter (the newest events), first page", [], 1),
         ("i", "last 7 days, no type, first page", [("since", since)], 1),
+        (
+            "i2",
+            "q=refund & one hour 21 days ago, first page",
+            [("q", "refund"), ("since", hour_since), ("until", hour_until), ("limit", "100")],
+            1,
+        ),
         ("j", "data.amount[gt]=999000 (~0.1 %), first page", [("data.amount[gt]", "999000")], 1),
         (
             "k",
