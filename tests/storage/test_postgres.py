@@ -446,13 +446,15 @@ def test_nested_paths_name_where_arrays_hold_arrays() -> None:
 
 
 def record_common(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Record what the store's walks hear when they ask the indexes how common a value is."""
+    """Record what the store's walks hear when they ask the indexes how common a value is
+    (True: common; False: few, whose candidates are read)."""
     answers: list[bool] = []
     real = PostgresStore._common
 
-    async def counted(self: PostgresStore, *args: Any) -> bool:
-        answers.append(await real(self, *args))
-        return answers[-1]
+    async def counted(self: PostgresStore, *args: Any) -> list[int] | None:
+        few = await real(self, *args)
+        answers.append(few is None)
+        return few
 
     monkeypatch.setattr(PostgresStore, "_common", counted)
     return answers
@@ -499,7 +501,7 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     newest_x = [3005, 3004, 3003, 3002, 3001, 3000, 2700, 2400, 2100, 1800]
     page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
-    assert asked == [False]  # asked once, and few candidates: the indexes took over
+    assert asked == [False]  # asked once, and few candidates: read where the indexes found them
     page = await store.query("t", query(("data.k", "x"), ("type", "b"), ("limit", "3")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == [2700, 2400, 2100]
     # Estimated common: walked on without counting, past the walk's first bound (the value
@@ -568,14 +570,21 @@ async def test_walks_and_hand_overs_agree_with_brute_force(
         cases.append(pairs)
     for pairs in cases:
         await check(pairs)
-    # Both ways were taken, and the indexes were asked with both answers.
-    assert True in handed
-    assert False in handed
+    # The indexes were asked with both answers (a few candidates are read where the
+    # indexes found them), and walks ended by themselves.
     assert True in asked
     assert False in asked
+    assert False in handed
     monkeypatch.setattr(pgevents, "_SURELY_COMMON", 0)  # every estimate says common
     for pairs in cases[:15]:
         await check(pairs)
+    # Walks past their bound hand the rest of the segment over to the indexes.
+    handed.clear()
+    monkeypatch.setattr(pgevents, "_WALK_MAX", 300)
+    monkeypatch.setattr(pgevents, "_WALK_COMMON_MAX", 600)
+    for pairs in cases[:15]:
+        await check(pairs)
+    assert True in handed
 
 
 async def test_an_index_made_before_the_numbers_index_is_made_again(url: str) -> None:

@@ -370,9 +370,10 @@ class EventsPart(PostgresBase):
         the estimate is poor (no match in a window, a window with under half the
         matches expected, the rest expected beyond ``_WALK_CHEAP`` rows from fewer than
         ``_TRUSTED_MATCHES`` matches) the indexes are asked once how many matches there are
-        (``_common``): with few, they take over. Returns ``None`` when the page is full or the
-        segment walked to its end, else the position from which the indexes should find the
-        rest.
+        (``_common``): with few, their candidates are read. Returns ``None`` when the
+        page is full, the segment walked to its end or its few candidates read (``_read``),
+        else the position from which the indexes should find the rest (past the walk's
+        bound).
         """
         assert segment.walk is not None
         window = _PROBE_ROWS
@@ -411,24 +412,33 @@ class EventsPart(PostgresBase):
             if walked >= bound or (expected is not None and walked + expected > bound):
                 # Past the bound, the indexes take over unless they hold a common value:
                 # reading and sorting all its candidates costs more than walking on.
-                if bound >= _WALK_COMMON_MAX or not (
-                    common or await self._common(conn, segment, position)
-                ):
+                if bound >= _WALK_COMMON_MAX:
                     return position
+                if not common:
+                    few = await self._common(conn, segment, position)
+                    if few is not None:
+                        await self._read(conn, segment, query, found, few, deadline)
+                        return None
                 bound = _WALK_COMMON_MAX
             if poor and not asked:
                 asked = True
-                common = await self._common(conn, segment, position)
-                if not common:
-                    return position  # few matches: the indexes find them sooner
+                few = await self._common(conn, segment, position)
+                common = few is None
+                if few is not None:  # few matches: read where the indexes found them
+                    await self._read(conn, segment, query, found, few, deadline)
+                    return None
             if expected is None:
                 window = min(window * 4, bound - walked)
             else:
                 window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), bound - walked)
 
-    async def _common(self, conn: Conn, segment: querysql.Segment, position: int) -> bool:
-        """Whether the GIN indexes find at least ``_COMMON_MATCHES`` candidates past
-        ``position``: too many to read and sort for one page.
+    async def _common(
+        self, conn: Conn, segment: querysql.Segment, position: int
+    ) -> list[int] | None:
+        """``None`` when the GIN indexes find at least ``_COMMON_MATCHES`` candidates past
+        ``position``: too many to read and sort for one page. Otherwise the seqs of every
+        candidate, which the probe found already (their events are read by seq: building
+        the index's bitmap again to read them would cost as much as the probe did).
 
         Counting them builds the index's whole bitmap of a value, which for a common one
         costs more than walking to its page (~8 ms for 20,000 matches). PostgreSQL's estimate
@@ -443,10 +453,35 @@ class EventsPart(PostgresBase):
         cur = await conn.execute(segment.estimate, (*segment.probe_params, position), prepare=False)
         row = await cur.fetchone()
         if row is not None and _plan_rows(row[0]) >= _SURELY_COMMON:
-            return True
+            return None
         # Planned for its values, as the segment's statement (querysql.Segment.replan).
         cur = await conn.execute(
             segment.probe, (*segment.probe_params, position, _COMMON_MATCHES), prepare=False
         )
-        row = await cur.fetchone()
-        return row is not None and int(row[0]) >= _COMMON_MATCHES
+        seqs = [int(seq) for (seq,) in await cur.fetchall()]
+        return None if len(seqs) >= _COMMON_MATCHES else seqs
+
+    async def _read(
+        self,
+        conn: Conn,
+        segment: querysql.Segment,
+        query: Query,
+        found: list[tuple[int, bytes]],
+        seqs: list[int],
+        deadline: float,
+    ) -> None:
+        """Fill the page from a segment's every candidate (``seqs``, fewer than
+        ``_COMMON_MATCHES``): their events in page order, a chunk at a time, each checked."""
+        seqs.sort(reverse=query.order == "desc")
+        start = 0
+        while start < len(seqs):
+            fetch = query.limit + 1 - len(found)
+            fetch += fetch // _LOOSE_SPARE
+            chunk = seqs[start : start + fetch]
+            start += len(chunk)
+            cur = await conn.execute(querysql.EVENTS_BY_SEQ, (segment.tenant_id, chunk))
+            rows = {int(r[0]): (int(r[1]), bytes(r[2])) for r in await cur.fetchall()}
+            for seq in chunk:
+                if seq in rows and self._keep(query, found, seq, *rows[seq]):
+                    return
+            self._check_deadline(deadline)

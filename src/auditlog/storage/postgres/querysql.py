@@ -69,8 +69,9 @@ class Segment:
     params: tuple[object, ...]
     walk: str | None = None
     walk_params: tuple[object, ...] = ()
-    #: Counts the matches the GIN indexes find, up to a bound: ``probe_params``, the position
-    #: and the bound.
+    #: The seqs of the matches the GIN indexes find, in no order, up to a bound:
+    #: ``probe_params``, the position and the bound. Below the bound they are every
+    #: candidate of the segment, and their events are read by seq (``EVENTS_BY_SEQ``).
     probe: str | None = None
     probe_params: tuple[object, ...] = ()
     #: PostgreSQL's estimate of the same matches (``EXPLAIN`` in JSON, without counting
@@ -85,6 +86,8 @@ class Segment:
     #: generic plan of a prepared statement (which, for a rare value after common ones,
     #: walked the whole log: 600 ms instead of 3).
     replan: bool = False
+    #: The tenant, for ``EVENTS_BY_SEQ`` (set where ``probe`` is).
+    tenant_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,8 @@ def searches(query: Query) -> bool:
 
 
 _SELECT = "SELECT e.seq, e.time_us, e.body FROM events AS e WHERE e.tenant_id = %s"
+#: A tenant's events with the given seqs (an array), in no order.
+EVENTS_BY_SEQ = _SELECT + " AND e.seq = ANY(%s)"
 
 
 def _columns(query: Query) -> tuple[list[str], list[object]]:
@@ -377,13 +382,13 @@ def compile_query(
     # the store on each candidate.
     where = "".join(f" AND {c}" for c in [*columns, *below, "e.seq >= %s"])
     tail = Segment(select + where + order, (tenant_id, *params, *below_params, indexed))
-    # How many candidates the GIN indexes find, up to a bound (the store's walk-or-index choice).
+    # The candidates the GIN indexes find, up to a bound (the store's walk-or-index choice).
     candidates = (
-        "SELECT 1 FROM event_search AS s WHERE s.tenant_id = %s"
+        "SELECT s.seq FROM event_search AS s WHERE s.tenant_id = %s"
         + "".join(f" AND {c}" for c in [*gin, "s.seq < %s"])
         + f" AND s.seq {after} %s"
     )
-    probe = f"SELECT count(*) FROM ({candidates} LIMIT %s) AS m"
+    probe = f"{candidates} LIMIT %s"
     estimate = f"EXPLAIN (FORMAT JSON) {candidates}"
     probe_params = (tenant_id, *gin_params, indexed)
     # Driven from the search rows: PostgreSQL picks the GIN index for the conditions on data
@@ -442,6 +447,7 @@ def compile_query(
         estimate,
         loose=True,
         replan=True,
+        tenant_id=tenant_id,
     )
     if size is not None and indexed >= size:
         return CandidateQuery((indexed_segment,), descending, start)
