@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -255,8 +256,10 @@ class EventsPart(PostgresBase):
             position = compiled.start
             for segment in compiled.segments:
                 reached = position
+                # What the store checks on each candidate: the words only where SQL did not.
+                checked = replace(query, text=()) if segment.words_decided else query
                 if segment.walk is not None:
-                    walked = await self._walk(conn, segment, query, found, position, deadline)
+                    walked = await self._walk(conn, segment, checked, found, position, deadline)
                     if walked is None:
                         if len(found) > query.limit:
                             break
@@ -264,7 +267,7 @@ class EventsPart(PostgresBase):
                     reached = walked
                 if len(found) > query.limit:
                     break
-                await self._fetch(conn, segment, query, found, reached, deadline)
+                await self._fetch(conn, segment, checked, found, reached, deadline)
                 if len(found) > query.limit:
                     break
                 if found:

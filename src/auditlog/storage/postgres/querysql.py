@@ -3,7 +3,9 @@
 The statement returns, in ``seq`` order, a superset of the tenant's events that match: every
 match and perhaps a few more. The store checks each candidate with ``model.matching`` (the
 definition of what a query means) and fetches further chunks until the page is full, so SQL
-never has to reproduce the reference semantics exactly, only never miss a match.
+never has to reproduce the reference semantics exactly, only never miss a match. The words of
+``q`` are the exception: in the indexed part SQL decides them exactly
+(``Segment.words_decided``).
 
 What goes into SQL, each with an index behind it:
 
@@ -88,6 +90,10 @@ class Segment:
     replan: bool = False
     #: The tenant, for ``EVENTS_BY_SEQ`` (set where ``probe`` is).
     tenant_id: int | None = None
+    #: Every row the statements answer holds the query's words (``q``): each tests them on
+    #: the event's ``words`` (``model.text.event_words``, as the store's check computes
+    #: them), exactly, so the store's check of each candidate leaves them out.
+    words_decided: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +454,7 @@ def compile_query(
         loose=True,
         replan=True,
         tenant_id=tenant_id,
+        words_decided=bool(query.text),
     )
     if size is not None and indexed >= size:
         return CandidateQuery((indexed_segment,), descending, start)
