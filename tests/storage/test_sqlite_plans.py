@@ -82,6 +82,16 @@ async def test_token_conditions_drive_from_the_search_index_and_check_the_tail(
 
 
 @pytest.mark.parametrize(
+    "pairs", [(), (("data.amount[gt]", "5"),), (("since", "2026-01-01T00:00:00Z"),)]
+)
+async def test_an_id_reads_the_id_index(
+    conn: sqlite3.Connection, pairs: tuple[tuple[str, str], ...]
+) -> None:
+    (plan,) = plans(conn, ("id", "e1"), *pairs)
+    assert "USING INDEX events_id" in plan, plan
+
+
+@pytest.mark.parametrize(
     "pairs",
     [(("type", "a"),), (("type", "a"), ("type", "b"), ("until", "2026-01-01T00:00:00Z"))],
 )

@@ -224,8 +224,12 @@ def _compile(
             tail_checks.append(cond)
         else:
             residual.append(cond)
-            if _holds_path(cond):
-                fts.append(_fts_group(tenant, Condition(cond.path, "exists", _TRUE)))
+    if ids is None:  # (an id equality reads the id index instead)
+        fts += [
+            _fts_group(tenant, Condition(c.path, "exists", _TRUE))
+            for c in residual
+            if _holds_path(c)
+        ]
     for term in query.text:
         word = '"' + terms.word_token(term.word) + '"'
         fts.append(word + "*" if term.prefix else word)
