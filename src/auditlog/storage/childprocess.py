@@ -112,7 +112,7 @@ def run_loop(
     os.nice(NICENESS)
     # As the server does (cli/serve.py): decoding events and making their entries allocates
     # many short-lived containers, which reference counting frees; the cycle collector
-    # would rescan the long-lived ones every 700 allocations. About 3-5 % of the SQLite
+    # would rescan the long-lived ones every 700 allocations. About 4-5 % of the SQLite
     # indexer's CPU (bench/RESULTS.md §17).
     gc.collect()
     gc.freeze()
