@@ -339,7 +339,6 @@ def queries(data: str) -> list[tuple[str, str, list[tuple[str, str]], int]]:
     until = times.format_us(newest)
     old_since = times.format_us(newest - 21 * DAY_US)
     old_until = times.format_us(newest - 14 * DAY_US)
-    hour_since = times.format_us(newest - 21 * DAY_US)
     hour_until = times.format_us(newest - 21 * DAY_US + 3600 * 1_000_000)
     a = [("type", QUERY_TYPE), ("since", since), ("until", until), ("limit", "100")]
     return [
@@ -366,7 +365,7 @@ def queries(data: str) -> list[tuple[str, str, list[tuple[str, str]], int]]:
         (
             "i2",
             "q=refund & one hour 21 days ago, first page",
-            [("q", "refund"), ("since", hour_since), ("until", hour_until), ("limit", "100")],
+            [("q", "refund"), ("since", old_since), ("until", hour_until), ("limit", "100")],
             1,
         ),
         ("j", "data.amount[gt]=999000 (~0.1 %), first page", [("data.amount[gt]", "999000")], 1),
