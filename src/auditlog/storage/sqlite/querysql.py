@@ -270,9 +270,7 @@ def _compile(
         )
         if timed:  # every condition checked on the events of the time range
             everything = residual + tail_checks
-            narrows = (
-                _narrow(tenant_id, query, types, everything, lo, hi, direction, fetch, query.text),
-            )
+            narrows = (_narrow(tenant_id, query, types, everything, lo, hi, direction, fetch),)
         if types is not None:
             tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
         checks, check_params = matched(residual + tail_checks, query.text)
@@ -390,8 +388,9 @@ def _narrow(
     hi: int,
     direction: str,
     fetch: int,
-    text: tuple[TextTerm, ...] = (),
 ) -> Narrow:
+    """The plan through the time index: the events of the range, each checked with
+    ``residual`` and the words of ``q``."""
     since = query.since_us if query.since_us is not None else -(2**63)
     until = query.until_us if query.until_us is not None else 2**63 - 1
     probe = (
@@ -404,8 +403,8 @@ def _narrow(
     if types is not None:
         where.append(f"e.type IN ({','.join('?' * len(types))})")
         params += types
-    if residual or text:
-        checks, check_params = matched(residual, text)
+    if residual or query.text:
+        checks, check_params = matched(residual, query.text)
         where += checks
         params += check_params
     sql = (
