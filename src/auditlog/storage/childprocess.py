@@ -8,7 +8,6 @@ process serving requests. The child exits when its parent goes away or on SIGTER
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -18,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+
+from auditlog.collector import collect_less
 
 log = logging.getLogger("auditlog.storage")
 
@@ -110,13 +111,7 @@ def run_loop(
     signal.signal(signal.SIGINT, stop)
     # Serving requests comes first; queries stay complete meanwhile (the tail is checked).
     os.nice(NICENESS)
-    # As the server does (cli/serve.py): decoding events and making their entries allocates
-    # many short-lived containers, which reference counting frees; the cycle collector
-    # would rescan the long-lived ones every 700 allocations. About 4-5 % of the SQLite
-    # indexer's CPU (bench/RESULTS.md §17).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    collect_less()  # as the server does
     while not stopping and os.getppid() == parent:
         try:
             if step() < full:
