@@ -1,6 +1,6 @@
 """The SQLite search indexer and its worker processes: the same index with workers as
-without, a failed step leaves nothing and the next one resumes, and no worker outlives its
-indexer."""
+without, workers given chunks only while a core goes spare, a failed step leaves nothing and
+the next one resumes, and no worker outlives its indexer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,13 @@ def index_contents(path: str) -> dict[str, Any]:
         conn.close()
 
 
+@pytest.fixture
+def always_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers are given chunks however busy the machine running the tests is."""
+    monkeypatch.setattr(termworkers, "SPARE_CORES", 0.0)
+
+
+@pytest.mark.usefixtures("always_spare")
 async def test_workers_build_the_index_the_indexer_builds_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,6 +95,7 @@ async def test_workers_build_the_index_the_indexer_builds_alone(
         indexer = Indexer(path, workers)
         try:
             assert indexer.index_batch(450) == 450  # a tenant and a half
+            assert indexer.workers.helped is (workers > 0)
             assert indexer.catch_up() == 150
         finally:
             indexer.close()
@@ -96,6 +105,7 @@ async def test_workers_build_the_index_the_indexer_builds_alone(
     assert index_contents(helped) == expected
 
 
+@pytest.mark.usefixtures("always_spare")
 async def test_a_failed_step_adds_nothing_and_the_next_one_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,7 +120,8 @@ async def test_a_failed_step_adds_nothing_and_the_next_one_resumes(
     indexer = Indexer(path, 2)
     try:
         indexer.index_batch(150)  # the first tenant's first 150, all well
-        with pytest.raises(ValueError, match="term worker"):
+        # Its chunk fails in a worker or in the indexer's own thread, whichever took it.
+        with pytest.raises(ValueError, match=r"term worker|unexpected character"):
             indexer.index_batch(400)
         assert index_contents(path)["progress"] == [(1, 150)]
         (body,) = (
@@ -130,6 +141,49 @@ async def test_a_failed_step_adds_nothing_and_the_next_one_resumes(
     finally:
         alone.close()
     assert index_contents(path) == index_contents(reference)
+
+
+def test_a_worker_answers_a_bad_body_with_an_error_and_goes_on() -> None:
+    worker = termworkers._Worker()
+    try:
+        worker.send(1, "t", [(5, b'{"type": "t"}'), (6, b"{not json")])
+        worker.send(1, "t", [(7, b'{"type": "u", "data": {"n": 2}}')])
+        with pytest.raises(ValueError, match=f"term worker {worker.process.pid}: JSONDecodeError"):
+            worker.receive()
+        docs, found, _ = worker.receive()
+        assert [key for key, _ in docs] == [7]
+        assert [row[2:] for row in found] == [[2, 7]]
+    finally:
+        worker.stop(5)
+
+
+def test_workers_get_chunks_only_while_a_core_goes_spare(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spare: list[float | None] = [None, 0.2, None, 1.5, 0.49]
+    monkeypatch.setattr(termworkers.SpareCpu, "cores", lambda self, pids: spare.pop(0))
+    workers = termworkers.TermWorkers(1)
+    rows = [
+        (i, b'{"type": "t", "data": {"n": %d}}' % i) for i in range(3 * termworkers.CHUNK_EVENTS)
+    ]
+
+    def tokens(chunks: Iterable[termworkers.Entries]) -> list[Any]:
+        return [
+            ([(key, set(doc.split())) for key, doc in docs], found, flags)
+            for docs, found, flags in chunks
+        ]
+
+    alone = tokens(termworkers.TermWorkers(0).map([(1, "t", rows)]))
+    helped = []
+    try:
+        for _ in range(5):
+            assert tokens(workers.map([(1, "t", rows)])) == alone
+            helped.append(workers.helped)
+    finally:
+        workers.close()
+    # No reading at first: they help; 0.2 cores: not; no new reading: as before; 1.5: yes.
+    assert helped == [True, False, False, True, False]
+    assert not spare
 
 
 def gone(pid: int) -> bool:

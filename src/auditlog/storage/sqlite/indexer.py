@@ -48,6 +48,9 @@ GIVE_BACK_PAGES = 1024
 #: Pruned events whose entries were removed, from which the full-text index is rewritten.
 OPTIMIZE_AFTER = 10_000
 IDLE_SLEEP = 0.05
+#: The interpreter's switch interval in the indexer process: the threads that feed the
+#: workers get the GIL within it while this thread computes entries.
+SWITCH_INTERVAL = 0.0005
 
 
 class Indexer:
@@ -55,7 +58,7 @@ class Indexer:
 
     def __init__(self, events_path: str, workers: int | None = None) -> None:
         self.events_path = events_path
-        self._workers = TermWorkers(termworkers.default_workers() if workers is None else workers)
+        self.workers = TermWorkers(termworkers.default_workers() if workers is None else workers)
         self._events = database.connect(events_path, readonly=True)
         self._terms = database.connect(database.terms_path(events_path), synchronous="NORMAL")
         database.use_wal(self._terms, database.terms_path(events_path))
@@ -63,7 +66,7 @@ class Indexer:
         self._unindexed = 0  # pruned events whose entries were removed since the last compact
 
     def close(self) -> None:
-        self._workers.close()
+        self.workers.close()
         self._events.close()
         self._terms.close()
 
@@ -142,7 +145,7 @@ class Indexer:
         tm = self._terms
         found: list[list[Any]] = []
         flags: list[list[Any]] = []
-        for docs, chunk_found, chunk_flags in self._workers.map(work):
+        for docs, chunk_found, chunk_flags in self.workers.map(work):
             tm.executemany("INSERT INTO events_terms (rowid, terms) VALUES (?, ?)", docs)
             found += chunk_found
             flags += chunk_flags
@@ -217,6 +220,7 @@ class Indexer:
 def run(events_path: str, parent: int) -> int:
     """Index until told to stop or orphaned."""
     indexer = Indexer(events_path)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         run_loop(indexer.index_batch, parent, (sqlite3.Error,), IDLE_SLEEP, BATCH_EVENTS)
     finally:

@@ -18,24 +18,33 @@ its indexer.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import orjson
 
+from auditlog.collector import collect_less
 from auditlog.storage import numbers
+from auditlog.storage.sparecpu import SpareCpu
 from auditlog.storage.sqlite import terms
 
 #: Events per request to a worker: small enough that writing starts soon, large enough that
 #: a request's overhead does not count.
-CHUNK_EVENTS = 500
+CHUNK_EVENTS = 100
+#: Requests a worker is sent before its first answer is read.
+IN_FLIGHT = 3
+#: Cores that must have gone idle (or to the workers) since the last step for the workers
+#: to be given the next one's chunks.
+SPARE_CORES = 0.5
 
 Rows = Sequence[tuple[int, bytes]]
 #: What a chunk of one tenant's events adds to the index: [key, document] for the full-text
@@ -96,12 +105,13 @@ def _answer(head: bytes, bodies: bytes) -> bytes:
 
 
 def default_workers() -> int:
-    """One worker per core beyond two (the server's and the indexer's), at most 3.
+    """One worker per core beyond the indexer's own, at most 3.
 
     A worker costs the pipe and JSON besides the work it takes over (2-10 us an event,
     bench/RESULTS.md §13), which only pays where a core would otherwise be idle: under full
-    ingest on two cores, none is."""
-    return max(0, min(3, (os.cpu_count() or 1) - 2))
+    ingest on two cores, none is. So the workers are given chunks only while at least
+    ``SPARE_CORES`` go spare (``map``)."""
+    return max(0, min(3, (os.cpu_count() or 1) - 1))
 
 
 class _Worker:
@@ -116,8 +126,11 @@ class _Worker:
         self.requests: IO[bytes] = self.process.stdin
         self.answers: IO[bytes] = self.process.stdout
 
-    def call(self, tenant_id: int, name: str, rows: Rows) -> Entries:
+    def send(self, tenant_id: int, name: str, rows: Rows) -> None:
         _send(self.requests, *_request(tenant_id, name, rows))
+
+    def receive(self) -> Entries:
+        """The answer to the oldest request sent."""
         got = _receive(self.answers)
         if got is None:
             raise EOFError(f"term worker {self.process.pid} exited")
@@ -137,46 +150,140 @@ class _Worker:
         self.answers.close()
 
 
+class _Shared:
+    """The chunks of one ``map``: worker threads take them from the front, the indexer's own
+    thread from the back while the next result it needs is not there yet."""
+
+    def __init__(self, chunks: list[tuple[int, str, Rows]]) -> None:
+        self.left: collections.deque[tuple[int, tuple[int, str, Rows]]] = collections.deque(
+            enumerate(chunks)
+        )
+        self.done: dict[int, Entries | Exception] = {}
+        self.changed = threading.Condition()
+
+    def take_first(self) -> tuple[int, tuple[int, str, Rows]] | None:
+        with self.changed:
+            return self.left.popleft() if self.left else None
+
+    def put(self, index: int, outcome: Entries | Exception) -> None:
+        with self.changed:
+            self.done[index] = outcome
+            self.changed.notify_all()
+
+    def result(self, index: int) -> Entries:
+        """Chunk ``index``'s entries; meanwhile, the last chunk no one took is computed here."""
+        while True:
+            with self.changed:
+                if index in self.done:
+                    outcome = self.done.pop(index)
+                    break
+                if not self.left:
+                    self.changed.wait()
+                    continue
+                mine, chunk = self.left.pop()
+            self.put(mine, _outcome(*chunk))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def drop(self) -> None:
+        """No chunk is taken after this (the indexer's step ended early)."""
+        with self.changed:
+            self.left.clear()
+
+
+def _computed(tenant_id: int, name: str, rows: Rows) -> Entries:
+    return entries(tenant_id, name, [(key, orjson.loads(body)) for key, body in rows])
+
+
+def _outcome(tenant_id: int, name: str, rows: Rows) -> Entries | Exception:
+    try:
+        return _computed(tenant_id, name, rows)
+    except Exception as exc:  # raised where its chunk's turn comes
+        return exc
+
+
 class TermWorkers:
     """``entries`` for chunks of rows, computed by ``count`` worker processes (started on
-    first use), or in this process when ``count`` is 0 or there is only one chunk."""
+    first use) and by the calling thread; by the calling thread alone when ``count`` is 0,
+    there is only one chunk, or the machine has no core to spare."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
         self._threads: ThreadPoolExecutor | None = None
+        self._spare = SpareCpu()
+        self._use = True  # the workers, until a look at the machine says otherwise
+        #: Whether the last ``map`` gave the workers chunks.
+        self.helped = False
 
-    def _call(self, tenant_id: int, name: str, rows: Rows) -> Entries:
+    def _helpers(self) -> int:
+        """How many workers to give chunks to now."""
+        if self.count <= 0:
+            return 0
+        spare = self._spare.cores(w.process.pid for w in self._all)
+        if spare is not None:  # else: as decided last, for want of a new reading
+            self._use = spare >= SPARE_CORES
+        return self.count if self._use else 0
+
+    def _drain(self, shared: _Shared) -> None:
+        """Hand one worker the chunks at the front until none is left, ``IN_FLIGHT`` at a
+        time, so that it has the next one as soon as it answers one."""
         worker = self._idle.get()
+        sent: collections.deque[int] = collections.deque()
         try:
-            return worker.call(tenant_id, name, rows)
+            while True:
+                while len(sent) < IN_FLIGHT and (item := shared.take_first()) is not None:
+                    index, chunk = item
+                    try:
+                        worker.send(*chunk)
+                    except OSError as exc:  # it is gone: raised where the chunk's turn comes
+                        shared.put(index, exc)
+                    else:
+                        sent.append(index)
+                if not sent:
+                    break
+                index = sent.popleft()
+                try:
+                    outcome: Entries | Exception = worker.receive()
+                except Exception as exc:  # likewise
+                    outcome = exc
+                shared.put(index, outcome)
         finally:
             self._idle.put(worker)
 
     def map(self, work: Sequence[tuple[int, str, Rows]]) -> Iterator[Entries]:
-        """The entries of each tenant's rows in ``work``, a chunk at a time, in order."""
+        """The entries of each tenant's rows in ``work``, a chunk at a time, in order.
+
+        The workers take the chunks from the first on; the calling thread, while the chunk
+        it is to give next is still being computed, computes the last one no worker took.
+        So the chunks are shared out by how fast each side goes, and the caller writes one
+        chunk's entries while the workers compute the next ones."""
         chunks = [
             (tenant_id, name, rows[i : i + CHUNK_EVENTS])
             for tenant_id, name, rows in work
             for i in range(0, len(rows), CHUNK_EVENTS)
         ]
-        if self.count <= 0 or len(chunks) < 2:
-            for tenant_id, name, rows in chunks:
-                yield entries(tenant_id, name, [(k, orjson.loads(body)) for k, body in rows])
+        helpers = self._helpers() if len(chunks) > 1 else 0
+        self.helped = helpers > 0
+        if not helpers:
+            for chunk in chunks:
+                yield _computed(*chunk)
             return
         if self._threads is None:
             self._all = [_Worker() for _ in range(self.count)]
             for worker in self._all:
                 self._idle.put(worker)
             self._threads = ThreadPoolExecutor(self.count, thread_name_prefix="al-terms")
-        pending: list[Future[Entries]] = [self._threads.submit(self._call, *c) for c in chunks]
+        shared = _Shared(chunks)
+        for _ in range(min(helpers, len(chunks) - 1)):
+            self._threads.submit(self._drain, shared)
         try:
-            for future in pending:
-                yield future.result()
+            for index in range(len(chunks)):
+                yield shared.result(index)
         finally:
-            for future in pending:
-                future.cancel()
+            shared.drop()
 
     def close(self, timeout: float = 5.0) -> None:
         if self._threads is not None:
@@ -192,8 +299,22 @@ def main() -> int:
     # Its indexer stops it by closing its input; an interrupt meant for the server is not
     # for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    collect_less()  # as its indexer does
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    while (head := _receive(requests)) is not None and (bodies := _receive(requests)) is not None:
+    # The requests are read as they come, while one is computed: the indexer may send the
+    # next one before it reads an answer.
+    pending: queue.SimpleQueue[tuple[bytes, bytes] | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        while (head := _receive(requests)) is not None and (
+            bodies := _receive(requests)
+        ) is not None:
+            pending.put((head, bodies))
+        pending.put(None)
+
+    threading.Thread(target=read, name="al-terms-requests", daemon=True).start()
+    while (request := pending.get()) is not None:
+        head, bodies = request
         try:
             answer = _answer(head, bodies)
         except Exception as exc:  # the indexer raises it
