@@ -120,9 +120,9 @@ class _Path:
         self.material = material  # the tenant's and the path's, as hashed for tokens
         self.id_material = id_material  # the path's alone, as ``numbers.material_id`` takes it
         self.exists = _digest(material + "=e") if id_material else ""
+        self.pid = material_id(id_material) if id_material else 0  # its id in ``numbers``
         self.strings: dict[str, str] = {}  # string value -> token
         self.numbers: dict[int | float, str] = {}  # number -> token (1 and 1.0 alike)
-        self.pid: int | None = None
         self.children: dict[str, _Path] = {}
         self.words = words
         self.child_words = child_words
@@ -196,10 +196,7 @@ def _walk(
             if token is None:
                 token = _memory.value(child, child.strings, value, "s" + value)
             out.add(token)
-            pid = child.pid
-            if pid is None:
-                pid = child.pid = material_id(child.id_material)
-            held.string_paths.add(pid)
+            held.string_paths.add(child.pid)
             if text is not None and child.words:
                 text.append(value)
         elif kind is int or kind is float:
@@ -207,10 +204,9 @@ def _walk(
             if token is None:
                 token = _memory.value(child, child.numbers, value, "n" + number_text(value))
             out.add(token)
-            pid = child.pid
-            if pid is None:
-                pid = child.pid = material_id(child.id_material)
-            held.numbers.add((pid, value if _INT64_MIN <= value <= _INT64_MAX else stored(value)))
+            held.numbers.add(
+                (child.pid, value if _INT64_MIN <= value <= _INT64_MAX else stored(value))
+            )
             if text is not None and child.words == _ALL_WORDS:
                 text.append(repr(value))
         elif kind is dict:
@@ -228,10 +224,7 @@ def _walk_value(
         if token is None:
             token = _memory.value(node, node.strings, value, "s" + value)
         out.add(token)
-        pid = node.pid
-        if pid is None:
-            pid = node.pid = material_id(node.id_material)
-        held.string_paths.add(pid)
+        held.string_paths.add(node.pid)
         if text is not None and node.words:
             text.append(value)
     elif kind is int or kind is float:
@@ -239,10 +232,7 @@ def _walk_value(
         if token is None:
             token = _memory.value(node, node.numbers, value, "n" + number_text(value))
         out.add(token)
-        pid = node.pid
-        if pid is None:
-            pid = node.pid = material_id(node.id_material)
-        held.numbers.add((pid, stored(value)))
+        held.numbers.add((node.pid, stored(value)))
         if text is not None and node.words == _ALL_WORDS:
             text.append(repr(value))
     elif kind is dict:
