@@ -10,9 +10,10 @@ committed event is ever missing from an answer, however far the indexer lags.
 
 It runs as a separate process because computing tokens is Python work that would otherwise
 take the GIL from the process serving requests; in its own process it uses the second core.
-On a machine with more than two cores that work is also spread over worker processes
-(``termworkers``, one per core beyond two): they compute the entries of a step a chunk at a time while the indexer writes
-the chunks before, so that writing (SQLite, about half of the work) and computing overlap.
+While a core goes spare, that work is also shared with worker processes (``termworkers``,
+one per core beyond the indexer's own): they compute the entries of a step a chunk at a
+time while the indexer writes the chunks before, so that writing (SQLite, about half of the
+work) and computing overlap.
 The search index lives in its own database file, so the indexer never takes the events
 database's write lock.
 

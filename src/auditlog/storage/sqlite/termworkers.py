@@ -5,7 +5,8 @@ Python, most of the indexer's CPU, and independent from event to event; writing 
 the search index is SQLite's work, which must stay in one process (one transaction per step,
 with the progress). So the indexer hands chunks of stored rows to worker processes and
 writes each chunk's entries while the next ones are computed, on cores the server and the
-indexer leave free.
+indexer leave free; it computes chunks itself from the other end whenever the next one it
+needs is not back yet, and hands out none while no core goes spare (``sparecpu``).
 
 A worker is ``python -m auditlog.storage.sqlite.termworkers``, started by the indexer (and so
 as nice as it is), reading requests on its standard input and answering on its standard
@@ -37,8 +38,10 @@ from auditlog.storage import numbers
 from auditlog.storage.sparecpu import SpareCpu
 from auditlog.storage.sqlite import terms
 
-#: Events per request to a worker: small enough that writing starts soon, large enough that
-#: a request's overhead does not count.
+#: Events per request to a worker: small enough that writing starts soon and that the
+#: indexer's thread, computing a chunk itself, is not long away from writing (it took
+#: 60-70 % of the chunks at 500 against about 40 % at 100, on two cores, bench/RESULTS.md
+#: §18), large enough that a request's overhead does not count.
 CHUNK_EVENTS = 100
 #: Requests a worker is sent before its first answer is read.
 IN_FLIGHT = 3
