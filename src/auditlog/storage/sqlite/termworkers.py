@@ -38,13 +38,12 @@ from auditlog.storage import numbers
 from auditlog.storage.sparecpu import SpareCpu
 from auditlog.storage.sqlite import terms
 
-#: Events per request to a worker: small enough that writing starts soon and that the
-#: indexer's thread, computing a chunk itself, is not long away from writing (it took
-#: 60-70 % of the chunks at 500 against about 40 % at 100, on two cores, bench/RESULTS.md
-#: §18), large enough that a request's overhead does not count.
-CHUNK_EVENTS = 100
+#: Events per request to a worker: small enough that writing starts soon, large enough that
+#: a request's overhead does not count (100, 250 and 500 gave the same rate, bench/RESULTS.md
+#: §18).
+CHUNK_EVENTS = 500
 #: Requests a worker is sent before its first answer is read.
-IN_FLIGHT = 3
+IN_FLIGHT = 2
 #: Cores that must have gone idle (or to the workers) since the last step for the workers
 #: to be given the next one's chunks.
 SPARE_CORES = 0.5
