@@ -94,9 +94,14 @@ async def test_workers_build_the_index_the_indexer_builds_alone(
     for path, workers in ((alone, 0), (helped, 2)):
         indexer = Indexer(path, workers)
         try:
-            assert indexer.index_batch(450) == 450  # a tenant and a half
+            assert indexer.index_batch(200) == 200
+            assert indexer.index_batch(250) == 250  # a tenant and a half in all
             assert indexer.workers.helped is (workers > 0)
-            assert indexer.catch_up() == 150
+            assert indexer.index_batch() == 150
+            # The chunks of the second tenant's rest were given out during the commit
+            # before: three whole chunks of 40 of its 150 events.
+            assert indexer.workers.reused == (3 if workers else 0)
+            assert indexer.catch_up() == 0
         finally:
             indexer.close()
     expected = index_contents(alone)
@@ -157,21 +162,43 @@ def test_a_worker_answers_a_bad_body_with_an_error_and_goes_on() -> None:
         worker.stop(5)
 
 
+def tokens(chunks: Iterable[termworkers.Entries]) -> list[Any]:
+    """Entries with each document as its set of tokens (their order differs by process)."""
+    return [
+        ([(key, set(doc.split())) for key, doc in docs], found, flags)
+        for docs, found, flags in chunks
+    ]
+
+
+def numbered(n: int) -> list[tuple[int, bytes]]:
+    return [(i, b'{"type": "t", "data": {"n": %d}}' % i) for i in range(n)]
+
+
+@pytest.mark.usefixtures("always_spare")
+def test_chunks_given_out_ahead_serve_only_a_map_that_begins_with_them() -> None:
+    size = termworkers.CHUNK_EVENTS
+    rows = numbered(4 * size)
+    alone = tokens(termworkers.TermWorkers(0).map([(1, "t", rows), (2, "t", rows)]))
+    workers = termworkers.TermWorkers(1)
+    try:
+        assert len(list(workers.map([(1, "t", rows[: 2 * size])]))) == 2
+        workers.ahead([(1, "t", rows[2 * size :])])
+        assert tokens(workers.map([(1, "t", rows[2 * size :]), (2, "t", rows)])) == alone[2:]
+        assert workers.reused == 2
+        workers.ahead([(1, "t", rows[:size])])  # not what comes next: dropped
+        assert tokens(workers.map([(2, "t", rows)])) == alone[4:]
+        assert workers.reused == 0
+    finally:
+        workers.close()
+
+
 def test_workers_get_chunks_only_while_a_core_goes_spare(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spare: list[float | None] = [None, 0.2, None, 1.5, 0.49]
     monkeypatch.setattr(termworkers.SpareCpu, "cores", lambda self, pids: spare.pop(0))
     workers = termworkers.TermWorkers(1)
-    rows = [
-        (i, b'{"type": "t", "data": {"n": %d}}' % i) for i in range(3 * termworkers.CHUNK_EVENTS)
-    ]
-
-    def tokens(chunks: Iterable[termworkers.Entries]) -> list[Any]:
-        return [
-            ([(key, set(doc.split())) for key, doc in docs], found, flags)
-            for docs, found, flags in chunks
-        ]
+    rows = numbered(3 * termworkers.CHUNK_EVENTS)
 
     alone = tokens(termworkers.TermWorkers(0).map([(1, "t", rows)]))
     helped = []

@@ -152,18 +152,42 @@ class _Worker:
         self.answers.close()
 
 
+Chunk = tuple[int, str, Rows]
+
+
+def _chunks(work: Sequence[Chunk]) -> list[Chunk]:
+    return [
+        (tenant_id, name, rows[i : i + CHUNK_EVENTS])
+        for tenant_id, name, rows in work
+        for i in range(0, len(rows), CHUNK_EVENTS)
+    ]
+
+
+def _signature(chunk: Chunk) -> tuple[int, int, int, int]:
+    """What tells one chunk from another: its tenant, first and last keys and size (stored
+    events do not change, and a chunk is a run of one tenant's keys)."""
+    tenant_id, _, rows = chunk
+    return tenant_id, rows[0][0], rows[-1][0], len(rows)
+
+
 class _Shared:
     """The chunks of one ``map``: worker threads take them from the front, the indexer's own
     thread from the back while the next result it needs is not there yet."""
 
-    def __init__(self, chunks: list[tuple[int, str, Rows]]) -> None:
-        self.left: collections.deque[tuple[int, tuple[int, str, Rows]]] = collections.deque(
-            enumerate(chunks)
-        )
+    def __init__(self, chunks: list[Chunk]) -> None:
+        self.left: collections.deque[tuple[int, Chunk]] = collections.deque(enumerate(chunks))
+        self.signatures = [_signature(chunk) for chunk in chunks]
         self.done: dict[int, Entries | Exception] = {}
         self.changed = threading.Condition()
 
-    def take_first(self) -> tuple[int, tuple[int, str, Rows]] | None:
+    def extend(self, chunks: list[Chunk]) -> None:
+        """Add chunks after those it has."""
+        with self.changed:
+            start = len(self.signatures)
+            self.left.extend(enumerate(chunks, start))
+            self.signatures += [_signature(chunk) for chunk in chunks]
+
+    def take_first(self) -> tuple[int, Chunk] | None:
         with self.changed:
             return self.left.popleft() if self.left else None
 
@@ -216,9 +240,12 @@ class TermWorkers:
         self._all: list[_Worker] = []
         self._threads: ThreadPoolExecutor | None = None
         self._spare = SpareCpu()
+        self._ahead: _Shared | None = None  # chunks given out before their ``map``
         self._use = True  # the workers, until a look at the machine says otherwise
-        #: Whether the last ``map`` gave the workers chunks.
+        #: Whether the last ``map`` gave the workers chunks, and how many of its chunks had
+        #: been given out by ``ahead``.
         self.helped = False
+        self.reused = 0
 
     def _helpers(self) -> int:
         """How many workers to give chunks to now."""
@@ -255,39 +282,66 @@ class TermWorkers:
         finally:
             self._idle.put(worker)
 
-    def map(self, work: Sequence[tuple[int, str, Rows]]) -> Iterator[Entries]:
-        """The entries of each tenant's rows in ``work``, a chunk at a time, in order.
-
-        The workers take the chunks from the first on; the calling thread, while the chunk
-        it is to give next is still being computed, computes the last one no worker took.
-        So the chunks are shared out by how fast each side goes, and the caller writes one
-        chunk's entries while the workers compute the next ones."""
-        chunks = [
-            (tenant_id, name, rows[i : i + CHUNK_EVENTS])
-            for tenant_id, name, rows in work
-            for i in range(0, len(rows), CHUNK_EVENTS)
-        ]
-        helpers = self._helpers() if len(chunks) > 1 else 0
-        self.helped = helpers > 0
-        if not helpers:
-            for chunk in chunks:
-                yield _computed(*chunk)
-            return
+    def _start(self, shared: _Shared, drains: int) -> None:
         if self._threads is None:
             self._all = [_Worker() for _ in range(self.count)]
             for worker in self._all:
                 self._idle.put(worker)
             self._threads = ThreadPoolExecutor(self.count, thread_name_prefix="al-terms")
-        shared = _Shared(chunks)
-        for _ in range(min(helpers, len(chunks) - 1)):
+        for _ in range(drains):
             self._threads.submit(self._drain, shared)
+
+    def map(self, work: Sequence[Chunk]) -> Iterator[Entries]:
+        """The entries of each tenant's rows in ``work``, a chunk at a time, in order.
+
+        The workers take the chunks from the first on; the calling thread, while the chunk
+        it is to give next is still being computed, computes the last one no worker took.
+        So the chunks are shared out by how fast each side goes, and the caller writes one
+        chunk's entries while the workers compute the next ones. Chunks given out by
+        ``ahead`` that begin ``work`` are not computed again."""
+        chunks = _chunks(work)
+        ahead, self._ahead = self._ahead, None
+        helpers = self._helpers() if len(chunks) > 1 else 0
+        self.helped = helpers > 0
+        taken = len(ahead.signatures) if ahead is not None else 0
+        if ahead is not None and (
+            not helpers or [_signature(c) for c in chunks[:taken]] != ahead.signatures
+        ):
+            ahead.drop()
+            ahead = None
+        self.reused = taken if ahead is not None else 0
+        if not helpers:
+            for chunk in chunks:
+                yield _computed(*chunk)
+            return
+        if ahead is None:
+            shared = _Shared(chunks)
+        else:
+            shared = ahead
+            shared.extend(chunks[taken:])
+        self._start(shared, min(helpers, len(chunks) - 1))
         try:
             for index in range(len(chunks)):
                 yield shared.result(index)
         finally:
             shared.drop()
 
+    def ahead(self, work: Sequence[Chunk]) -> None:
+        """Have the workers start on ``work``, the rows the caller expects its next ``map``
+        to begin with, while it finishes this one (the indexer: while it commits a round).
+        Only while the workers are in use; a ``map`` that begins otherwise drops them."""
+        if self._ahead is not None:
+            self._ahead.drop()
+            self._ahead = None
+        chunks = _chunks(work)
+        if self.helped and chunks:
+            self._ahead = _Shared(chunks)
+            self._start(self._ahead, min(self.count, len(chunks)))
+
     def close(self, timeout: float = 5.0) -> None:
+        if self._ahead is not None:
+            self._ahead.drop()
+            self._ahead = None
         if self._threads is not None:
             self._threads.shutdown(wait=True, cancel_futures=True)
             self._threads = None
