@@ -45,8 +45,9 @@ CHUNK_EVENTS = 500
 #: Requests a worker is sent before its first answer is read.
 IN_FLIGHT = 2
 #: Cores that must have gone idle (or to the workers) since the last step for the workers
-#: to be given the next one's chunks.
-SPARE_CORES = 0.5
+#: to be given the next one's chunks: most of one. At half a core, full batch ingest on two
+#: cores let them in at times, for no gain (bench/RESULTS.md §18).
+SPARE_CORES = 0.8
 
 Rows = Sequence[tuple[int, bytes]]
 #: What a chunk of one tenant's events adds to the index: [key, document] for the full-text
