@@ -90,7 +90,7 @@ class Indexer:
                 for tenant_id, name, _, horizon in tenants:
                     budget -= self._unindex(tenant_id, name, horizon, done, below, budget)
                 removed = max_events - budget
-                last = None
+                end = 0  # the log's size for the last tenant in ``work``
                 for tenant_id, name, size, _ in tenants if index else ():
                     # Never below what pruning removed from the index.
                     start = max(done.get(tenant_id, 0), below.get(tenant_id, 0))
@@ -100,8 +100,8 @@ class Indexer:
                     if rows:
                         work.append((tenant_id, name, rows))
                         budget -= len(rows)
-                        last = (tenant_id, name, size)
-                ahead = self._ahead(last, work, max_events) if budget <= 0 else []
+                        end = size
+                ahead = self._ahead(work, end, max_events) if budget <= 0 else []
             finally:
                 ev.execute("COMMIT")
             self._index(work)
@@ -144,20 +144,17 @@ class Indexer:
         return rows
 
     def _ahead(
-        self,
-        last: tuple[int, str, int] | None,
-        work: list[tuple[int, str, list[tuple[int, bytes]]]],
-        max_events: int,
+        self, work: list[tuple[int, str, list[tuple[int, bytes]]]], end: int, max_events: int
     ) -> list[tuple[int, str, list[tuple[int, bytes]]]]:
         """The rows the next round will most likely begin with, when the workers are in use:
-        those after this round's last tenant's, in whole chunks (a chunk of the next round
-        is the same only if it is whole)."""
-        if last is None or not self.workers.helped:
+        those after this round's last tenant's, below ``end``, in whole chunks (a chunk of
+        the next round is the same only if it is whole)."""
+        if not work or not self.workers.helped:
             return []
-        tenant_id, name, size = last
-        start = (work[-1][2][-1][0] & querysql.SEQ_MASK) + 1
+        tenant_id, name, rows = work[-1]
+        start = (rows[-1][0] & querysql.SEQ_MASK) + 1
         whole = max_events // termworkers.CHUNK_EVENTS * termworkers.CHUNK_EVENTS
-        rows = self._rows(tenant_id, start, size, whole)
+        rows = self._rows(tenant_id, start, end, whole)
         rows = rows[: len(rows) // termworkers.CHUNK_EVENTS * termworkers.CHUNK_EVENTS]
         return [(tenant_id, name, rows)] if rows else []
 
