@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from auditlog.model.matching import event_matches
+from auditlog.model.canonical import canonical_bytes
+from auditlog.model.matching import body_matches, event_matches
 from auditlog.model.query import parse_query
 from auditlog.model.times import parse_rfc3339
 
@@ -28,7 +29,10 @@ EVENT: dict[str, Any] = {
 
 def matches(*pairs: tuple[str, str]) -> bool:
     query, _ = parse_query(list(pairs))
-    return event_matches(EVENT, parse_rfc3339(TIME), query)
+    found = event_matches(EVENT, parse_rfc3339(TIME), query)
+    # The stores match stored bytes: the same answer, whether or not they are decoded.
+    assert body_matches(canonical_bytes(EVENT), parse_rfc3339(TIME), query) is found
+    return found
 
 
 @pytest.mark.parametrize(
@@ -75,3 +79,6 @@ def test_time_range_uses_the_time_given() -> None:
     query, _ = parse_query([("since", "2026-01-01T00:00:00Z")])
     assert event_matches(EVENT, parse_rfc3339("2026-06-01T00:00:00Z"), query)
     assert not event_matches(EVENT, parse_rfc3339("2025-06-01T00:00:00Z"), query)
+    body = canonical_bytes(EVENT)
+    assert body_matches(body, parse_rfc3339("2026-06-01T00:00:00Z"), query)
+    assert not body_matches(body, parse_rfc3339("2025-06-01T00:00:00Z"), query)

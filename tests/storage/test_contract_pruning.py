@@ -67,6 +67,11 @@ async def _kept_reads(store: Store, horizon: int, n: int = 10) -> None:
     # A cursor or bound from before the horizon continues from it.
     page = await store.query("acme", dataclasses.replace(query_of(("order", "asc")), after_seq=0))
     assert seqs(page.bodies) == [s for s in kept if s > 0]
+    # Every page says the horizon it was read at, whatever plan found it.
+    for params in ((), (("type", "odd.one"),), (("q", "marmalade"),), (("data.n[lt]", "7"),)):
+        page = await store.query("acme", query_of(*params))
+        assert page.horizon == horizon, params
+    assert (await store.query("beta", query_of())).horizon == 0
     leaves = await store.read_leaves("acme", 0, 100)
     assert [seq for seq, _ in leaves] == kept
 

@@ -50,10 +50,19 @@ def text_matches(words: set[str], terms: tuple[TextTerm, ...]) -> bool:
 
 
 def body_matches(body: bytes, time_us: int, query: Query) -> bool:
-    """``event_matches`` of a stored event's bytes, ruling out with ``may_hold_text`` first."""
+    """``event_matches`` of a stored event's bytes, ruling out with ``may_hold_text`` first;
+    a query of times alone is answered without decoding the event."""
+    if not query.conditions and not query.text:
+        return _in_times(time_us, query)
     if not may_hold_text(body, text_needles(query.text)):
         return False
     return event_matches(orjson.loads(body), time_us, query)
+
+
+def _in_times(time_us: int, query: Query) -> bool:
+    return (query.since_us is None or time_us >= query.since_us) and (
+        query.until_us is None or time_us < query.until_us
+    )
 
 
 def event_matches(event: dict[str, Any], time_us: int, query: Query) -> bool:
@@ -61,9 +70,7 @@ def event_matches(event: dict[str, Any], time_us: int, query: Query) -> bool:
 
     The cursor position is not part of this: callers page by ``seq`` themselves.
     """
-    if query.since_us is not None and time_us < query.since_us:
-        return False
-    if query.until_us is not None and time_us >= query.until_us:
+    if not _in_times(time_us, query):
         return False
     for cond in query.conditions:
         if not condition_matches(event, cond.path, cond.op, cond.values):

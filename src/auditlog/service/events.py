@@ -112,7 +112,7 @@ class Events:
         if cursor_text is not None:
             query = cursor.apply(query, cursor_text)
         page = await self._store.query(credential.tenant, query)
-        horizon = await self._store.horizon(credential.tenant)
+        horizon = page.horizon
         if audit and self._audit is not None:
             shown = [[name, value] for name, value in params if name != "cursor"]
             await self._audit.read(

@@ -145,6 +145,9 @@ class Page:
     bodies: tuple[bytes, ...]
     last_seq: int | None
     more: bool
+    #: The tenant's horizon as the query saw it (0 for a log never pruned): the page holds
+    #: no event below it, and the answer says where the log begins without a second read.
+    horizon: int = 0
 
 
 class Store(Protocol):

@@ -137,7 +137,7 @@ class MemoryStore:
                     break
         more = len(found) > query.limit
         page = found[: query.limit]
-        return Page(tuple(b for _, b in page), page[-1][0] if page else None, more)
+        return Page(tuple(b for _, b in page), page[-1][0] if page else None, more, first)
 
     async def create_api_key(self, key: ApiKey) -> None:
         self._keys[key.key_id] = key

@@ -225,6 +225,7 @@ class EventsPart(PostgresBase):
     async def query(self, tenant: str, query: Query) -> Page:
         deadline = time.monotonic() + self._settings.query_timeout_ms / 1000
         found: list[tuple[int, bytes]] = []
+        horizon = 0
         async with self._connection("query", read=True) as conn:
             if querysql.searches(query):
                 cur = await conn.execute(
@@ -237,8 +238,8 @@ class EventsPart(PostgresBase):
                 row = await cur.fetchone()
                 if row is None:
                     return Page((), None, False)
-                tenant_id, indexed, size = int(row[0]), int(row[1]), int(row[2])
-                query = above_horizon(query, int(row[3]))
+                tenant_id, indexed, size, horizon = (int(v) for v in row)
+                query = above_horizon(query, horizon)
                 compiled = await self._by_numbers(conn, tenant_id, query, indexed, size)
                 if compiled is None:
                     compiled = querysql.compile_query(tenant_id, query, indexed, size)
@@ -251,7 +252,8 @@ class EventsPart(PostgresBase):
                 )
                 row = await cur.fetchone()
                 if row is not None:
-                    query = above_horizon(query, int(row[0]))
+                    horizon = int(row[0])
+                    query = above_horizon(query, horizon)
                 compiled = querysql.compile_query(known, query, 0)
             position = compiled.start
             for segment in compiled.segments:
@@ -275,7 +277,7 @@ class EventsPart(PostgresBase):
         more = len(found) > query.limit
         found = found[: query.limit]
         last = found[-1][0] if found else None
-        return Page(tuple(body for _, body in found), last, more)
+        return Page(tuple(body for _, body in found), last, more, horizon)
 
     async def _by_numbers(
         self, conn: Conn, tenant_id: int, query: Query, indexed: int, size: int

@@ -149,7 +149,7 @@ class EventsPart(SQLiteBase):
         more = len(rows) > compiled.limit
         rows = rows[: compiled.limit]
         last = rows[-1][0] & querysql.SEQ_MASK if rows else None
-        return Page(tuple(bytes(body) for _, body in rows), last, more)
+        return Page(tuple(bytes(body) for _, body in rows), last, more, horizon)
 
     @staticmethod
     def _run(conn: sqlite3.Connection, compiled: querysql.CompiledQuery) -> list[tuple[int, bytes]]:
