@@ -464,7 +464,9 @@ async def test_a_run_of_other_events_at_the_head_is_walked_past_or_left_to_the_i
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The newest events do not match: a common value is walked on past them (the indexes
-    count at least 1,000 candidates), a rare one is found by the indexes; both pages exact."""
+    count at least 1,000 candidates), a rare one is found by the indexes; both pages exact.
+    In a table this small PostgreSQL estimates few candidates, so the indexes are asked
+    before each walk."""
     common = [{"type": "a", "data": {"k": "common", "n": i}} for i in range(1100)]
     rare = [{"type": "a", "data": {"k": "rare", "n": 1100}}]
     others = [{"type": "b", "data": {"k": "other", "n": 1101 + i}} for i in range(700)]
@@ -478,7 +480,7 @@ async def test_a_run_of_other_events_at_the_head_is_walked_past_or_left_to_the_i
     ):
         page = await store.query("t", query(("data.k", value), ("order", order), ("limit", "5")))
         assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == expected, (value, order)
-    assert answers == [True, False]  # asked for the newest-first pages only
+    assert answers == [True, True, False]
 
 
 async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
@@ -486,8 +488,9 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
 ) -> None:
     """Matches dense among the newest events and rare before them: the window after the burst
     falls short of the density seen, the indexes are asked, and they find the rest; a value
-    PostgreSQL estimates to be common is walked on instead, up to the walk's bound. Pages
-    exact either way, with or without a column condition."""
+    PostgreSQL estimates to be rare is asked for before any walk, and one it estimates to be
+    common is walked on instead, up to the walk's bound, never counted. Pages exact either
+    way, with or without a column condition."""
     from auditlog.storage.postgres import events as pgevents
 
     early = [
@@ -499,19 +502,37 @@ async def test_a_burst_of_matches_at_the_head_does_not_keep_the_walk_going(
     assert store.index_pending() == 3006
     asked = record_common(monkeypatch)
     newest_x = [3005, 3004, 3003, 3002, 3001, 3000, 2700, 2400, 2100, 1800]
+    walks: list[int] = []
+    real_walk = PostgresStore._walk
+
+    async def walk(self: PostgresStore, *args: Any) -> int | None:
+        walks.append(1)
+        return await real_walk(self, *args)
+
+    monkeypatch.setattr(PostgresStore, "_walk", walk)
+    # Estimated neither rare nor common: the walk starts, and asks after the burst.
+    with monkeypatch.context() as m:
+        m.setattr(pgevents, "_LIKELY_FEW", 0)
+        page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
+        assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
+        assert asked == [False]  # asked once, and few candidates: read where they are
+        page = await store.query("t", query(("data.k", "x"), ("type", "b"), ("limit", "3")))
+        assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == [2700, 2400, 2100]
+    # In a table this small, PostgreSQL estimates few: asked at once, the same page.
+    asked.clear()
     page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
-    assert asked == [False]  # asked once, and few candidates: read where the indexes found them
-    page = await store.query("t", query(("data.k", "x"), ("type", "b"), ("limit", "3")))
-    assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == [2700, 2400, 2100]
+    assert asked == [False]
     # Estimated common: walked on without counting, past the walk's first bound (the value
     # is common), to the page.
     asked.clear()
+    walks.clear()
     monkeypatch.setattr(pgevents, "_SURELY_COMMON", 0)
     monkeypatch.setattr(pgevents, "_WALK_MAX", 1500)
     page = await store.query("t", query(("data.k", "x"), ("limit", "10")))
     assert [orjson.loads(b)["data"]["n"] for b in page.bodies] == newest_x
-    assert asked == [True]
+    assert asked == []
+    assert walks == [1]
 
 
 async def test_walks_and_hand_overs_agree_with_brute_force(

@@ -52,6 +52,8 @@ _WALK_COMMON_MAX = 50_000
 _COMMON_MATCHES = 1_000
 #: PostgreSQL's estimate of the candidates from which they are not even counted.
 _SURELY_COMMON = 10 * _COMMON_MATCHES
+#: PostgreSQL's estimate under which the candidates are counted before any walk (see _walk).
+_LIKELY_FEW = 2 * _COMMON_MATCHES
 #: PostgreSQL's estimate of a range's numbers from which they are not even counted.
 _SURELY_COMMON_NUMBERS = 10 * NUMBER_CANDIDATES
 
@@ -261,7 +263,9 @@ class EventsPart(PostgresBase):
                 # What the store checks on each candidate: the words only where SQL did not.
                 checked = replace(query, text=()) if segment.words_decided else query
                 if segment.walk is not None:
-                    walked = await self._walk(conn, segment, checked, found, position, deadline)
+                    walked = await self._walk(
+                        conn, segment, checked, found, position, deadline, horizon
+                    )
                     if walked is None:
                         if len(found) > query.limit:
                             break
@@ -361,30 +365,54 @@ class EventsPart(PostgresBase):
         found: list[tuple[int, bytes]],
         position: int,
         deadline: float,
+        horizon: int,
     ) -> int | None:
         """Walk the tenant's events in seq order while that finds the page sooner than the
         GIN indexes would.
 
         The indexes find every match at once, but then all of them are read and sorted to
         take the first page: fast for a rare value (~12 µs a match), slow for a common one.
-        Walking in seq order tests each row (~2 µs) and finds a common value's page after a
-        few hundred rows, a rare one's only after most of the log. So the walk starts with a
-        small window and goes on while the rest of the page is expected soon, estimated from
-        the density of matches since the first one. Matches cluster (a run of other events
-        sits at the head of many logs; a burst of matches may be followed by none), so when
-        the estimate is poor (no match in a window, a window with under half the
-        matches expected, the rest expected beyond ``_WALK_CHEAP`` rows from fewer than
-        ``_TRUSTED_MATCHES`` matches) the indexes are asked once how many matches there are
-        (``_common``): with few, their candidates are read. Returns ``None`` when the
+        Walking in seq order tests each row (~1 µs) and finds a common value's page after a
+        few thousand rows, a rare one's only after most of the log. PostgreSQL's estimate of
+        the matches (a plan, from its sample of the columns) comes first:
+
+        * at ``_SURELY_COMMON`` or more, the first window is as many rows as that density
+          needs for the page (at most ``_WALK_CHEAP``), and the indexes are never counted;
+        * under ``_LIKELY_FEW`` (a value outside the sample's most common ones, which a
+          first window would most likely not meet), the indexes are asked at once how many
+          matches there are (``_common``): with few, their candidates are read;
+        * in between, the walk starts with a small window.
+
+        The walk goes on while the rest of the page is expected soon, from the density of
+        matches since the first one. Matches cluster (a run of other events sits at the head
+        of many logs; a burst of matches may be followed by none), so when that expectation
+        is poor (no match in a window, a window with under half the matches expected, the
+        rest expected beyond ``_WALK_CHEAP`` rows from fewer than ``_TRUSTED_MATCHES``
+        matches) the indexes are asked once, if they were not. Returns ``None`` when the
         page is full, the segment walked to its end or its few candidates read (``_read``),
         else the position from which the indexes should find the rest (past the walk's
-        bound).
+        bound). ``horizon``: the tenant's first kept seq, where the segment begins.
         """
         assert segment.walk is not None
-        window = _PROBE_ROWS
         walked = since_first = matched = 0
-        asked = common = False
         bound = _WALK_MAX
+        estimated = await self._estimated(conn, segment, position)
+        window = _PROBE_ROWS
+        asked = common = estimated >= _SURELY_COMMON
+        if common:
+            if query.order == "desc":
+                ahead = min(position, segment.below) - horizon
+            else:
+                ahead = segment.below - max(position + 1, horizon)
+            wanted = (query.limit + 1 - len(found)) * max(ahead, 1) / max(estimated, 1.0)
+            window = min(max(int(wanted), _PROBE_ROWS), _WALK_CHEAP, bound)
+        elif estimated < _LIKELY_FEW:
+            asked = True
+            few = await self._common(conn, segment, position)
+            if few is not None:
+                await self._read(conn, segment, query, found, few, deadline)
+                return None
+            common = True
         while True:
             cur = await conn.execute(segment.walk, (*segment.walk_params, position, window))
             rows = await cur.fetchall()
@@ -437,6 +465,16 @@ class EventsPart(PostgresBase):
             else:
                 window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), bound - walked)
 
+    async def _estimated(self, conn: Conn, segment: querysql.Segment, position: int) -> float:
+        """PostgreSQL's estimate of the segment's candidates past ``position`` (``EXPLAIN``:
+        a plan, about 0.4 ms, nothing counted). It tells a common value from a rare one, if
+        not how rare: for a word or a value outside the sample's most common ones it is a
+        bound (half the least common one's frequency, or a fixed fraction for JSON paths)."""
+        assert segment.estimate is not None
+        cur = await conn.execute(segment.estimate, (*segment.probe_params, position), prepare=False)
+        row = await cur.fetchone()
+        return 0.0 if row is None else _plan_rows(row[0])
+
     async def _common(
         self, conn: Conn, segment: querysql.Segment, position: int
     ) -> list[int] | None:
@@ -446,19 +484,13 @@ class EventsPart(PostgresBase):
         the index's bitmap again to read them would cost as much as the probe did).
 
         Counting them builds the index's whole bitmap of a value, which for a common one
-        costs more than walking to its page (~8 ms for 20,000 matches). PostgreSQL's estimate
-        (from its sample of the column) costs a plan and tells a common value from a rare
-        one, if not how rare: only an estimate below ``_SURELY_COMMON`` is checked by
-        counting. A value common in the table but not in this tenant's log is walked, up to
-        ``_WALK_COMMON_MAX`` rows, before the indexes take over (the bound of every walk
-        once this said common; ``_WALK_MAX`` otherwise).
+        costs more than walking to its page (~8 ms for 20,000 matches): it is only asked
+        where PostgreSQL's estimate was below ``_SURELY_COMMON`` (``_walk``). A value common
+        in the table but not in this tenant's log is walked, up to ``_WALK_COMMON_MAX``
+        rows, before the indexes take over (the bound of every walk once the estimate or
+        this said common; ``_WALK_MAX`` otherwise).
         """
         assert segment.probe is not None
-        assert segment.estimate is not None
-        cur = await conn.execute(segment.estimate, (*segment.probe_params, position), prepare=False)
-        row = await cur.fetchone()
-        if row is not None and _plan_rows(row[0]) >= _SURELY_COMMON:
-            return None
         # Planned for its values, as the segment's statement (querysql.Segment.replan).
         cur = await conn.execute(
             segment.probe, (*segment.probe_params, position, _COMMON_MATCHES), prepare=False

@@ -94,6 +94,8 @@ class Segment:
     #: the event's ``words`` (``model.text.event_words``, as the store's check computes
     #: them), exactly, so the store's check of each candidate leaves them out.
     words_decided: bool = False
+    #: Every seq of the segment is below this (the search progress, for the indexed part).
+    below: int = TOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +457,7 @@ def compile_query(
         replan=True,
         tenant_id=tenant_id,
         words_decided=bool(query.text),
+        below=indexed,
     )
     if size is not None and indexed >= size:
         return CandidateQuery((indexed_segment,), descending, start)
