@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +16,7 @@ from auditlog.model.matching import body_matches
 from auditlog.model.query import Query, above_horizon
 from auditlog.storage import numbers
 from auditlog.storage.base import AppendOutcome, AppendRequest, GroupPlan, Page
-from auditlog.storage.postgres import querysql, rows
+from auditlog.storage.postgres import arrays, querysql, rows
 from auditlog.storage.postgres.base import FLUSH_BARRIER, NUMBER_CANDIDATES, Conn, PostgresBase
 
 #: The SQLSTATE of ``auditlog_append`` finding an id taken (schema/001_initial.sql).
@@ -29,8 +29,22 @@ _APPEND = (
     " %b::text[], %b::text[], %b::int8[], %b::text[], %b::text[], %b::text[], %b::text[],"
     " %b::bytea[], %b::bytea[], %b::int4[], %b::text[], NULL)"
 )
-#: The per-row arrays of ``_APPEND``: tenant index, offset, the envelope columns, head, tail.
-_APPEND_COLUMNS = 11
+#: The per-row arrays of ``_APPEND``, each as its encoder makes it: tenant index, offset, the
+#: envelope columns (``rows.envelope``), head, tail.
+_COLUMN_ARRAYS: tuple[Callable[[Any], bytes], ...] = (
+    arrays.int4_array,
+    arrays.int4_array,
+    arrays.text_array,
+    arrays.text_array,
+    arrays.int8_array,
+    arrays.text_array,
+    arrays.text_array,
+    arrays.text_array,
+    arrays.text_array,
+    arrays.bytea_array,
+    arrays.bytea_array,
+)
+_APPEND_COLUMNS = len(_COLUMN_ARRAYS)
 _COPY_EVENTS = f"COPY events ({', '.join(rows.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 #: Most candidate rows fetched by one statement of a query.
 _MAX_CHUNK = 5000
@@ -150,12 +164,12 @@ class EventsPart(PostgresBase):
         cur = await conn.execute(
             _APPEND,
             (
-                [tenant_ids[t] for t in order],
-                counts,
+                arrays.int4_array([tenant_ids[t] for t in order]),
+                arrays.int4_array(counts),
                 received_us,
-                *columns,
-                given_tenants,
-                given_ids,
+                *(encode(column) for encode, column in zip(_COLUMN_ARRAYS, columns, strict=True)),
+                arrays.int4_array(given_tenants),
+                arrays.text_array(given_ids),
             ),
         )
         row = await cur.fetchone()
