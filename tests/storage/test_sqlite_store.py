@@ -168,3 +168,58 @@ async def test_a_database_of_the_first_schema_gains_users_and_secrets(tmp_path: 
     finally:
         conn.close()
     assert version == max(n for n, _ in database.migrations("events"))
+
+
+async def test_a_narrow_time_range_across_the_index_and_its_tail(tmp_path: Path) -> None:
+    """A time range holding few events is read through the time index, over events the search
+    index covers and the tail it does not yet. Words that are only part of a word or of a
+    key, values of other events, conditions the index does not answer: every first page is
+    what checking every event says."""
+    import random
+
+    from auditlog.model import times
+    from storage.pages import check_first_pages
+
+    store = SQLiteStore(str(tmp_path / "a.db"))
+    await store.open()
+    rng = random.Random(20261207)
+    day = 86_400_000_000
+    start = 1_700_000_000_000_000
+    notes = ["refund issued", "refunded", "Refund", "no refunds", "about refund policy", "other"]
+
+    def raw(i: int) -> dict[str, object]:
+        return {
+            "id": f"e{i}",
+            "type": rng.choice(["a", "b"]),
+            "time": times.format_us(start + rng.randrange(4 * day)),
+            "data": {"k": rng.choice(["x", "y"]), "note": rng.choice(notes), "refund": i},
+        }
+
+    try:
+        for batch in (range(150), range(150, 300)):
+            events = tuple(
+                validate_event(raw(i), Principal("key:t", "t"), Limits(), start) for i in batch
+            )
+            await store.append([AppendRequest("acme", events)])
+            if batch.start == 0:
+                assert store.index_pending() == 150  # the second half stays the tail
+        every, _ = parse_query([("order", "asc"), ("limit", "1000")])
+        bodies = (await store.query("acme", every)).bodies
+        stored = [(orjson.loads(b), b) for b in bodies]
+        since, until = times.format_us(start + day), times.format_us(start + 3 * day)
+        for pairs in (
+            [("q", "refund")],
+            [("q", "refund*")],
+            [("data.k", "x")],
+            [("data.k", "x"), ("q", "refund")],
+            [("data.k", "y"), ("data.note[prefix]", "ref")],
+            [("type", "a"), ("q", "refund")],
+            [("q", "refund"), ("order", "asc")],
+        ):
+            for limit in ("5", "40"):
+                query, _ = parse_query(
+                    [*pairs, ("since", since), ("until", until), ("limit", limit)]
+                )
+                await check_first_pages(store, "acme", stored, query, pairs)
+    finally:
+        await store.close()
