@@ -121,6 +121,8 @@ class SQLiteBase:
         self._indexer: IndexerProcess | None = None
         #: A time range holding fewer events than this is read through the time index.
         self.narrow_events = querysql.NARROW_EVENTS
+        #: ... and its search index read over its events' keys when they span fewer than this.
+        self.span_keys = querysql.SPAN_KEYS
         #: A numeric range holding fewer numbers than this is read through the numbers index.
         self.number_candidates = querysql.NUMBER_CANDIDATES
         # API keys are read on every request; they are cached, and the cache is dropped when

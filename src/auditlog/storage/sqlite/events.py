@@ -132,7 +132,8 @@ class EventsPart(SQLiteBase):
                 )
                 with self._deadline(conn):
                     for narrow in compiled.narrows:
-                        count = conn.execute(*narrow.probe).fetchone()[0]
+                        probed = conn.execute(*narrow.probe).fetchone()
+                        count = probed[0]
                         limit = (
                             self.number_candidates
                             if narrow.kind == "numbers"
@@ -140,6 +141,13 @@ class EventsPart(SQLiteBase):
                         )
                         if count < limit:
                             compiled = narrow.plan
+                            span = narrow.span
+                            if (
+                                span is not None
+                                and count
+                                and probed[2] - probed[1] < self.span_keys
+                            ):
+                                compiled = span.plan(probed[1], probed[2])
                             break
                     rows = self._run(conn, compiled)
             finally:

@@ -85,9 +85,37 @@ class Narrow:
     kind: str
     probe: tuple[str, tuple[object, ...]]
     plan: CompiledQuery
+    #: For a time range: ``plan`` with the search index's matches among the keys the range's
+    #: events span as a further filter, used when they span few (``KeySpan``).
+    span: KeySpan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpan:
+    """A narrow time range's plan that also asks the search index for its matches among the
+    keys from the range's first event to its last (``MATCH ... AND rowid BETWEEN``: one read
+    of each token's postings in that span) and reads only those of the events it covers.
+
+    Its probe gives the range's smallest and largest key besides the count. Where times follow
+    seqs (events sent as they happen) the span is about as many keys as the range holds
+    events, and the words need no decoding of each event; where the span holds more than
+    ``SPAN_KEYS`` keys, the plain plan is taken, so the postings read stay bounded."""
+
+    sql: str
+    before: tuple[object, ...]
+    after: tuple[object, ...]
+    descending: bool
+    limit: int
+
+    def plan(self, first: int, last: int) -> CompiledQuery:
+        return CompiledQuery(
+            ((self.sql, (*self.before, first, last, *self.after)),), self.descending, self.limit
+        )
 
 
 NARROW_EVENTS = 5000
+#: Most keys a narrow time range's events may span for the search index to be read over them.
+SPAN_KEYS = 4 * NARROW_EVENTS
 #: Numbers in a range (from the numbers index) below which the range drives the page.
 NUMBER_CANDIDATES = 20_000
 
@@ -270,7 +298,11 @@ def _compile(
         )
         if timed:  # every condition checked on the events of the time range
             everything = residual + tail_checks
-            narrows = (_narrow(tenant_id, query, types, everything, lo, hi, direction, fetch),)
+            searched = (" AND ".join(fts), split, residual)
+            narrow = _narrow(
+                tenant_id, query, types, everything, lo, hi, direction, fetch, searched
+            )
+            narrows = (narrow,)
         if types is not None:
             tail_checks.append(Condition(("type",), "in", tuple(Value(t, None) for t in types)))
         checks, check_params = matched(residual + tail_checks, query.text)
@@ -388,14 +420,19 @@ def _narrow(
     hi: int,
     direction: str,
     fetch: int,
+    searched: tuple[str, int, list[Condition]] | None = None,
 ) -> Narrow:
     """The plan through the time index: the events of the range, each checked with
-    ``residual`` and the words of ``q``."""
+    ``residual`` and the words of ``q``. ``searched``: the search index's expression for the
+    query, the key below which it covers the log and the conditions it does not answer, for
+    the plan's ``KeySpan``."""
     since = query.since_us if query.since_us is not None else -(2**63)
     until = query.until_us if query.until_us is not None else 2**63 - 1
+    # With ``searched``, the probe also gives the range's first and last key (the span).
     probe = (
-        "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_time"
-        " WHERE tenant_id = ? AND time_us >= ? AND time_us < ? LIMIT ?)",
+        f"SELECT count(*){', min(key), max(key)' if searched else ''} FROM (SELECT key"
+        " FROM events INDEXED BY events_time WHERE tenant_id = ? AND time_us >= ?"
+        " AND time_us < ? LIMIT ?)",
         (tenant_id, since, until, NARROW_EVENTS),
     )
     where = ["e.key BETWEEN ? AND ?"]
@@ -403,20 +440,50 @@ def _narrow(
     if types is not None:
         where.append(f"e.type IN ({','.join('?' * len(types))})")
         params += types
-    if residual or query.text:
-        checks, check_params = matched(residual, query.text)
-        where += checks
-        params += check_params
-    sql = (
+    head = (
         "SELECT e.key, e.body FROM events AS e INDEXED BY events_time"
         " WHERE e.tenant_id = ? AND e.time_us >= ? AND e.time_us < ?"
         + "".join(f" AND {w}" for w in where)
-        + f" ORDER BY e.key {direction} LIMIT ?"
     )
+    order = f" ORDER BY e.key {direction} LIMIT ?"
+    checks: list[str] = []
+    check_params: list[object] = []
+    if residual or query.text:
+        checks, check_params = matched(residual, query.text)
+    descending = direction == "DESC"
     plan = CompiledQuery(
-        ((sql, (tenant_id, since, until, *params, fetch)),), direction == "DESC", query.limit
+        (
+            (
+                head + "".join(f" AND {c}" for c in checks) + order,
+                (tenant_id, since, until, *params, *check_params, fetch),
+            ),
+        ),
+        descending,
+        query.limit,
     )
-    return Narrow("time", probe, plan)
+    span = None
+    if searched is not None:
+        match, split, unanswered = searched
+        # Below ``split`` the index answers the query but for ``unanswered``; from it on (the
+        # tail, not in the index) every event is checked as in the plain plan.
+        covered = (
+            "e.key IN (SELECT rowid FROM t.events_terms WHERE events_terms MATCH ?"
+            " AND rowid BETWEEN ? AND ?)"
+        )
+        rest_checks: list[str] = []
+        rest_params: list[object] = []
+        if unanswered:
+            rest_checks, rest_params = matched(unanswered)
+        spanned = (
+            head
+            + f" AND CASE WHEN e.key < ? THEN {' AND '.join([covered, *rest_checks])}"
+            + f" ELSE {' AND '.join(checks) or '1'} END"
+            + order
+        )
+        before = (tenant_id, since, until, *params, split, match)
+        after = (*rest_params, *check_params, fetch)
+        span = KeySpan(spanned, before, after, descending, query.limit)
+    return Narrow("time", probe, plan, span)
 
 
 def _seq_range(query: Query, horizon: int = 0) -> tuple[int, int] | None:
