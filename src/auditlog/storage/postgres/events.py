@@ -422,9 +422,7 @@ class EventsPart(PostgresBase):
             window = min(max(int(wanted), _PROBE_ROWS), _WALK_CHEAP, bound)
         elif estimated < _LIKELY_FEW:
             asked = True
-            few = await self._common(conn, segment, position)
-            if few is not None:
-                await self._read(conn, segment, query, found, few, deadline)
+            if await self._read_if_few(conn, segment, query, found, position, deadline):
                 return None
             common = True
         while True:
@@ -461,23 +459,37 @@ class EventsPart(PostgresBase):
                 # reading and sorting all its candidates costs more than walking on.
                 if bound >= _WALK_COMMON_MAX:
                     return position
-                if not common:
-                    few = await self._common(conn, segment, position)
-                    if few is not None:
-                        await self._read(conn, segment, query, found, few, deadline)
-                        return None
+                if not common and await self._read_if_few(
+                    conn, segment, query, found, position, deadline
+                ):
+                    return None
                 bound = _WALK_COMMON_MAX
             if poor and not asked:
                 asked = True
-                few = await self._common(conn, segment, position)
-                common = few is None
-                if few is not None:  # few matches: read where the indexes found them
-                    await self._read(conn, segment, query, found, few, deadline)
+                if await self._read_if_few(conn, segment, query, found, position, deadline):
                     return None
+                common = True
             if expected is None:
                 window = min(window * 4, bound - walked)
             else:
                 window = min(max(expected + expected // 4 + 16, _PROBE_ROWS), bound - walked)
+
+    async def _read_if_few(
+        self,
+        conn: Conn,
+        segment: querysql.Segment,
+        query: Query,
+        found: list[tuple[int, bytes]],
+        position: int,
+        deadline: float,
+    ) -> bool:
+        """Ask the GIN indexes for the segment's candidates past ``position`` (``_common``);
+        with few, fill the page from them, where the indexes found them. Whether it did."""
+        few = await self._common(conn, segment, position)
+        if few is None:
+            return False
+        await self._read(conn, segment, query, found, few, deadline)
+        return True
 
     async def _estimated(self, conn: Conn, segment: querysql.Segment, position: int) -> float:
         """PostgreSQL's estimate of the segment's candidates past ``position`` (``EXPLAIN``:

@@ -430,7 +430,7 @@ def _narrow(
     until = query.until_us if query.until_us is not None else 2**63 - 1
     # With ``searched``, the probe also gives the range's first and last key (the span).
     probe = (
-        f"SELECT count(*){', min(key), max(key)' if searched else ''} FROM (SELECT key"
+        f"SELECT count(*){'' if searched is None else ', min(key), max(key)'} FROM (SELECT key"
         " FROM events INDEXED BY events_time WHERE tenant_id = ? AND time_us >= ?"
         " AND time_us < ? LIMIT ?)",
         (tenant_id, since, until, NARROW_EVENTS),
