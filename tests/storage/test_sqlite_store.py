@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import orjson
@@ -36,6 +38,77 @@ async def found(store: SQLiteStore, *pairs: tuple[str, str]) -> list[str]:
     query, _ = parse_query([*pairs, ("order", "asc"), ("limit", "1000")])
     page = await store.query("acme", query)
     return [orjson.loads(b)["id"] for b in page.bodies]
+
+
+async def test_a_commit_waits_for_another_process_s_write_lock_with_the_loop_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit runs on the event loop's thread only when the write lock is free at
+    once; while another connection holds it, the commit waits on the writer thread and the
+    loop goes on serving."""
+    # A commit that waited for the lock on the loop's thread would stop the loop for this
+    # long, since only the loop releases the lock below.
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 20_000)
+    path = str(tmp_path / "a.db")
+    store = SQLiteStore(path)
+    await store.open()
+    loop = asyncio.get_running_loop()
+    try:
+        await store.append(requests("acme", 1))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # as `auditlog keys create` would, for a moment
+        try:
+            append = asyncio.create_task(store.append(requests("acme", 1, start=1)))
+            longest = 0.0
+            for _ in range(20):  # the loop turns while the commit waits for the lock
+                before = loop.time()
+                await asyncio.sleep(0.01)
+                await store.ping()
+                longest = max(longest, loop.time() - before)
+            assert not append.done()
+            assert longest < 10, "the loop stopped while the commit waited for the lock"
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        (outcome,) = await append
+        assert isinstance(outcome, tuple)
+        assert [a.seq for a in outcome] == [1]
+        assert await found(store) == ["e0", "e1"]
+    finally:
+        await store.close()
+
+
+async def test_a_commit_waits_for_the_writer_thread_s_work_before_it(tmp_path: Path) -> None:
+    """While the writer thread has work, a commit never runs beside it on the loop's thread
+    (the write connection is one): it runs after, in order."""
+    store = SQLiteStore(str(tmp_path / "a.db"))
+    await store.open()
+    release = threading.Event()
+
+    def long_transaction() -> None:  # as a pruning step holds the connection
+        conn = store._w()
+        conn.execute("BEGIN IMMEDIATE")
+        release.wait(10)
+        conn.execute("COMMIT")
+
+    try:
+        first = asyncio.create_task(store._write(long_transaction))
+        await asyncio.sleep(0.05)
+        append = asyncio.create_task(store.append(requests("acme", 2)))
+        await asyncio.sleep(0.05)
+        assert not append.done()
+        release.set()
+        await first
+        (outcome,) = await append
+        assert isinstance(outcome, tuple)
+        assert [a.seq for a in outcome] == [0, 1]
+        # With the thread idle again, commits go on as before.
+        (outcome,) = await store.append(requests("acme", 1, start=2))
+        assert isinstance(outcome, tuple)
+        assert [a.seq for a in outcome] == [2]
+    finally:
+        release.set()
+        await store.close()
 
 
 async def test_an_index_ahead_of_restored_events_is_dropped_and_rebuilt(tmp_path: Path) -> None:

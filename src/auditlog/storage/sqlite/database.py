@@ -25,6 +25,10 @@ def terms_path(events_path: str) -> str:
     return events_path + "-terms"
 
 
+#: How long a connection waits for a lock another connection holds.
+BUSY_TIMEOUT_MS = 5000
+
+
 def connect(
     path: str,
     *,
@@ -33,8 +37,10 @@ def connect(
     readonly: bool = False,
 ) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with our pragmas."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
     conn.execute("PRAGMA temp_store = MEMORY")
     if readonly:

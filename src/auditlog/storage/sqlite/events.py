@@ -26,23 +26,7 @@ class EventsPart(SQLiteBase):
     # -- writing -----------------------------------------------------------------------
 
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        return await self._write(self._append_sync, requests)
-
-    def _append_sync(self, requests: Sequence[AppendRequest]) -> list[AppendOutcome]:
-        conn = self._w()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                outcomes = self._append(conn, requests)
-                conn.execute("COMMIT")
-            except BaseException:
-                self._tenant_ids.clear()  # ids made in the rolled-back transaction are gone
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, "commit") from exc
-        return outcomes
+        return await self._transact(lambda conn: self._append(conn, requests), "commit")
 
     def _append(
         self, conn: sqlite3.Connection, requests: Sequence[AppendRequest]

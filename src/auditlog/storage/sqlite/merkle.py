@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from auditlog.storage import records
 from auditlog.storage.base import Integration, StoredCheckpoint, TreeNode
 from auditlog.storage.sqlite import database, querysql
-from auditlog.storage.sqlite.base import SQLiteBase, immediate, insert_rows
-
-_T = TypeVar("_T")
+from auditlog.storage.sqlite.base import SQLiteBase, insert_rows
 
 _SELECT_CHECKPOINTS = (
     records.SELECT_CHECKPOINTS + " WHERE tenant_id = (SELECT tenant_id FROM tenants WHERE name = ?)"  # noqa: S608
@@ -75,26 +73,11 @@ class MerklePart(SQLiteBase):
 
     async def put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
         if nodes:
-            await self._write(self._put_nodes, tenant, nodes, urgent=True)
 
-    def _put_nodes(self, tenant: str, nodes: Sequence[TreeNode]) -> None:
-        def put(conn: sqlite3.Connection) -> None:
-            self._insert_nodes(conn, self._tenant_id(conn, tenant), nodes)
+            def put(conn: sqlite3.Connection) -> None:
+                self._insert_nodes(conn, self._tenant_id(conn, tenant), nodes)
 
-        self._in_write(put, "storing tree nodes")
-
-    def _in_write(self, work: Callable[[sqlite3.Connection], _T], what: str) -> _T:
-        """``work`` in one write transaction on the writer's connection."""
-        conn = self._w()
-        try:
-            try:
-                with immediate(conn):
-                    return work(conn)
-            except BaseException:
-                self._tenant_ids.clear()
-                raise
-        except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, what) from exc
+            await self._transact(put, "storing tree nodes", urgent=True)
 
     @staticmethod
     def _insert_nodes(conn: sqlite3.Connection, tenant_id: int, nodes: Sequence[TreeNode]) -> None:
@@ -140,20 +123,15 @@ class MerklePart(SQLiteBase):
         return found
 
     async def add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
-        return await self._write(self._add_checkpoint, tenant, checkpoint, urgent=True)
-
-    def _add_checkpoint(self, tenant: str, checkpoint: StoredCheckpoint) -> bool:
         def add(conn: sqlite3.Connection) -> bool:
             return self._insert_checkpoint(conn, self._tenant_id(conn, tenant), checkpoint)
 
-        return self._in_write(add, "storing a checkpoint")
+        return await self._transact(add, "storing a checkpoint", urgent=True)
 
     async def add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
         if not integrations:
             return []
-        return await self._write(self._add_integrations, integrations, urgent=True)
 
-    def _add_integrations(self, integrations: Sequence[Integration]) -> list[bool]:
         def add(conn: sqlite3.Connection) -> list[bool]:
             stored = []
             for i in integrations:
@@ -162,7 +140,7 @@ class MerklePart(SQLiteBase):
                 stored.append(self._insert_checkpoint(conn, tenant_id, i.checkpoint))
             return stored
 
-        return self._in_write(add, "storing an integrator round")
+        return await self._transact(add, "storing an integrator round", urgent=True)
 
     @staticmethod
     def _insert_checkpoint(

@@ -13,7 +13,7 @@ from typing import Any
 
 from auditlog.storage.base import StoredCheckpoint, TenantsLeaf, TreeNode, WitnessState
 from auditlog.storage.sqlite import database
-from auditlog.storage.sqlite.base import SQLiteBase, immediate, insert_rows
+from auditlog.storage.sqlite.base import SQLiteBase, insert_rows
 
 #: Larger than any index or size; numbers past it are cut to it (SQLite integers are 64-bit).
 _TOP = (1 << 62) - 1
@@ -93,15 +93,11 @@ class TenantsLogPart(SQLiteBase):
 
     async def put_tenants_nodes(self, nodes: Sequence[TreeNode]) -> None:
         if nodes:
-            await self._write(self._put_tenants_nodes, nodes, urgent=True)
 
-    def _put_tenants_nodes(self, nodes: Sequence[TreeNode]) -> None:
-        conn = self._w()
-        try:
-            with immediate(conn):
+            def put(conn: sqlite3.Connection) -> None:
                 insert_rows(conn, "tenants_nodes (level, idx, hash)", nodes, "INSERT OR IGNORE")
-        except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, "storing tenants-log nodes") from exc
+
+            await self._transact(put, "storing tenants-log nodes", urgent=True)
 
     async def get_tenants_nodes(
         self, keys: Sequence[tuple[int, int]]
@@ -124,29 +120,19 @@ class TenantsLogPart(SQLiteBase):
     # -- checkpoints and cosignatures -------------------------------------------------------
 
     async def add_tenants_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
-        return await self._write(self._add_tenants_checkpoint, checkpoint, urgent=True)
+        def add(conn: sqlite3.Connection) -> bool:
+            # Under the write lock, "larger than the latest" and the insert are one step.
+            latest = conn.execute("SELECT max(size) FROM tenants_checkpoints").fetchone()[0]
+            if latest is not None and checkpoint.size <= latest:
+                return False
+            conn.execute(
+                "INSERT INTO tenants_checkpoints (size, root_hash, timestamp_us, note)"
+                " VALUES (?, ?, ?, ?)",
+                (checkpoint.size, checkpoint.root_hash, checkpoint.timestamp_us, checkpoint.note),
+            )
+            return True
 
-    def _add_tenants_checkpoint(self, checkpoint: StoredCheckpoint) -> bool:
-        # Under the write lock, "larger than the latest" and the insert are one step.
-        conn = self._w()
-        try:
-            with immediate(conn):
-                latest = conn.execute("SELECT max(size) FROM tenants_checkpoints").fetchone()[0]
-                stored = latest is None or checkpoint.size > latest
-                if stored:
-                    conn.execute(
-                        "INSERT INTO tenants_checkpoints (size, root_hash, timestamp_us, note)"
-                        " VALUES (?, ?, ?, ?)",
-                        (
-                            checkpoint.size,
-                            checkpoint.root_hash,
-                            checkpoint.timestamp_us,
-                            checkpoint.note,
-                        ),
-                    )
-        except sqlite3.Error as exc:
-            raise database.translate(exc, self._retry, "storing a tenants checkpoint") from exc
-        return stored
+        return await self._transact(add, "storing a tenants checkpoint", urgent=True)
 
     async def latest_tenants_checkpoint(self) -> StoredCheckpoint | None:
         rows = self._read_tenants(
