@@ -11,11 +11,12 @@ the write lock is free at once (``_transact``). Their statements then need no ha
 GIL between threads, each of which costs a switch of threads while the loop is busy: on a
 two-core machine the server used about a fifth less CPU per single event, and less per
 batched event too, although the loop pauses for each commit's flush (see
-docs/design/write-path.md).
-Everything else, and any write while the writer thread has work or another process holds the
-lock, runs on the writer thread in submission order, so a long transaction or a wait for a
-lock never stops the loop. Each part of the store (``events``, ``credentials``, ``merkle``) subclasses
-it; ``store.py`` composes them and says how they share the database.
+docs/design/write-path.md). Everything else, and any write while the writer thread has work or
+another process holds the lock, runs on the writer thread in submission order, so a long
+transaction or a wait for a lock never stops the loop.
+
+Each part of the store (``events``, ``credentials``, ``merkle``) subclasses it; ``store.py``
+composes them and says how they share the database.
 """
 
 from __future__ import annotations
@@ -356,7 +357,8 @@ class SQLiteBase:
         return result
 
     async def _write(self, work: Callable[..., _T], *args: Any, urgent: bool = False) -> _T:
-        """Run ``work(*args)`` on the writer thread, the only user of ``_w()``, in submission
+        """Run ``work(*args)`` on the writer thread, which uses ``_w()`` whenever it has work
+        (``_transact`` uses it on the loop's thread only when it has none), in submission
         order; ``urgent`` work goes before group commits still waiting."""
         if self._write_thread is None:
             raise StorageError("the store is not open", self._retry)
@@ -388,7 +390,7 @@ _URGENT = ("urgent",)
 
 
 class _WriteThread:
-    """The one thread that uses the write connection, running work in submission order.
+    """The thread that uses the write connection whenever it has work, in submission order.
 
     Urgent work (the integrator's tree nodes and checkpoints: small, and what the checkpoint
     lag waits on) goes before any group commit still waiting, never before one running.

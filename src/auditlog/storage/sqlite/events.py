@@ -21,7 +21,7 @@ _ID_CHUNK = 500
 
 
 class EventsPart(SQLiteBase):
-    """``append`` (on the writer thread), ``get_event`` and ``query`` (on the reader pool)."""
+    """``append`` (through ``_transact``), ``get_event`` and ``query`` (on the reader pool)."""
 
     # -- writing -----------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
-"""The SQLite store: WAL, one writer thread, reader threads, and a search indexer process.
+"""The SQLite store: WAL, one write connection, reader threads, and a search indexer process.
 
 Concurrency model (the one place it is written down for this backend):
 
-* One write connection, used only by one dedicated writer thread, to which the group-commit
-  writer hands each group. The thread spends most of a commit in SQLite's C code and in the
-  flush to disk with the GIL released, so the event loop keeps parsing and validating the next
-  group meanwhile. Rows go in as multi-row INSERTs: every SQLite call gives up the GIL and has
-  to win it back from the busy loop, so the writer makes few calls per group.
+* One write connection, used by one thread at a time. A group commit, and the integrator's
+  round, run on the event loop's thread when the dedicated writer thread has no work and the
+  write lock is free at once (``base.SQLiteBase._transact``): every SQLite call gives up the
+  GIL, and from a second thread each must win it back from the busy loop, which costs more
+  than the loop's pause for the flush. Everything else, and a commit while the writer thread
+  has work or another process holds the lock, runs on the writer thread in submission order.
+  Rows go in as multi-row INSERTs, so a group makes few SQLite calls.
 * Queries run on a pool of reader threads, each with its own connection; in WAL mode readers
   see the last committed state and never block the writer nor each other.
 * Point lookups the request path needs (an event by id, an API key on a cache miss) use one

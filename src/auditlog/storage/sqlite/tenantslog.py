@@ -48,7 +48,7 @@ def _checkpoint(row: Sequence[Any]) -> StoredCheckpoint:
 
 class TenantsLogPart(SQLiteBase):
     """The tenants log: reads on the loop's connection (or a reader thread for long ones),
-    writes through the writer thread."""
+    writes on the write connection (``_transact``, ``_write``)."""
 
     def _read_tenants(
         self, what: str, sql: str, params: Sequence[Any], conn: sqlite3.Connection | None = None
