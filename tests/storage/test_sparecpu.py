@@ -34,6 +34,19 @@ def test_idle_ticks_and_the_helpers_own_are_spare(readings: dict[str, object]) -
     assert gauge.cores([7, 8, 9]) == pytest.approx(40 / 400 * 2)
 
 
+def test_readings_a_tick_apart_never_give_more_than_every_core(
+    readings: dict[str, object],
+) -> None:
+    """/proc counts the machine's ticks and a process's apart: over 0.3 s the busy helper's
+    31 ticks and the other core's 30 idle ones came to 61 of the machine's 60."""
+    gauge = sparecpu.SpareCpu()
+    readings["ticks"] = {7: 1_000}
+    gauge.cores([7])
+    readings["machine"] = (10_060, 4_030)
+    readings["ticks"] = {7: 1_031}
+    assert gauge.cores([7]) == 2.0
+
+
 def test_a_look_too_soon_after_the_last_says_nothing_and_keeps_it(
     readings: dict[str, object],
 ) -> None:

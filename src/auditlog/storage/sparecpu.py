@@ -51,7 +51,11 @@ class SpareCpu:
         """Cores spare since the last look: idle, or used by the processes ``helpers``
         (their own use is what they would give back). None at the first look, if the last
         one was too recent (it then still counts as the last), or where the machine does not
-        tell (off Linux)."""
+        tell (off Linux).
+
+        The machine's ticks and each process's are counted apart and read a moment apart,
+        so their sum can come out a tick or two past the whole machine (or a helper's past
+        the idle it took): the answer is kept between none and every core."""
         machine = _machine()
         if machine is None:
             return None
@@ -64,4 +68,5 @@ class SpareCpu:
         if last is None:
             return None
         theirs = sum(t - last[2].get(pid, t) for pid, t in used.items())
-        return (machine[1] - last[1] + theirs) / (machine[0] - last[0]) * cores
+        spare = (machine[1] - last[1] + theirs) / (machine[0] - last[0]) * cores
+        return min(max(spare, 0.0), float(cores))
