@@ -96,10 +96,11 @@ def insert_rows(
 
 
 @contextlib.contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction (``BEGIN IMMEDIATE``: the write lock from its start), committed when
-    the block ends and rolled back if it raises."""
-    conn.execute("BEGIN IMMEDIATE")
+def immediate(conn: sqlite3.Connection, begun: bool = False) -> Iterator[None]:
+    """A write transaction (``BEGIN IMMEDIATE``: the write lock from its start, unless
+    ``begun`` already), committed when the block ends and rolled back if it raises."""
+    if not begun:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         yield
         conn.execute("COMMIT")
@@ -343,18 +344,13 @@ class SQLiteBase:
         conn = self._w()
         try:
             try:
-                if not begun:
-                    conn.execute("BEGIN IMMEDIATE")
-                result = work(conn)
-                conn.execute("COMMIT")
+                with immediate(conn, begun):
+                    return work(conn)
             except BaseException:
                 self._tenant_ids.clear()  # ids made in the rolled-back transaction are gone
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise database.translate(exc, self._retry, what) from exc
-        return result
 
     async def _write(self, work: Callable[..., _T], *args: Any, urgent: bool = False) -> _T:
         """Run ``work(*args)`` on the writer thread, which uses ``_w()`` whenever it has work
