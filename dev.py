@@ -2,7 +2,7 @@
 """Bootstrap for working on auditlog: one command, nothing to install first.
 
     python3 dev.py serve [auditlog serve options...]   run the service (SQLite in ./data)
-    python3 dev.py test  [pytest options...]           run the test suite
+    python3 dev.py test  [pytest options...]           run the test suite (-n 0: in one process)
     python3 dev.py check                               ruff format --check, ruff check, mypy
 
 Each command makes ./.venv (beside this file) if it is missing and installs the project into
@@ -11,6 +11,13 @@ clients/python beside it (``pip install -e clients/python``), whenever the venv 
 either pyproject.toml changed since the last install; a stamp file inside .venv holds the
 hash of what was installed. Commands run in the directory of this file, whatever the
 current one.
+
+``test`` runs pytest in ``test_workers()`` worker processes (pytest-xdist) unless its options
+say how (``-n``, ``--numprocesses``, ``--dist``, ``-p no:xdist``): most tests wait on servers,
+subprocesses, browsers and disks, so two per core finish the suite in about half the time of
+one process. At most four, so that the PostgreSQL tests stay well inside the server's
+connections. ``--dist loadgroup`` runs the tests that load the machine on purpose (marked
+``LOAD`` in tests/live_server.py) on one worker, one after another.
 Only the standard library is used here, so any Python 3.11+ can run it.
 """
 
@@ -84,6 +91,23 @@ def replace_with(command: list[str]) -> None:
     os.execv(command[0], command)  # noqa: S606 (a fixed program of our own venv)
 
 
+def test_workers() -> int:
+    """Worker processes for the test suite: two per core, at least two, at most four."""
+    return min(4, max(2, 2 * (os.cpu_count() or 1)))
+
+
+def chooses_workers(options: list[str]) -> bool:
+    """Whether pytest ``options`` already say how the suite is spread over processes."""
+    for i, option in enumerate(options):
+        if option.startswith(("-n", "--numprocesses", "--dist")):
+            return True
+        if option == "-p" and options[i + 1 : i + 2] == ["no:xdist"]:
+            return True
+        if option == "-pno:xdist":
+            return True
+    return False
+
+
 def check() -> int:
     """Every static check, all of them run; non-zero if any failed."""
     failed = []
@@ -125,7 +149,10 @@ def main(argv: list[str]) -> int:
     if command == "serve":
         replace_with([str(BIN / f"auditlog{EXE}"), "serve", *rest])
     elif command == "test":
-        replace_with([str(PYTHON), "-m", "pytest", *rest])
+        workers = (
+            [] if chooses_workers(rest) else ["-n", str(test_workers()), "--dist", "loadgroup"]
+        )
+        replace_with([str(PYTHON), "-m", "pytest", *workers, *rest])
     return check()
 
 

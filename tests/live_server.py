@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+
+#: The mark of a test that loads the machine on purpose (floods, SIGKILLs under load, many
+#: server processes). ``python3 dev.py test`` spreads the suite over worker processes
+#: (pytest-xdist, ``--dist loadgroup``) and runs every test so marked on one of them, one
+#: after another: no two share the machine, as each was written to have it to itself but for
+#: lighter tests.
+LOAD = pytest.mark.xdist_group("load")
 
 START_TIMEOUT = 30.0  # seconds until /healthz answers
 STOP_TIMEOUT = 60.0  # seconds until the process has exited after SIGTERM

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from live_server import all_events, create_key, is_own_record, serving
+from live_server import LOAD, all_events, create_key, is_own_record, serving
 from reliability.ledger import Ledger, check
 from reliability.producers import Producers
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, LOAD]
 
 REQUEST_TIMEOUT = 30.0
 

@@ -37,10 +37,10 @@ import orjson
 import pytest
 
 import pgtest
-from live_server import Server, Storage, auditlog, create_key, is_own_record, serving_many
+from live_server import LOAD, Server, Storage, auditlog, create_key, is_own_record, serving_many
 from reliability.ledger import split_listing, stored_log
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, LOAD]
 
 SERVERS = 3
 TENANTS = ("acme", "globex", "initech")

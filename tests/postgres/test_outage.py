@@ -34,11 +34,11 @@ import httpx
 import orjson
 import pytest
 
-from live_server import Storage, auditlog, create_key, is_own_record, serving
+from live_server import LOAD, Storage, auditlog, create_key, is_own_record, serving
 from postgres.cluster import Cluster, cluster
 from reliability.ledger import stored_log
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, LOAD]
 
 TENANT = "acme"
 REQUEST_TIMEOUT = 15.0

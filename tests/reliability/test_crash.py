@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from live_server import Storage
+from live_server import LOAD, Storage
 from reliability.crashing import CrashRun
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, LOAD]
 
 #: Kills per test; ``bench/crash.py --kills N`` for many more.
 KILLS = 3

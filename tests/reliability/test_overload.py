@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from live_server import Storage, all_events, create_key, is_own_record, serving
+from live_server import LOAD, Storage, all_events, create_key, is_own_record, serving
 from reliability.crashing import CRASH_FLAGS
 from reliability.flood import batch_body, flood, post_request, single_body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, LOAD]
 
 #: A bound that only unbounded growth passes: the server takes ~100-300 MiB under a flood.
 MEMORY_BOUND_KIB = 1024 * 1024

@@ -23,9 +23,21 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
-from live_server import Server, Storage, all_events, auditlog, create_key, storage_flags, verify
+from live_server import (
+    LOAD,
+    Server,
+    Storage,
+    all_events,
+    auditlog,
+    create_key,
+    storage_flags,
+    verify,
+)
 from reliability.crashing import CRASH_FLAGS, sqlite_integrity
+
+pytestmark = [pytest.mark.slow, LOAD]
 
 OLD = 12_000
 ROUNDS = 4

@@ -51,9 +51,9 @@ import pgtest
 from auditlog.integrity import note as notes
 from auditlog.integrity import tlogproof
 from auditlog.integrity.cosignature import CosignerKey
-from live_server import Server, Storage, auditlog, create_key, environment, free_port, serving
+from live_server import LOAD, Server, Storage, auditlog, create_key, environment, free_port, serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, LOAD]
 
 ORIGIN = "auditlog"  # the default log_origin: the tenants log's origin
 TENANTS = ("acme", "globex")
