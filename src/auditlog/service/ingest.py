@@ -6,6 +6,15 @@ transaction. Each handler's future resolves only after that transaction is durab
 answer to a request always follows its commit. While one commit runs the next group gathers, so
 the more load arrives the bigger each commit gets and the fewer flushes each event costs.
 
+Before the writer takes a group while none commits, it lets the requests the event loop is
+already reading join it (``_gather``): it waits while each turn of the loop brings new
+submissions, at most ``GATHER_SECONDS``, and not at all once ``EAGER_EVENTS`` wait. A burst of
+requests then commits as one group, not as the few of the first turn and the rest behind them.
+Under 64 connections of single events this made groups of 25 events instead of 16 on two
+PostgreSQL servers, whose CPU per event fell by about a tenth (each commit has a fixed cost
+there), and of 48 instead of 29 on SQLite (bench/RESULTS.md §21). A lone request waits two
+turns of an idle loop.
+
 A second group is handed to the store while one commits (``PIPELINE``) only once at least
 ``EAGER_EVENTS`` events wait: then it is already at the store when the commit ends, so the
 store never sits idle while the event loop gets round to collecting the result. With fewer
@@ -40,6 +49,10 @@ log = logging.getLogger("auditlog.ingest")
 PIPELINE = 2
 #: Events waiting from which a second group is handed over while one commits.
 EAGER_EVENTS = 256
+#: How long the writer lets arriving requests join a group, at most (see ``_gather``).
+GATHER_SECONDS = 0.002
+#: Turns of the event loop without a new submission after which the group is taken.
+GATHER_CALM_TURNS = 2
 
 
 class Ingestor:
@@ -138,6 +151,8 @@ class Ingestor:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if not self._inflight:
+                await self._gather()
             while self._queue and (
                 not self._inflight
                 or (len(self._inflight) < PIPELINE and self._waiting_events >= EAGER_EVENTS)
@@ -147,6 +162,23 @@ class Ingestor:
                 task.add_done_callback(self._finished)
             if self._closing and not self._queue and not self._inflight:
                 return
+
+    async def _gather(self) -> None:
+        """Wait while the event loop's turns bring new submissions (the requests it has read
+        and is validating), so that they join the group about to be taken: until
+        ``GATHER_CALM_TURNS`` turns in a row bring none, ``EAGER_EVENTS`` wait, the ingestor
+        closes, or ``GATHER_SECONDS`` have passed."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GATHER_SECONDS
+        seen, calm = self._waiting_events, 0
+        while calm < GATHER_CALM_TURNS and seen < EAGER_EVENTS and not self._closing:
+            await asyncio.sleep(0)
+            if loop.time() >= until:
+                return
+            if self._waiting_events == seen:
+                calm += 1
+            else:
+                seen, calm = self._waiting_events, 0
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
