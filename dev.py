@@ -18,6 +18,7 @@ subprocesses, browsers and disks, so two per core finish the suite in about half
 one process. At most four, so that the PostgreSQL tests stay well inside the server's
 connections. ``--dist loadgroup`` runs the tests that load the machine on purpose (marked
 ``LOAD`` in tests/live_server.py) on one worker, one after another.
+
 Only the standard library is used here, so any Python 3.11+ can run it.
 """
 
