@@ -151,7 +151,7 @@ class Ingestor:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._inflight:
+            if self._queue and not self._inflight:
                 await self._gather()
             while self._queue and (
                 not self._inflight
