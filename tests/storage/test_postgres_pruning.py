@@ -64,7 +64,9 @@ def _rows(store: PostgresStore, sql: str) -> int:
 
 
 def _partition_exists(store: PostgresStore) -> bool:
-    return bool(_rows(store, f"SELECT count(*) FROM pg_class WHERE relname = '{OLD}'"))
+    """Whether the past month's partition is there in this test's schema (other test
+    processes, in schemas of their own, make one of the same name)."""
+    return bool(_rows(store, f"SELECT count(*) FROM pg_class WHERE oid = to_regclass('{OLD}')"))
 
 
 async def _sweep_all(store: PostgresStore, tenant: str) -> int:
