@@ -153,6 +153,8 @@ class Ingestor:
             self._wake.clear()
             if self._queue and not self._inflight:
                 await self._gather()
+                # The submissions that woke it meanwhile are in the queue taken below.
+                self._wake.clear()
             while self._queue and (
                 not self._inflight
                 or (len(self._inflight) < PIPELINE and self._waiting_events >= EAGER_EVENTS)
